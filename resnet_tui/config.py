@@ -1,0 +1,406 @@
+"""Training configs: one schema that validates, documents and drives the editor.
+
+Configs are JSON files in the seed's format (UPPER_CASE top-level keys, some of
+them objects such as ``OPTIMIZER``). Every key the project understands is a
+:class:`Field` in :data:`SCHEMA`; a key missing from a file takes its default,
+so the seed's own ``m8_base.json`` (which predates the newer keys) still loads.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resnet_tui.models import KNOWN_MODELS
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``str()`` is one message fit for a user."""
+
+    def __init__(self, message: str, issues: list["ConfigIssue"] | None = None):
+        super().__init__(message)
+        self.issues = issues or []
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    key: str  # dotted key, e.g. "OPTIMIZER.learning_rate" ("" for the whole file)
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}" if self.key else self.message
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str  # dotted path into the JSON
+    type: type  # bool, int, float, str or list (of int)
+    default: Any
+    help: str
+    group: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False  # minimum itself not allowed
+
+    def allowed(self) -> str:
+        """What values this field accepts, in words."""
+        if self.choices is not None:
+            return "one of " + ", ".join(json.dumps(c) for c in self.choices)
+        kind = {bool: "true or false", int: "an integer", float: "a number",
+                str: "a string", list: "a list of integers"}[self.type]
+        low = high = ""
+        if self.minimum is not None:
+            low = f" {'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+        if self.maximum is not None:
+            high = f" <= {self.maximum:g}"
+        bounds = " and".join(part for part in (low, high) if part)
+        return kind + bounds
+
+
+PATH_KEYS = ("CONFIG_PATH", "DATA_PATH", "LOG_PATH", "CHECKPOINT_PATH",
+             "RESULT_PATH", "MODEL_PATH", "ERROR_PATH")
+DATASET_SOURCES = ("cifar10", "npz", "synthetic", "torchvision")
+MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
+
+SCHEMA: tuple[Field, ...] = (
+    # Model and data
+    Field("MODEL_NUMBER", int, 8, "Which model to build (8 = ResNet-20); inferred from an 'm<N>_' file name when absent.",
+          "Model", choices=tuple(KNOWN_MODELS)),
+    Field("DATASET.source", str, "cifar10",
+          "Where images come from: cifar10 (download to DATA_PATH), npz (DATA_PATH is a .npz file), "
+          "synthetic (offline demo data), torchvision (the seed's loader; needs the torchvision extra).",
+          "Data", choices=DATASET_SOURCES),
+    Field("DATASET.validation_count", int, 5000,
+          "Images held out from the end of the training split for validation (the paper's 45k/5k split).",
+          "Data", minimum=0),
+    Field("DATASET.synthetic_train_count", int, 2000, "Synthetic source only: training images.", "Data", minimum=1),
+    Field("DATASET.synthetic_test_count", int, 500, "Synthetic source only: test images.", "Data", minimum=1),
+    Field("LIGHT_MODE", bool, False, "Quick look: 1000 training and 200 test images, as the seed does.", "Data"),
+    Field("AUGMENT_MODE", bool, True, "4-pixel zero pad, random 32x32 crop and horizontal flip, drawn per image per epoch.",
+          "Data"),
+    Field("SEED", int, 42, "Random seed for weights, shuffling and augmentation.", "Data", minimum=0),
+    # Optimizer and regularization
+    Field("OPTIMIZER.type", str, "sgd", "Optimizer.", "Optimizer", choices=("sgd", "adam")),
+    Field("OPTIMIZER.learning_rate", float, 0.1, "Initial learning rate.", "Optimizer",
+          minimum=0.0, maximum=10.0, exclusive_minimum=True),
+    Field("OPTIMIZER.momentum", float, 0.9, "SGD momentum (ignored by adam).", "Optimizer", minimum=0.0, maximum=0.999),
+    Field("OPTIMIZER.nesterov", bool, False, "Nesterov momentum (SGD only).", "Optimizer"),
+    Field("L2_MODE.enabled", bool, True, "L2 penalty on conv and dense kernels.", "L2"),
+    Field("L2_MODE.lambda", float, 0.0001,
+          "Keras l2(lambda) adds lambda*sum(w^2) to the loss: its gradient is 2*lambda*w, "
+          "twice SGD weight decay of the same lambda.", "L2", minimum=0.0, maximum=1.0),
+    Field("DROPOUT_MODE.enabled", bool, False, "Dropout (m8 has none: enabling it only warns).", "Dropout"),
+    Field("DROPOUT_MODE.rate", float, 0.3, "Dropout rate, for models that use dropout.", "Dropout",
+          minimum=0.0, maximum=0.95),
+    # Schedules and stopping
+    Field("STEP_SCHEDULE.enabled", bool, True, "Step schedule counted in iterations (the paper's).", "Step schedule"),
+    Field("STEP_SCHEDULE.boundaries", list, [32000, 48000],
+          "Iterations after which the learning rate is multiplied by the factor.", "Step schedule", minimum=1),
+    Field("STEP_SCHEDULE.factor", float, 0.1, "Multiplier applied at each boundary.", "Step schedule",
+          minimum=0.0, maximum=1.0, exclusive_minimum=True),
+    Field("MAX_ITERATIONS", int, 64000, "Stop after this many iterations even if epochs remain (0 = no cap).",
+          "Training", minimum=0),
+    Field("EPOCHS_COUNT", int, 200, "Maximum number of epochs.", "Training", minimum=1, maximum=100000),
+    Field("BATCH_SIZE", int, 128, "Images per iteration.", "Training", minimum=1, maximum=65536),
+    Field("SCHEDULE_MODE.enabled", bool, False,
+          "Reduce-on-plateau schedule of m6/m7 (Keras ReduceLROnPlateau); excludes the step schedule.", "Plateau schedule"),
+    Field("SCHEDULE_MODE.monitor", str, "val_loss", "Metric watched for a plateau.", "Plateau schedule", choices=MONITORS),
+    Field("SCHEDULE_MODE.factor", float, 0.1, "Multiplier applied on a plateau.", "Plateau schedule",
+          minimum=0.0, maximum=1.0, exclusive_minimum=True),
+    Field("SCHEDULE_MODE.patience", int, 10, "Epochs without improvement before reducing.", "Plateau schedule", minimum=0),
+    Field("SCHEDULE_MODE.min_lr", float, 0.0, "Lower bound on the learning rate.", "Plateau schedule", minimum=0.0),
+    Field("EARLY_STOP_MODE.enabled", bool, False, "Stop when the monitored metric stops improving (Keras EarlyStopping).",
+          "Early stop"),
+    Field("EARLY_STOP_MODE.monitor", str, "val_accuracy", "Metric watched.", "Early stop", choices=MONITORS),
+    Field("EARLY_STOP_MODE.patience", int, 10, "Epochs without improvement before stopping.", "Early stop", minimum=0),
+    Field("EARLY_STOP_MODE.min_delta", float, 0.0, "Smallest change that counts as improvement.", "Early stop", minimum=0.0),
+    Field("EARLY_STOP_MODE.restore_best_weights", bool, True, "Restore the best epoch's weights when stopping.", "Early stop"),
+    Field("EARLY_STOP_MODE.verbose", int, 1, "EarlyStopping verbosity.", "Early stop", choices=(0, 1)),
+    # Where things go (the seed's meaning: one folder per run id under each)
+    Field("CONFIG_PATH", str, "artifact/config", "Each run's resolved config.", "Paths"),
+    Field("DATA_PATH", str, "artifact/data",
+          "cifar10: folder holding cifar-10-batches-py; npz: the .npz file; torchvision: its root.", "Paths"),
+    Field("LOG_PATH", str, "artifact/log", "Each run's metrics, summary and log.", "Paths"),
+    Field("CHECKPOINT_PATH", str, "artifact/checkpoint", "Each run's best weights.", "Paths"),
+    Field("RESULT_PATH", str, "artifact/result", "Each run's result.json.", "Paths"),
+    Field("MODEL_PATH", str, "artifact/model/", "Each run's final model.", "Paths"),
+    Field("ERROR_PATH", str, "artifact/error", "Each failed run's error log.", "Paths"),
+)
+
+FIELDS: dict[str, Field] = {f.key: f for f in SCHEMA}
+
+
+def _all_key_paths() -> set[str]:
+    """Every dotted key the schema knows, object keys included ("OPTIMIZER")."""
+    keys = set(FIELDS)
+    for key in FIELDS:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            keys.add(".".join(parts[:i]))
+    return keys
+
+
+KNOWN_KEYS = _all_key_paths()
+OBJECT_KEYS = {k for k in KNOWN_KEYS if k not in FIELDS}
+
+
+def default_values() -> dict:
+    values: dict = {}
+    for f in SCHEMA:
+        set_dotted(values, f.key, copy.deepcopy(f.default))
+    return values
+
+
+def get_dotted(values: dict, key: str, default: Any = None) -> Any:
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def set_dotted(values: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = values
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted in OBJECT_KEYS:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _check_value(f: Field, value: Any) -> str | None:
+    """Why ``value`` is not allowed for ``f``, or None when it is."""
+    def wrong() -> str:
+        return f"got {json.dumps(value)}, expected {f.allowed()}"
+
+    if f.type is bool:
+        if not isinstance(value, bool):
+            return wrong()
+    elif f.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return wrong()
+    elif f.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return wrong()
+        if value != value or value in (float("inf"), float("-inf")):
+            return wrong()
+    elif f.type is str:
+        if not isinstance(value, str) or (f.choices is None and not value.strip()):
+            return wrong()
+    elif f.type is list:
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            return wrong()
+        items = value
+        if f.minimum is not None and any(v < f.minimum for v in items):
+            return f"got {json.dumps(value)}, every item must be >= {f.minimum:g}"
+        return None
+    if f.choices is not None:
+        return None if value in f.choices else wrong()
+    if f.minimum is not None and (value < f.minimum or (f.exclusive_minimum and value == f.minimum)):
+        return wrong()
+    if f.maximum is not None and value > f.maximum:
+        return wrong()
+    return None
+
+
+def _closest(key: str, candidates: set[str]) -> str:
+    match = difflib.get_close_matches(key, sorted(candidates), n=1, cutoff=0.5)
+    if not match:
+        match = difflib.get_close_matches(key.upper(), sorted(candidates), n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def check_values(raw: dict, name: str = "") -> tuple[dict, list[ConfigIssue], list[str]]:
+    """Validate raw JSON values against the schema.
+
+    Returns ``(resolved, issues, warnings)``: ``resolved`` has every key (defaults
+    filled in); ``issues`` are the errors, each naming its key; warnings are
+    settings that are legal but have no effect.
+    """
+    issues: list[ConfigIssue] = []
+    warnings: list[str] = []
+    if not isinstance(raw, dict):
+        return default_values(), [ConfigIssue("", "the config must be a JSON object {...}")], warnings
+
+    resolved = default_values()
+    for key, value in _flatten(raw).items():
+        if key in OBJECT_KEYS and not isinstance(value, dict):
+            issues.append(ConfigIssue(key, f"must be an object {{...}}, got {json.dumps(value)}"))
+            continue
+        f = FIELDS.get(key)
+        if f is None:
+            siblings = KNOWN_KEYS
+            if "." in key:
+                parent = key.rsplit(".", 1)[0]
+                siblings = {k for k in KNOWN_KEYS if k.startswith(parent + ".")} or KNOWN_KEYS
+            issues.append(ConfigIssue(key, "unknown key" + _closest(key, siblings)))
+            continue
+        problem = _check_value(f, value)
+        if problem:
+            issues.append(ConfigIssue(key, problem))
+            continue
+        set_dotted(resolved, key, float(value) if f.type is float else copy.deepcopy(value))
+
+    if get_dotted(raw, "MODEL_NUMBER") is None:
+        inferred = model_number_from_name(name)
+        if inferred is not None:
+            if inferred in KNOWN_MODELS:
+                resolved["MODEL_NUMBER"] = inferred
+            else:
+                issues.append(ConfigIssue("MODEL_NUMBER", f"the file name says model {inferred}, "
+                                          f"but known models are {', '.join(map(str, KNOWN_MODELS))}"))
+
+    issues.extend(_check_combinations(resolved))
+    if resolved["DROPOUT_MODE"]["enabled"] and resolved["MODEL_NUMBER"] == 8:
+        warnings.append("DROPOUT_MODE is enabled but m8 (ResNet-20) has no dropout, as in the paper: it is ignored.")
+    return resolved, issues, warnings
+
+
+def _check_combinations(values: dict) -> list[ConfigIssue]:
+    issues = []
+    boundaries = values["STEP_SCHEDULE"]["boundaries"]
+    if any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+        issues.append(ConfigIssue("STEP_SCHEDULE.boundaries",
+                                  f"must be strictly increasing, got {json.dumps(boundaries)}"))
+    if values["STEP_SCHEDULE"]["enabled"] and values["SCHEDULE_MODE"]["enabled"]:
+        issues.append(ConfigIssue("SCHEDULE_MODE.enabled",
+                                  "the plateau schedule and STEP_SCHEDULE cannot both be enabled; disable one"))
+    if values["DATASET"]["source"] == "npz" and not values["DATA_PATH"].endswith(".npz"):
+        issues.append(ConfigIssue("DATA_PATH", f"the npz source needs a .npz file, got {json.dumps(values['DATA_PATH'])}"))
+    return issues
+
+
+def model_number_from_name(name: str) -> int | None:
+    match = re.match(r"m(\d+)_", name or "")
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class Config:
+    """A validated config: every key present, defaults filled in."""
+
+    values: dict
+    name: str = "config"
+    source: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> Any:
+        return get_dotted(self.values, key)
+
+    def __getattr__(self, key: str) -> Any:
+        # Seed-style access: config.L2_MODE["lambda"], config.BATCH_SIZE.
+        if key.isupper() and key in self.values:
+            return self.values[key]
+        raise AttributeError(key)
+
+    @property
+    def model_number(self) -> int:
+        return self.values["MODEL_NUMBER"]
+
+    def with_values(self, changes: dict[str, Any], name: str | None = None) -> "Config":
+        """A new validated config with dotted ``changes`` applied."""
+        values = copy.deepcopy(self.values)
+        for key, value in changes.items():
+            set_dotted(values, key, value)
+        return config_from_values(values, name or self.name, self.source)
+
+    def to_json(self) -> str:
+        return json.dumps(self.values, indent=2) + "\n"
+
+
+def config_from_values(raw: dict, name: str = "config", source: Path | None = None) -> Config:
+    resolved, issues, warnings = check_values(raw, name)
+    if issues:
+        where = f"{source}: " if source else (f"{name}: " if name else "")
+        lines = [str(i) for i in issues]
+        message = where + lines[0] if len(lines) == 1 else where + "\n  " + "\n  ".join(lines)
+        raise ConfigError(message, issues)
+    return Config(resolved, name, source, warnings)
+
+
+def parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                          [ConfigIssue("", f"line {exc.lineno}, column {exc.colno}: {exc.msg}")]) from None
+
+
+def config_name(path: Path) -> str:
+    return path.name[:-5] if path.name.endswith(".json") else path.name
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return config_from_values(parse_json(text, str(path)), config_name(path), path)
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """``"OPTIMIZER.learning_rate=0.05"`` -> ("OPTIMIZER.learning_rate", 0.05).
+
+    The value is read as JSON when it parses (numbers, true/false, lists) and as
+    a plain string otherwise.
+    """
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. OPTIMIZER.learning_rate=0.05")
+    if key not in FIELDS:
+        hint = _closest(key, set(FIELDS))
+        raise ConfigError(f"--set {key}: unknown key{hint}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    return key, value
+
+
+def save_config(config: Config, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``config`` as JSON; refuses to replace an existing file unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} already exists; choose another name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(config.to_json(), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def diff_values(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
+    """Schema keys whose values differ: ``[(key, value_in_a, value_in_b)]``."""
+    diffs = []
+    for f in SCHEMA:
+        va, vb = get_dotted(a, f.key), get_dotted(b, f.key)
+        if va != vb:
+            diffs.append((f.key, va, vb))
+    return diffs
+
+
+def list_configs(folder: str | os.PathLike = "configs") -> list[Path]:
+    folder = Path(folder)
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []

@@ -1,0 +1,122 @@
+"""Model registry and builders.
+
+Keras is imported inside the builders so that reading configs (and painting the
+dashboard) does not wait for TensorFlow to load.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+    from resnet_tui.config import Config
+
+# Model number -> one-line description. Builders are registered below.
+KNOWN_MODELS: dict[int, str] = {
+    8: "ResNet-20 for CIFAR-10 (He et al. 2015), option B projections, ~0.27M parameters",
+}
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+def build_model_m8(config: "Config") -> "keras.Model":
+    """ResNet-20 as He et al. (2015) trained it on CIFAR-10.
+
+    3x3 conv 16 + BN + ReLU, then three stages of three basic blocks (16, 32,
+    64 filters). The first block of stages 2 and 3 has stride 2 and a 1x1
+    stride-2 projection shortcut (option B) followed by BN; all other shortcuts
+    are identities. Global average pooling and a 10-way softmax. He normal
+    initialization as in the paper; convs followed by BN carry no bias (BN's
+    beta plays that role). No dropout.
+    """
+    import keras
+    from keras import layers
+
+    l2 = config.L2_MODE
+    reg = keras.regularizers.L2(l2["lambda"]) if l2["enabled"] else None
+    conv_args = dict(padding="same", use_bias=False, kernel_initializer="he_normal", kernel_regularizer=reg)
+
+    def conv_bn(x, filters, kernel, stride, name):
+        x = layers.Conv2D(filters, kernel, strides=stride, name=f"{name}_conv", **conv_args)(x)
+        return layers.BatchNormalization(name=f"{name}_bn")(x)
+
+    def basic_block(x, filters, stride, name):
+        y = conv_bn(x, filters, 3, stride, f"{name}_1")
+        y = layers.Activation("relu", name=f"{name}_1_relu")(y)
+        y = conv_bn(y, filters, 3, 1, f"{name}_2")
+        shortcut = conv_bn(x, filters, 1, stride, f"{name}_proj") if stride != 1 else x
+        out = layers.Add(name=f"{name}_add")([y, shortcut])
+        return layers.Activation("relu", name=f"{name}_out")(out)
+
+    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    x = conv_bn(inputs, 16, 3, 1, "stem")
+    x = layers.Activation("relu", name="stem_relu")(x)
+    for stage, filters in enumerate((16, 32, 64), start=1):
+        for block in range(1, 4):
+            stride = 2 if stage > 1 and block == 1 else 1
+            x = basic_block(x, filters, stride, f"stage{stage}_block{block}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(10, activation="softmax", kernel_initializer="he_normal",
+                           kernel_regularizer=reg, name="classifier")(x)
+    return keras.Model(inputs, outputs, name="m8_resnet20")
+
+
+BUILDERS: dict[int, Callable[["Config"], "keras.Model"]] = {8: build_model_m8}
+
+
+def dispatch_build_model(model_number: int, config: "Config") -> "keras.Model":
+    """Build (uncompiled) model ``model_number``; unknown numbers list the known ones."""
+    try:
+        build = BUILDERS[model_number]
+    except KeyError:
+        known = ", ".join(f"m{n} ({desc})" for n, desc in KNOWN_MODELS.items())
+        raise UnknownModelError(f"no model m{model_number}; known models: {known}") from None
+    return build(config)
+
+
+def make_optimizer(config: "Config", learning_rate):
+    import keras
+
+    opt = config.OPTIMIZER
+    if opt["type"] == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=opt["momentum"], nesterov=opt["nesterov"])
+    return keras.optimizers.Adam(learning_rate=learning_rate)
+
+
+def compile_model(model: "keras.Model", config: "Config", learning_rate) -> None:
+    """SGD (momentum from OPTIMIZER) and sparse categorical cross-entropy, as the seed."""
+    import keras
+
+    model.compile(
+        optimizer=make_optimizer(config, learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+
+
+def model_summary_text(model: "keras.Model", line_length: int = 110) -> str:
+    """Keras' own model.summary() as plain text, ``line_length`` columns wide.
+
+    Keras sizes its table from the terminal (COLUMNS), which is 80 or the
+    dashboard's width: pin it for the duration of the call.
+    """
+    lines: list[str] = []
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(line_length + 4)
+    try:
+        model.summary(line_length=line_length, print_fn=lambda line, **_: lines.append(line))
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def count_params(model: "keras.Model") -> int:
+    return int(model.count_params())

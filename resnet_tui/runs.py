@@ -1,0 +1,368 @@
+"""The run store: everything a run leaves on disk, by run id.
+
+The seed's path keys keep their meaning; each holds one folder per run id::
+
+    CONFIG_PATH/<id>/config.json        resolved config
+    LOG_PATH/<id>/run.json              who owns the run (pid, host) and when it started
+    LOG_PATH/<id>/summary.txt           model summary
+    LOG_PATH/<id>/iterations.csv        one row per iteration, appended as they come
+    LOG_PATH/<id>/epochs.csv            one row per epoch, appended as they come
+    LOG_PATH/<id>/train.log             warnings, errors and TensorFlow's own output
+    CHECKPOINT_PATH/<id>/best.weights.h5
+    MODEL_PATH/<id>/final.keras
+    RESULT_PATH/<id>/result.json        written once, atomically, when the run ends
+    ERROR_PATH/<id>/error.log           only for failed runs
+
+Readers never trust a run to be whole: a run killed mid-write is listed with
+what could be read and a status that says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ITERATION_COLUMNS = ("iteration", "epoch", "loss", "accuracy", "lr", "images_per_sec",
+                     "epoch_loss", "epoch_accuracy", "elapsed")
+EPOCH_COLUMNS = ("epoch", "iteration", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "duration", "elapsed")
+
+# Statuses a run can have in a listing.
+FINISHED_STATUSES = ("completed", "stopped", "failed")
+RUNNING, INTERRUPTED, CORRUPT = "running", "interrupted", "corrupt"
+
+
+class RunNotFoundError(LookupError):
+    pass
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _float_or_none(text: str) -> float | None:
+    return float(text) if text not in ("", "None", "nan") else None
+
+
+def read_csv_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, float | None]]:
+    """Rows of a metrics CSV; a torn last line (crash mid-write) is skipped."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                return rows
+            width = len(header)
+            for record in reader:
+                if len(record) != width:
+                    continue
+                try:
+                    rows.append({name: _float_or_none(value) for name, value in zip(header, record)})
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return rows
+
+
+@dataclass
+class RunPaths:
+    config: Path
+    log: Path
+    checkpoint: Path
+    model: Path
+    result: Path
+    error: Path
+
+
+@dataclass
+class RunInfo:
+    """One line of the runs table; built from whatever of the run is readable."""
+
+    run_id: str
+    config_name: str = "?"
+    status: str = CORRUPT
+    started: float | None = None
+    epochs: int = 0
+    iterations: int = 0
+    best_val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    duration: float | None = None
+    problem: str = ""  # why the run is corrupt or interrupted, in words
+    result: dict = field(default_factory=dict)
+
+
+class Run:
+    """One run's files. Writing methods are used by the trainer's process only."""
+
+    def __init__(self, store: "RunStore", run_id: str):
+        self.store = store
+        self.id = run_id
+        self.paths = RunPaths(**{name: Path(root) / run_id for name, root in store.roots.items()})
+        self._iteration_file = None
+        self._epoch_file = None
+        self._last_flush = 0.0
+
+    # -- writing ---------------------------------------------------------
+    def write_meta(self, config_name: str, resumed: bool = False) -> None:
+        meta = {"run_id": self.id, "config_name": config_name, "pid": os.getpid(),
+                "host": socket.gethostname(), "started": time.time()}
+        path = self.paths.log / "run.json"
+        if resumed and path.exists():
+            try:
+                meta["started"] = _read_json(path).get("started", meta["started"])
+            except (OSError, ValueError):
+                pass
+        write_json_atomic(path, meta)
+
+    def write_config(self, values: dict) -> None:
+        write_json_atomic(self.paths.config / "config.json", values)
+
+    def write_summary(self, text: str) -> None:
+        self.paths.log.mkdir(parents=True, exist_ok=True)
+        (self.paths.log / "summary.txt").write_text(text, encoding="utf-8")
+
+    def _open_csv(self, name: str, columns: tuple[str, ...]):
+        path = self.paths.log / name
+        new = not path.exists() or path.stat().st_size == 0
+        fh = open(path, "a", encoding="utf-8", newline="")
+        if new:
+            fh.write(",".join(columns) + "\n")
+        return fh
+
+    def append_iteration(self, values: tuple) -> None:
+        """Append one row of ITERATION_COLUMNS; flushed at least every second."""
+        if self._iteration_file is None:
+            self._iteration_file = self._open_csv("iterations.csv", ITERATION_COLUMNS)
+        self._iteration_file.write(",".join(map(_fmt, values)) + "\n")
+        now = time.monotonic()
+        if now - self._last_flush > 1.0:
+            self._iteration_file.flush()
+            self._last_flush = now
+
+    def append_epoch(self, values: tuple) -> None:
+        if self._epoch_file is None:
+            self._epoch_file = self._open_csv("epochs.csv", EPOCH_COLUMNS)
+        self._epoch_file.write(",".join(map(_fmt, values)) + "\n")
+        self.flush()
+
+    def flush(self) -> None:
+        for fh in (self._iteration_file, self._epoch_file):
+            if fh is not None:
+                fh.flush()
+                os.fsync(fh.fileno())
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        for fh in (self._iteration_file, self._epoch_file):
+            if fh is not None:
+                fh.close()
+        self._iteration_file = self._epoch_file = None
+
+    def log(self, text: str) -> None:
+        self.paths.log.mkdir(parents=True, exist_ok=True)
+        with open(self.paths.log / "train.log", "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def write_result(self, result: dict) -> None:
+        write_json_atomic(self.paths.result / "result.json", result)
+
+    def write_error(self, text: str) -> None:
+        self.paths.error.mkdir(parents=True, exist_ok=True)
+        (self.paths.error / "error.log").write_text(text, encoding="utf-8")
+
+    # -- reading ---------------------------------------------------------
+    def read_config(self) -> dict:
+        return _read_json(self.paths.config / "config.json")
+
+    def read_result(self) -> dict | None:
+        try:
+            return _read_json(self.paths.result / "result.json")
+        except FileNotFoundError:
+            return None
+
+    def read_meta(self) -> dict | None:
+        try:
+            return _read_json(self.paths.log / "run.json")
+        except FileNotFoundError:
+            return None
+
+    def read_summary(self) -> str:
+        try:
+            return (self.paths.log / "summary.txt").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return ""
+
+    def read_error(self) -> str:
+        try:
+            return (self.paths.error / "error.log").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return ""
+
+    def read_iterations(self) -> list[dict[str, float | None]]:
+        return read_csv_rows(self.paths.log / "iterations.csv", ITERATION_COLUMNS)
+
+    def read_epochs(self) -> list[dict[str, float | None]]:
+        return read_csv_rows(self.paths.log / "epochs.csv", EPOCH_COLUMNS)
+
+    def owner_alive(self) -> bool:
+        meta = self.read_meta()
+        if not meta or meta.get("host") != socket.gethostname():
+            return False
+        return _pid_alive(int(meta.get("pid", -1)))
+
+    def info(self) -> RunInfo:
+        """What the runs table shows; never raises for a damaged run."""
+        info = RunInfo(self.id)
+        problems = []
+        try:
+            meta = self.read_meta()
+        except (OSError, ValueError) as exc:
+            meta, _ = None, problems.append(f"run.json unreadable ({exc.__class__.__name__})")
+        if meta:
+            info.config_name = meta.get("config_name", "?")
+            info.started = meta.get("started")
+        try:
+            result = self.read_result()
+        except (OSError, ValueError) as exc:
+            result, _ = None, problems.append(f"result.json unreadable ({exc.__class__.__name__})")
+        epochs = self.read_epochs()
+        if epochs:
+            info.epochs = int(epochs[-1]["epoch"] or 0)
+            info.iterations = int(epochs[-1]["iteration"] or 0)
+            vals = [r["val_accuracy"] for r in epochs if r["val_accuracy"] is not None]
+            info.best_val_accuracy = max(vals) if vals else None
+        if isinstance(result, dict) and result.get("status") in FINISHED_STATUSES:
+            info.result = result
+            info.status = result["status"]
+            info.config_name = result.get("config_name", info.config_name)
+            info.epochs = result.get("epochs", info.epochs)
+            info.iterations = result.get("iterations", info.iterations)
+            info.best_val_accuracy = result.get("best_val_accuracy", info.best_val_accuracy)
+            info.test_accuracy = result.get("test_accuracy")
+            info.duration = result.get("duration")
+            info.started = result.get("started", info.started)
+            if info.status == "failed":
+                info.problem = (result.get("error") or "").strip().splitlines()[-1:][0] if result.get("error") else ""
+        elif meta and not problems:
+            if self.owner_alive():
+                info.status = RUNNING
+            else:
+                info.status = INTERRUPTED
+                info.problem = "its process ended without writing a result"
+            if info.started:
+                info.duration = None
+        else:
+            info.status = CORRUPT
+            problems.append("no run.json" if not meta else "")
+        if problems:
+            info.problem = "; ".join(p for p in problems if p)
+        if not info.iterations:
+            rows = self.read_iterations() if info.status == RUNNING else []
+            info.iterations = int(rows[-1]["iteration"]) if rows else info.iterations
+        return info
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.7g}"
+    return str(value)
+
+
+class RunStore:
+    """The runs under a set of path keys (a config's, or the defaults)."""
+
+    ROOT_KEYS = {"config": "CONFIG_PATH", "log": "LOG_PATH", "checkpoint": "CHECKPOINT_PATH",
+                 "model": "MODEL_PATH", "result": "RESULT_PATH", "error": "ERROR_PATH"}
+
+    def __init__(self, roots: dict[str, str | os.PathLike]):
+        self.roots = {name: Path(path) for name, path in roots.items()}
+
+    @classmethod
+    def from_values(cls, values: dict) -> "RunStore":
+        return cls({name: values[key] for name, key in cls.ROOT_KEYS.items()})
+
+    @classmethod
+    def under(cls, artifact: str | os.PathLike) -> "RunStore":
+        """The default layout below one folder (``artifact/log``, ...)."""
+        artifact = Path(artifact)
+        return cls({name: artifact / name for name in cls.ROOT_KEYS})
+
+    def create_run(self, config_name: str) -> Run:
+        """Claim a new unique run id (timestamp + config name).
+
+        The log folder is created with mkdir, which fails if it exists, so two
+        processes starting in the same second still get distinct ids.
+        """
+        self.roots["log"].mkdir(parents=True, exist_ok=True)
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_name}"
+        for n in range(1, 1000):
+            run_id = stem if n == 1 else f"{stem}-{n}"
+            try:
+                (self.roots["log"] / run_id).mkdir()
+            except FileExistsError:
+                continue
+            return Run(self, run_id)
+        raise RuntimeError(f"could not find a free run id for {stem}")
+
+    def run_ids(self) -> list[str]:
+        ids: set[str] = set()
+        for name in ("log", "result", "config"):
+            root = self.roots[name]
+            if root.is_dir():
+                ids.update(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(ids)
+
+    def open_run(self, run_id: str) -> Run:
+        run_id = run_id.strip().rstrip("/")
+        if run_id in self.run_ids():
+            return Run(self, run_id)
+        # Accept a unique prefix, as git does for commits.
+        matches = [rid for rid in self.run_ids() if rid.startswith(run_id)]
+        if len(matches) == 1:
+            return Run(self, matches[0])
+        if matches:
+            raise RunNotFoundError(f"run id '{run_id}' is ambiguous: {', '.join(matches[:5])}")
+        raise RunNotFoundError(f"no run '{run_id}' under {self.roots['log']} (see `resnet-tui runs`)")
+
+    def list_runs(self) -> list[RunInfo]:
+        """Every run, newest first; damaged ones are listed, never raised."""
+        infos = []
+        for run_id in self.run_ids():
+            try:
+                infos.append(Run(self, run_id).info())
+            except Exception as exc:  # a listing must survive any one bad run
+                infos.append(RunInfo(run_id, problem=f"unreadable: {exc}"))
+        return sorted(infos, key=lambda i: (i.started or 0, i.run_id), reverse=True)

@@ -1,0 +1,42 @@
+"""A sink that records a run's events into its run folder as they arrive."""
+
+from __future__ import annotations
+
+from resnet_tui.runs import Run
+from resnet_tui.training.events import EpochEnd, Event, IterationEnd, LogMessage, RunFinished, RunStarted
+
+
+class RunRecorder:
+    """Appends metrics to the run's CSV files; the trainer writes the result itself."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self._handlers = {
+            IterationEnd: self._iteration,
+            EpochEnd: self._epoch,
+            RunStarted: self._started,
+            LogMessage: self._log,
+            RunFinished: self._finished,
+        }
+
+    def __call__(self, event: Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _iteration(self, e: IterationEnd) -> None:
+        self.run.append_iteration((e.iteration, e.epoch, e.loss, e.accuracy, e.lr, e.images_per_sec,
+                                   e.epoch_loss, e.epoch_accuracy, e.elapsed))
+
+    def _epoch(self, e: EpochEnd) -> None:
+        self.run.append_epoch((e.epoch, e.iteration, e.loss, e.accuracy, e.val_loss, e.val_accuracy,
+                               e.lr, e.duration, e.elapsed))
+
+    def _started(self, e: RunStarted) -> None:
+        self.run.write_summary(e.model_summary)
+
+    def _log(self, e: LogMessage) -> None:
+        self.run.log(f"[{e.level}] {e.text}")
+
+    def _finished(self, e: RunFinished) -> None:
+        self.run.close()
