@@ -115,6 +115,8 @@ SCHEMA: tuple[Field, ...] = (
     Field("SCHEDULE_MODE.factor", float, 0.1, "Multiplier applied on a plateau.", "Plateau schedule",
           minimum=0.0, maximum=1.0, exclusive_minimum=True),
     Field("SCHEDULE_MODE.patience", int, 10, "Epochs without improvement before reducing.", "Plateau schedule", minimum=0),
+    Field("SCHEDULE_MODE.min_delta", float, 0.0001, "Smallest change that counts as improvement.", "Plateau schedule",
+          minimum=0.0),
     Field("SCHEDULE_MODE.min_lr", float, 0.0, "Lower bound on the learning rate.", "Plateau schedule", minimum=0.0),
     Field("EARLY_STOP_MODE.enabled", bool, False, "Stop when the monitored metric stops improving (Keras EarlyStopping).",
           "Early stop"),

@@ -43,7 +43,9 @@ def build_model_m8(config: "Config") -> "keras.Model":
 
     def conv_bn(x, filters, kernel, stride, name):
         x = layers.Conv2D(filters, kernel, strides=stride, name=f"{name}_conv", **conv_args)(x)
-        return layers.BatchNormalization(name=f"{name}_bn")(x)
+        # momentum 0.9 (Torch's 0.1) rather than Keras' 0.99: the moving statistics
+        # catch up within an epoch, so short runs validate sensibly too.
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
 
     def basic_block(x, filters, stride, name):
         y = conv_bn(x, filters, 3, stride, f"{name}_1")

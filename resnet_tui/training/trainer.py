@@ -137,7 +137,7 @@ class Trainer:
         from resnet_tui.training.recorder import RunRecorder
 
         recorder = RunRecorder(run)
-        sinks = [recorder] + ([self._external_sink] if self._external_sink else [])
+        sinks = [recorder] + ([self._external_sink] if self._external_sink is not None else [])
         self.sink = SinkFanout(sinks)
         started = time.time()
         self._streaming = None
@@ -232,10 +232,12 @@ class Trainer:
         if config.SCHEDULE_MODE["enabled"]:
             sm = config.SCHEDULE_MODE
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                monitor=sm["monitor"], factor=sm["factor"], patience=sm["patience"], min_lr=sm["min_lr"]))
+                monitor=sm["monitor"], factor=sm["factor"], patience=sm["patience"], min_delta=sm["min_delta"],
+                min_lr=sm["min_lr"]))
 
         if not self.control.stop_requested:
-            model.fit(train_ds, epochs=plan.epochs, validation_data=val_ds, callbacks=callbacks, verbose=0)
+            model.fit(train_ds, epochs=plan.epochs, validation_data=val_ds, callbacks=callbacks, verbose=0,
+                      shuffle=False)  # the tf.data pipeline shuffles itself
 
         if control.stop_reason == "stopped by user" or self.control.stop_requested:
             status, reason = "stopped", "stopped by user"

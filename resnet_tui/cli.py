@@ -1,0 +1,302 @@
+"""Command line: ``resnet-tui`` opens the dashboard; subcommands work headless.
+
+    resnet-tui train CONFIG [--set KEY=VALUE ...]
+    resnet-tui runs
+    resnet-tui show RUN
+    resnet-tui validate CONFIG
+    resnet-tui summary CONFIG
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import signal
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from resnet_tui.config import Config, ConfigError, load_config, parse_override
+from resnet_tui.runs import RunNotFoundError, RunStore
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def quiet_tensorflow() -> None:
+    """Less of TensorFlow's start-up chatter (its C++ lines ignore most of this)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with fd 2 pointed at /dev/null: its C++ start-up lines
+    (oneDNN, CUDA probes) bypass Python and TF_CPP_MIN_LOG_LEVEL."""
+    quiet_tensorflow()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def load_with_overrides(path: str, assignments: list[str]) -> Config:
+    config = load_config(path)
+    if assignments:
+        changes = dict(parse_override(a) for a in assignments)
+        config = config.with_values(changes)
+    return config
+
+
+def fmt_pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def fmt_duration(seconds) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_time(timestamp) -> str:
+    return "-" if not timestamp else dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+class ProgressSink:
+    """Shows a run's events as a rich progress bar; refreshes at most ~10 times a second."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = None
+        self._last = 0.0
+
+    def __call__(self, event) -> None:
+        from resnet_tui.training import events as ev
+
+        if isinstance(event, ev.IterationEnd):
+            now = time.monotonic()
+            if now - self._last < 0.1 or self.task is None:
+                return
+            self._last = now
+            self.progress.update(self.task, completed=event.iteration, epoch=event.epoch,
+                                 loss=event.loss, acc=event.epoch_accuracy, lr=event.lr, ips=event.images_per_sec)
+        elif isinstance(event, ev.RunStarted):
+            console.print(f"[bold]run[/] {event.run_id}: {event.param_count:,} parameters, "
+                          f"{event.train_count} train / {event.val_count} val / {event.test_count} test images, "
+                          f"{event.steps_per_epoch} iterations per epoch")
+            self.task = self.progress.add_task("train", total=event.total_iterations,
+                                               completed=event.start_iteration, epoch=0, loss=float("nan"),
+                                               acc=float("nan"), lr=float("nan"), ips=0.0)
+        elif isinstance(event, ev.EpochEnd):
+            val = "" if event.val_accuracy is None else \
+                f"  val loss {event.val_loss:.4f}  val acc {fmt_pct(event.val_accuracy)}"
+            self.progress.console.print(
+                f"epoch {event.epoch:>3}  iteration {event.iteration:>6}  loss {event.loss:.4f}  "
+                f"acc {fmt_pct(event.accuracy)}{val}  lr {event.lr:.4g}  {event.duration:.1f}s")
+            if self.task is not None:
+                self.progress.update(self.task, completed=event.iteration)
+        elif isinstance(event, ev.DatasetProgress):
+            if not hasattr(self, "_download"):
+                self._download = self.progress.add_task("download", total=event.total_bytes or None,
+                                                        epoch=0, loss=0.0, acc=0.0, lr=0.0, ips=0.0)
+            self.progress.update(self._download, completed=event.done_bytes)
+        elif isinstance(event, ev.LogMessage):
+            style = {"warning": "yellow", "error": "bold red"}.get(event.level, "dim")
+            self.progress.console.print(f"[{style}]{event.level}: {event.text}[/]")
+
+
+def result_table(result: dict) -> Table:
+    table = Table(title=f"run {result.get('run_id', '?')}", show_header=False)
+    rows = [
+        ("status", f"{result.get('status')} ({result.get('stop_reason', '')})"),
+        ("parameters", f"{result.get('param_count', 0):,}" if result.get("param_count") else "-"),
+        ("iterations", str(result.get("iterations", "-"))),
+        ("epochs", str(result.get("epochs", "-"))),
+        ("best val accuracy", fmt_pct(result.get("best_val_accuracy"))
+         + (f" (epoch {result['best_epoch']})" if result.get("best_epoch") else "")),
+        ("test accuracy", fmt_pct(result.get("test_accuracy"))),
+        ("test loss", "-" if result.get("test_loss") is None else f"{result['test_loss']:.4f}"),
+        ("duration", fmt_duration(result.get("duration"))),
+        ("device", str(result.get("device", "-"))),
+    ]
+    if result.get("error"):
+        rows.append(("error", f"[red]{result['error']}[/]"))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def cmd_train(args) -> int:
+    config = load_with_overrides(args.config, args.set)
+    for warning in config.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    import_tensorflow_quietly()
+    from resnet_tui.training.trainer import Trainer
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
+                   "lr {task.fields[lr]:.3g}  {task.fields[ips]:.0f} img/s"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    trainer = Trainer(config, sink=ProgressSink(progress))
+
+    def on_interrupt(signum, frame):
+        # First Ctrl-C: finish the current step, save, record the run as stopped.
+        # A second one interrupts at once.
+        if trainer.control.stop_requested:
+            raise KeyboardInterrupt
+        progress.console.print("[yellow]stopping after this step (Ctrl-C again to abort)[/]")
+        trainer.stop(evaluate=False)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        with progress:
+            result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    console.print(result_table(result))
+    if result["status"] == "failed":
+        err_console.print(f"[bold red]error:[/] {result['error']}")
+        run = trainer.run_record
+        if run is not None:
+            err_console.print(f"full traceback: {run.paths.error / 'error.log'}")
+        return 1
+    return 0
+
+
+def store_from_args(args) -> RunStore:
+    if getattr(args, "artifact", None):
+        return RunStore.under(args.artifact)
+    if getattr(args, "config", None):
+        return RunStore.from_values(load_config(args.config).values)
+    from resnet_tui.config import default_values
+
+    return RunStore.from_values(default_values())
+
+
+def cmd_runs(args) -> int:
+    infos = store_from_args(args).list_runs()
+    if not infos:
+        console.print("no runs yet; start one with `resnet-tui train configs/m8_light.json`")
+        return 0
+    table = Table(title="runs")
+    for column in ("run id", "config", "status", "epochs", "iterations", "best val acc", "test acc",
+                   "duration", "started"):
+        table.add_column(column)
+    for info in infos:
+        status = info.status + (f" ({info.problem})" if info.problem else "")
+        table.add_row(info.run_id, info.config_name, status, str(info.epochs), str(info.iterations),
+                      fmt_pct(info.best_val_accuracy), fmt_pct(info.test_accuracy),
+                      fmt_duration(info.duration), fmt_time(info.started))
+    console.print(table)
+    return 0
+
+
+def cmd_show(args) -> int:
+    import json
+
+    run = store_from_args(args).open_run(args.run)
+    info = run.info()
+    console.print(f"[bold]{run.id}[/]  status: {info.status}" + (f" ({info.problem})" if info.problem else ""))
+    try:
+        console.print_json(json.dumps(run.read_config()))
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]config unreadable: {exc}[/]")
+    epochs = run.read_epochs()
+    if epochs:
+        table = Table(title="epochs")
+        for column in ("epoch", "iteration", "loss", "accuracy", "val loss", "val accuracy", "lr", "seconds"):
+            table.add_column(column, justify="right")
+        for r in epochs:
+            table.add_row(f"{int(r['epoch'])}", f"{int(r['iteration'])}", f"{r['loss']:.4f}", fmt_pct(r["accuracy"]),
+                          "-" if r["val_loss"] is None else f"{r['val_loss']:.4f}", fmt_pct(r["val_accuracy"]),
+                          f"{r['lr']:.4g}", f"{r['duration']:.1f}")
+        console.print(table)
+    if info.result:
+        console.print(result_table(info.result))
+    error = run.read_error()
+    if error:
+        console.print(f"[red]{error}[/]")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    config = load_with_overrides(args.config, args.set)
+    for warning in config.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"[green]ok[/]: {args.config} is a valid config for model m{config.model_number}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    config = load_with_overrides(args.config, args.set)
+    import_tensorflow_quietly()
+    from resnet_tui.models import count_params, dispatch_build_model, model_summary_text
+
+    model = dispatch_build_model(config.model_number, config)
+    console.out(model_summary_text(model), highlight=False)
+    console.print(f"parameters: {count_params(model):,}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resnet-tui", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command")
+
+    def with_sets(p):
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key; dots for nested keys, e.g. OPTIMIZER.learning_rate=0.05")
+
+    p = sub.add_parser("train", help="train a config headless, with a progress bar")
+    p.add_argument("config")
+    with_sets(p)
+    p.set_defaults(func=cmd_train)
+    for name, func, help_ in (("runs", cmd_runs, "list past runs"), ("show", cmd_show, "show one run")):
+        p = sub.add_parser(name, help=help_)
+        if name == "show":
+            p.add_argument("run", help="run id (a unique prefix is enough)")
+        p.add_argument("--artifact", help="folder holding log/, result/, ... (default: the default config's paths)")
+        p.set_defaults(func=func)
+    p = sub.add_parser("validate", help="check a config")
+    p.add_argument("config")
+    with_sets(p)
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("summary", help="print the model summary and parameter count")
+    p.add_argument("config")
+    with_sets(p)
+    p.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow()
+    if args.command is None:
+        from resnet_tui.tui.app import run_app
+
+        run_app()
+        return 0
+    try:
+        return args.func(args)
+    except (ConfigError, RunNotFoundError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

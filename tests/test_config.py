@@ -1,0 +1,157 @@
+"""Config loading, validation and saving: every bad input gets one clear message."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from resnet_tui.config import (
+    FIELDS, SCHEMA, ConfigError, config_from_values, default_values, diff_values, load_config,
+    parse_override, save_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_KEYS = ("CONFIG_PATH", "DATA_PATH", "LOG_PATH", "CHECKPOINT_PATH", "RESULT_PATH", "MODEL_PATH", "ERROR_PATH",
+             "LIGHT_MODE", "AUGMENT_MODE", "L2_MODE", "DROPOUT_MODE", "OPTIMIZER", "SCHEDULE_MODE",
+             "EARLY_STOP_MODE", "EPOCHS_COUNT", "BATCH_SIZE")
+
+
+def write(tmp_path: Path, data, name="m8_test.json") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data, indent=2))
+    return path
+
+
+def test_base_config_keeps_seed_values_verbatim():
+    raw = json.loads((REPO / "configs" / "m8_base.json").read_text())
+    for key in SEED_KEYS:
+        assert key in raw, key
+    assert raw["L2_MODE"] == {"enabled": True, "lambda": 0.0001}
+    assert raw["OPTIMIZER"] == {"type": "sgd", "learning_rate": 0.1, "momentum": 0.9}
+    assert raw["EPOCHS_COUNT"] == 200 and raw["BATCH_SIZE"] == 128
+    assert raw["MODEL_PATH"] == "artifact/model/"
+    assert raw["STEP_SCHEDULE"]["boundaries"] == [32000, 48000]
+    assert raw["MAX_ITERATIONS"] == 64000
+    config = load_config(REPO / "configs" / "m8_base.json")
+    assert config.model_number == 8 and config.warnings == []
+
+
+@pytest.mark.parametrize("name", ["m8_base", "m8_light", "m8_demo"])
+def test_shipped_configs_are_valid(name):
+    config = load_config(REPO / "configs" / f"{name}.json")
+    assert config.name == name
+    assert config.L2_MODE["lambda"] == 0.0001  # seed-style attribute access
+
+
+def test_light_and_demo_configs():
+    assert load_config(REPO / "configs" / "m8_light.json").LIGHT_MODE is True
+    assert load_config(REPO / "configs" / "m8_demo.json").get("DATASET.source") == "synthetic"
+
+
+def test_missing_keys_take_defaults_and_model_number_comes_from_file_name(tmp_path):
+    config = load_config(write(tmp_path, {"BATCH_SIZE": 64}, "m8_small.json"))
+    assert config.BATCH_SIZE == 64
+    assert config.model_number == 8
+    assert config.get("STEP_SCHEDULE.boundaries") == [32000, 48000]
+
+
+def test_malformed_json_names_file_line_and_column(tmp_path):
+    path = write(tmp_path, '{\n  "BATCH_SIZE": 128,\n  "EPOCHS_COUNT": 200,\n}\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and "line 4, column 1" in message
+    assert "Traceback" not in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("raw, key, hint", [
+    ({"OPTIMISER": {}}, "OPTIMISER", "did you mean 'OPTIMIZER'"),
+    ({"OPTIMIZER": {"learning_rat": 0.1}}, "OPTIMIZER.learning_rat", "did you mean 'OPTIMIZER.learning_rate'"),
+    ({"BATCHSIZE": 3}, "BATCHSIZE", "did you mean 'BATCH_SIZE'"),
+])
+def test_unknown_key_names_the_closest_known_key(raw, key, hint):
+    with pytest.raises(ConfigError) as err:
+        config_from_values(raw, "m8_x")
+    assert f"{key}: unknown key; {hint}" in str(err.value)
+
+
+@pytest.mark.parametrize("raw, key, allowed", [
+    ({"BATCH_SIZE": "128"}, "BATCH_SIZE", "an integer >= 1"),
+    ({"BATCH_SIZE": 0}, "BATCH_SIZE", "an integer >= 1"),
+    ({"BATCH_SIZE": 12.5}, "BATCH_SIZE", "an integer"),
+    ({"LIGHT_MODE": 1}, "LIGHT_MODE", "true or false"),
+    ({"OPTIMIZER": {"learning_rate": -0.1}}, "OPTIMIZER.learning_rate", "a number > 0"),
+    ({"OPTIMIZER": {"learning_rate": 0}}, "OPTIMIZER.learning_rate", "a number > 0"),
+    ({"OPTIMIZER": {"type": "rmsprop"}}, "OPTIMIZER.type", 'one of "sgd", "adam"'),
+    ({"OPTIMIZER": {"momentum": 1.5}}, "OPTIMIZER.momentum", "<= 0.999"),
+    ({"DATASET": {"source": "imagenet"}}, "DATASET.source", 'one of "cifar10"'),
+    ({"L2_MODE": 0.0001}, "L2_MODE", "must be an object"),
+    ({"STEP_SCHEDULE": {"boundaries": [32000, "48000"]}}, "STEP_SCHEDULE.boundaries", "a list of integers"),
+    ({"MODEL_NUMBER": 5}, "MODEL_NUMBER", "one of 8"),
+])
+def test_wrong_type_or_range_names_key_and_what_is_allowed(raw, key, allowed):
+    with pytest.raises(ConfigError) as err:
+        config_from_values(raw, "cfg")
+    message = str(err.value)
+    assert message.startswith("cfg: " + key) and allowed in message, message
+    assert [i.key for i in err.value.issues] == [key]
+
+
+def test_unsorted_schedule_boundaries_refused():
+    with pytest.raises(ConfigError, match="STEP_SCHEDULE.boundaries: must be strictly increasing"):
+        config_from_values({"STEP_SCHEDULE": {"boundaries": [48000, 32000]}}, "cfg")
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        config_from_values({"STEP_SCHEDULE": {"boundaries": [32000, 32000]}}, "cfg")
+
+
+def test_plateau_and_step_schedule_exclude_each_other():
+    with pytest.raises(ConfigError, match="cannot both be enabled"):
+        config_from_values({"SCHEDULE_MODE": {"enabled": True}}, "cfg")
+    config = config_from_values({"SCHEDULE_MODE": {"enabled": True}, "STEP_SCHEDULE": {"enabled": False}}, "cfg")
+    assert config.SCHEDULE_MODE["patience"] == 10
+
+
+def test_several_errors_are_listed_together():
+    with pytest.raises(ConfigError) as err:
+        config_from_values({"BATCH_SIZE": 0, "EPOCHS_COUNT": -1}, "cfg")
+    assert {i.key for i in err.value.issues} == {"BATCH_SIZE", "EPOCHS_COUNT"}
+
+
+def test_dropout_on_m8_warns_instead_of_silently_ignoring():
+    config = config_from_values({"DROPOUT_MODE": {"enabled": True, "rate": 0.3}}, "m8_x")
+    assert any("no dropout" in w for w in config.warnings)
+
+
+def test_overrides_parse_json_values_and_nested_keys():
+    assert parse_override("OPTIMIZER.learning_rate=0.05") == ("OPTIMIZER.learning_rate", 0.05)
+    assert parse_override("LIGHT_MODE=true") == ("LIGHT_MODE", True)
+    assert parse_override("DATA_PATH=/data/cifar") == ("DATA_PATH", "/data/cifar")
+    with pytest.raises(ConfigError, match="did you mean 'BATCH_SIZE'"):
+        parse_override("BATCH_SIZ=3")
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_override("BATCH_SIZE")
+    config = config_from_values(default_values(), "m8_base").with_values({"OPTIMIZER.learning_rate": 0.05})
+    assert config.OPTIMIZER["learning_rate"] == 0.05
+    with pytest.raises(ConfigError, match="BATCH_SIZE"):
+        config.with_values({"BATCH_SIZE": -5})
+
+
+def test_save_refuses_to_overwrite_and_round_trips(tmp_path):
+    config = config_from_values(default_values(), "m8_base").with_values({"EPOCHS_COUNT": 3})
+    path = save_config(config, tmp_path / "m8_mine.json")
+    assert load_config(path).values == config.values
+    with pytest.raises(ConfigError, match="already exists"):
+        save_config(config, path)
+    assert diff_values(default_values(), config.values) == [("EPOCHS_COUNT", 200, 3)]
+
+
+def test_schema_documents_every_key():
+    assert len(FIELDS) == len(SCHEMA)
+    for field in SCHEMA:
+        assert field.help and field.group
+        assert config_from_values({}, "x").get(field.key) == field.default

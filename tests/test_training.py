@@ -1,0 +1,218 @@
+"""The trainer, its schedule and its streaming callback, on real (tiny) Keras training."""
+
+import json
+import threading
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from resnet_tui.runs import RunStore
+from resnet_tui.training.callbacks import StreamingCallback, TrainingControl
+from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted
+from resnet_tui.training.schedules import IterationStepDecay
+from resnet_tui.training.trainer import Trainer, plan_training
+
+
+class Collect(list):
+    def __call__(self, event):
+        self.append(event)
+
+    def of(self, cls):
+        return [e for e in self if isinstance(e, cls)]
+
+
+# -- schedule -----------------------------------------------------------------
+@pytest.mark.parametrize("step, lr", [(0, 0.1), (31999, 0.1), (32000, 0.01), (47999, 0.01), (48000, 0.001),
+                                      (63999, 0.001)])
+def test_step_schedule_drops_at_32k_and_48k(step, lr):
+    schedule = IterationStepDecay(0.1, [32000, 48000], 0.1)
+    assert float(schedule(step)) == pytest.approx(lr)
+    assert schedule.value_at(step) == pytest.approx(lr)
+
+
+def test_step_schedule_matches_keras_piecewise_constant_shifted_by_one():
+    ours = IterationStepDecay(0.1, [32000, 48000], 0.1)
+    keras_schedule = keras.optimizers.schedules.PiecewiseConstantDecay([31999, 47999], [0.1, 0.01, 0.001])
+    for step in (0, 31998, 31999, 32000, 32001, 47999, 48000, 64000):
+        assert float(ours(step)) == pytest.approx(float(keras_schedule(step)))
+
+
+def test_plan_caps_at_64k_iterations(tiny_config):
+    config = tiny_config(EPOCHS_COUNT=200, BATCH_SIZE=128, MAX_ITERATIONS=64000)
+    plan = plan_training(config, 45000)
+    assert plan.steps_per_epoch == 352  # 351 full batches + one of 72
+    assert plan.total_iterations == 64000  # 200 epochs would be 70400
+    assert plan_training(config.with_values({"MAX_ITERATIONS": 0}), 45000).total_iterations == 70400
+
+
+# -- streaming callback -------------------------------------------------------
+def test_per_batch_values_are_derived_exactly_from_running_means():
+    """lr 0 keeps the weights fixed, so each batch's loss can be computed by hand."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(70, 8)).astype("float32")
+    y = rng.integers(0, 3, size=70)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    events = Collect()
+    callback = StreamingCallback(events, batch_size=32, train_count=70, lr_at=None, control=TrainingControl())
+    model.fit(x, y, batch_size=32, epochs=2, shuffle=False, callbacks=[callback], verbose=0)
+
+    probs = model.predict(x, verbose=0).astype("float64")
+    sample_loss = -np.log(probs[np.arange(70), y])
+    sample_hit = (probs.argmax(axis=1) == y).astype("float64")
+    iterations = events.of(IterationEnd)
+    assert [e.iteration for e in iterations] == [1, 2, 3, 4, 5, 6]
+    assert [e.epoch for e in iterations] == [1, 1, 1, 2, 2, 2]
+    for event, (lo, hi) in zip(iterations, [(0, 32), (32, 64), (64, 70)] * 2):
+        assert event.loss == pytest.approx(sample_loss[lo:hi].mean(), abs=1e-5)
+        assert event.accuracy == pytest.approx(sample_hit[lo:hi].mean(), abs=1e-6)
+        # The running mean is labelled as such and is what Keras reported.
+        assert event.epoch_loss == pytest.approx(sample_loss[:hi].mean(), abs=1e-5)
+    last_batch = iterations[2]
+    assert last_batch.images_per_sec > 0
+    epochs = events.of(EpochEnd)
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert epochs[0].loss == pytest.approx(sample_loss.mean(), abs=1e-5)
+    assert epochs[0].val_loss is None and epochs[0].lr == pytest.approx(0.0)
+
+
+# -- trainer end to end ---------------------------------------------------------
+def test_tiny_run_writes_a_complete_run_record(tiny_config):
+    config = tiny_config()
+    events = Collect()
+    result = Trainer(config, sink=events).run()
+
+    assert result["status"] == "completed", result.get("error")
+    assert result["stop_reason"] == "epoch limit (2 epochs)"
+    started = events.of(RunStarted)[0]
+    assert isinstance(events[0], (RunStarted, LogMessage)) and isinstance(events[-1], RunFinished)
+    assert started.param_count == result["param_count"] < 400_000
+    assert "Total params" in started.model_summary
+    steps = started.steps_per_epoch
+    assert started.total_iterations == 2 * steps == result["iterations"]
+    iterations = events.of(IterationEnd)
+    assert [e.iteration for e in iterations] == list(range(1, 2 * steps + 1))
+    # Boundaries [4, 8]: updates 1-4 at 0.1, 5-8 at 0.01, then 0.001.
+    lrs = {e.iteration: e.lr for e in iterations}
+    assert lrs[4] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.001)
+
+    store = RunStore.from_values(config.values)
+    run = store.open_run(result["run_id"])
+    assert run.read_config() == config.values
+    assert "stage3_block3_out" in run.read_summary()
+    rows = run.read_iterations()
+    assert [int(r["iteration"]) for r in rows] == list(range(1, 2 * steps + 1))
+    assert rows[0]["loss"] == pytest.approx(iterations[0].loss, rel=1e-5)
+    assert [int(r["epoch"]) for r in run.read_epochs()] == [1, 2]
+    assert (run.paths.checkpoint / "best.weights.h5").is_file()
+    assert (run.paths.model / "final.keras").is_file()
+    saved = json.loads((run.paths.result / "result.json").read_text())
+    for key in ("status", "param_count", "test_accuracy", "test_loss", "best_val_accuracy", "iterations",
+                "duration", "versions", "device", "dataset"):
+        assert saved[key] is not None, key
+    assert set(saved["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
+    assert len(saved["dataset"]["mean"]) == 3
+    info = store.list_runs()[0]
+    assert (info.run_id, info.status, info.epochs) == (result["run_id"], "completed", 2)
+    assert not run.paths.error.exists()
+
+
+def test_iteration_cap_ends_the_run_and_says_so(tiny_config):
+    result = Trainer(tiny_config(EPOCHS_COUNT=5, MAX_ITERATIONS=7)).run()
+    assert result["status"] == "completed"
+    assert result["iterations"] == 7
+    assert result["stop_reason"] == "iteration cap (7 iterations)"
+
+
+def test_stop_from_another_thread_finishes_the_step_and_records_stopped(tiny_config):
+    config = tiny_config(EPOCHS_COUNT=50)
+    reached = threading.Event()
+
+    def sink(event):
+        if isinstance(event, IterationEnd) and event.iteration == 3:
+            reached.set()
+            time.sleep(0.2)  # give the stopping thread time to ask before the next step
+
+    trainer = Trainer(config, sink=sink)
+    stopper = threading.Thread(target=lambda: reached.wait(60) and trainer.stop(evaluate=False))
+    stopper.start()
+    result = trainer.run()
+    stopper.join()
+    assert result["status"] == "stopped" and result["stop_reason"] == "stopped by user"
+    assert result["iterations"] == 3
+    assert result.get("test_accuracy") is None  # evaluate=False skips the test set
+    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    assert len(run.read_iterations()) == 3
+    assert (run.paths.model / "final.keras").is_file()
+
+
+def test_pause_holds_training_until_resumed(tiny_config):
+    config = tiny_config(EPOCHS_COUNT=1)
+    seen = Collect()
+    trainer = Trainer(config, sink=seen)
+
+    def sink_hook():
+        while not seen.of(IterationEnd):
+            time.sleep(0.01)
+
+    trainer.pause()
+    worker = threading.Thread(target=trainer.run)
+    worker.start()
+    sink_hook()  # the first step runs, then the trainer waits
+    time.sleep(0.8)
+    assert trainer.paused and len(seen.of(IterationEnd)) == 1
+    trainer.resume()
+    worker.join(120)
+    finished = seen.of(RunFinished)[0]
+    assert finished.status == "completed" and finished.iterations > 1
+    # Time spent paused is not counted as training time.
+    assert seen.of(IterationEnd)[1].images_per_sec > 0
+    assert seen.of(EpochEnd)[0].duration < finished.duration
+
+
+def test_early_stopping_and_plateau_schedule_are_wired(tiny_config):
+    # Nothing improves by 100: the plateau cuts the lr after epoch 2, early stopping ends epoch 3.
+    config = tiny_config(**{"EPOCHS_COUNT": 6, "EARLY_STOP_MODE.enabled": True, "EARLY_STOP_MODE.patience": 2,
+                            "EARLY_STOP_MODE.monitor": "loss", "EARLY_STOP_MODE.min_delta": 100.0,
+                            "EARLY_STOP_MODE.verbose": 0, "STEP_SCHEDULE.enabled": False,
+                            "SCHEDULE_MODE.enabled": True, "SCHEDULE_MODE.monitor": "loss",
+                            "SCHEDULE_MODE.patience": 0, "SCHEDULE_MODE.min_delta": 100.0})
+    events = Collect()
+    result = Trainer(config, sink=events).run()
+    assert result["status"] == "completed", result.get("error")
+    assert result["stop_reason"] == "early stopping on loss"
+    assert result["epochs"] == 3
+    lrs = [e.lr for e in events.of(EpochEnd)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.01], rel=1e-6)
+    assert [e.lr for e in events.of(IterationEnd) if e.epoch == 3] == pytest.approx([0.01] * 5, rel=1e-6)
+
+
+def test_failure_is_recorded_not_raised(tiny_config, tmp_path):
+    config = tiny_config(**{"DATASET.source": "npz", "DATA_PATH": str(tmp_path / "missing.npz")})
+    events = Collect()
+    result = Trainer(config, sink=events).run()
+    assert result["status"] == "failed"
+    assert "missing.npz" in result["error"]
+    finished = events.of(RunFinished)[0]
+    assert finished.status == "failed" and finished.error == result["error"]
+    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    assert "Traceback" in run.read_error()
+    assert run.info().status == "failed"
+
+
+def test_dropout_warning_reaches_the_sink(tiny_config):
+    events = Collect()
+    Trainer(tiny_config(**{"DROPOUT_MODE.enabled": True, "MAX_ITERATIONS": 1}), sink=events).run()
+    assert any(e.level == "warning" and "no dropout" in e.text for e in events.of(LogMessage))
+
+
+@pytest.mark.slow
+def test_real_cifar10_sample_beats_chance_clearly(tiny_config, sample_npz_path):
+    """Two epochs of m8 on 10k real images (~1 min on 2 cores) reach far above 10%."""
+    config = tiny_config(**{"DATASET.source": "npz", "DATA_PATH": str(sample_npz_path), "BATCH_SIZE": 128,
+                            "EPOCHS_COUNT": 2, "STEP_SCHEDULE.boundaries": [32000, 48000]})
+    result = Trainer(config).run()
+    assert result["status"] == "completed", result.get("error")
+    assert result["best_val_accuracy"] > 0.30, result
