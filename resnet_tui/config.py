@@ -406,3 +406,16 @@ def diff_values(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
 def list_configs(folder: str | os.PathLike = "configs") -> list[Path]:
     folder = Path(folder)
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def schema_markdown() -> str:
+    """The key reference table in README.md (a test keeps the two in step)."""
+    lines = ["| key | type | default | allowed | what it does |", "| --- | --- | --- | --- | --- |"]
+    for f in SCHEMA:
+        allowed = f.allowed().replace("|", "\\|")
+        lines.append(f"| `{f.key}` | {f.type.__name__} | `{json.dumps(f.default)}` | {allowed} | {f.help} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m resnet_tui.config: print the README's key table
+    print(schema_markdown(), end="")

@@ -155,3 +155,9 @@ def test_schema_documents_every_key():
     for field in SCHEMA:
         assert field.help and field.group
         assert config_from_values({}, "x").get(field.key) == field.default
+
+
+def test_readme_documents_every_key_from_the_schema():
+    from resnet_tui.config import schema_markdown
+
+    assert schema_markdown() in (REPO / "README.md").read_text()
