@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
-from resnet_tui.runs import RunNotFoundError, RunStore
+from resnet_tui.runs import ResumeError, RunBusyError, RunNotFoundError, RunStore, StorageError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -145,27 +145,42 @@ def cmd_train(args) -> int:
     import_tensorflow_quietly()
     from resnet_tui.training.trainer import Trainer
 
+    return train_with_progress(lambda sink: Trainer(config, sink=sink))
+
+
+def cmd_resume(args) -> int:
+    store = store_from_args(args)
+    import_tensorflow_quietly()
+    from resnet_tui.training.trainer import Trainer
+
+    return train_with_progress(lambda sink: Trainer.resuming(store, args.run, sink=sink))
+
+
+def train_with_progress(make_trainer) -> int:
+
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
                    "lr {task.fields[lr]:.3g}  {task.fields[ips]:.0f} img/s"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
-    trainer = Trainer(config, sink=ProgressSink(progress))
+    trainer = make_trainer(ProgressSink(progress))
 
     def on_interrupt(signum, frame):
-        # First Ctrl-C: finish the current step, save, record the run as stopped.
-        # A second one interrupts at once.
+        # First Ctrl-C (or SIGTERM, SIGHUP from a dropped SSH session): finish the
+        # current step, save, record the run as stopped. A second one aborts.
         if trainer.control.stop_requested:
             raise KeyboardInterrupt
         progress.console.print("[yellow]stopping after this step (Ctrl-C again to abort)[/]")
         trainer.stop(evaluate=False)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in handled}
     try:
         with progress:
             result = trainer.run()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     console.print(result_table(result))
     if result["status"] == "failed":
         err_console.print(f"[bold red]error:[/] {result['error']}")
@@ -263,9 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     with_sets(p)
     p.set_defaults(func=cmd_train)
-    for name, func, help_ in (("runs", cmd_runs, "list past runs"), ("show", cmd_show, "show one run")):
+    for name, func, help_ in (("runs", cmd_runs, "list past runs"), ("show", cmd_show, "show one run"),
+                              ("resume", cmd_resume, "continue a stopped or interrupted run")):
         p = sub.add_parser(name, help=help_)
-        if name == "show":
+        if name != "runs":
             p.add_argument("run", help="run id (a unique prefix is enough)")
         p.add_argument("--artifact", help="folder holding log/, result/, ... (default: the default config's paths)")
         p.set_defaults(func=func)
@@ -290,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ConfigError, RunNotFoundError) as exc:
+    except (ConfigError, RunNotFoundError, RunBusyError, StorageError, ResumeError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:

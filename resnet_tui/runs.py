@@ -41,6 +41,18 @@ class RunNotFoundError(LookupError):
     pass
 
 
+class RunBusyError(RuntimeError):
+    """Another live process owns the run."""
+
+
+class ResumeError(RuntimeError):
+    """A run that cannot be resumed; ``str()`` says why, for the user."""
+
+
+class StorageError(OSError):
+    """The artifact folders cannot be written; ``str()`` says which and why."""
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,33 +247,84 @@ class Run:
     def read_epochs(self) -> list[dict[str, float | None]]:
         return read_csv_rows(self.paths.log / "epochs.csv", EPOCH_COLUMNS)
 
-    def owner_alive(self) -> bool:
-        meta = self.read_meta()
-        if not meta or meta.get("host") != socket.gethostname():
-            return False
-        return _pid_alive(int(meta.get("pid", -1)))
+    # -- ownership: one live process writes a run ---------------------------
+    @property
+    def _lock_path(self) -> Path:
+        return self.paths.log / "lock"
+
+    def lock_owner(self) -> int | None:
+        """The pid of the live process writing this run, or None."""
+        try:
+            owner = json.loads(self._lock_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if owner.get("host") != socket.gethostname():
+            return owner.get("pid")  # another machine's: assume alive, it cannot be checked
+        pid = owner.get("pid", -1)
+        return pid if isinstance(pid, int) and _pid_alive(pid) else None
+
+    def acquire_lock(self) -> None:
+        """Claim the run for this process (O_EXCL, so two claimants cannot both win)."""
+        self.paths.log.mkdir(parents=True, exist_ok=True)
+        owner = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+        for _ in range(2):
+            try:
+                fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = self.lock_owner()
+                if pid is not None and pid != os.getpid():
+                    raise RunBusyError(f"run {self.id} is being written by process {pid}") from None
+                try:
+                    os.remove(self._lock_path)  # stale: its owner died
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(owner)
+            return
+        raise RunBusyError(f"run {self.id}: could not claim its lock file {self._lock_path}")
+
+    def release_lock(self) -> None:
+        try:
+            os.remove(self._lock_path)
+        except FileNotFoundError:
+            pass
+
+    def begin_resume(self, epoch: int, iteration: int) -> None:
+        """Cut the metrics back to the saved state, so that the resumed run
+        appends after its last complete epoch with no duplicate and no gap,
+        and set the previous result aside."""
+        self.close()
+        _rewrite_csv(self.paths.log / "iterations.csv", lambda row: float(row[0]) <= iteration)
+        _rewrite_csv(self.paths.log / "epochs.csv", lambda row: float(row[0]) <= epoch)
+        result = self.paths.result / "result.json"
+        if result.exists():
+            os.replace(result, result.with_name("result.previous.json"))
 
     def info(self) -> RunInfo:
         """What the runs table shows; never raises for a damaged run."""
         info = RunInfo(self.id)
         problems = []
+        meta = result = None
         try:
             meta = self.read_meta()
         except (OSError, ValueError) as exc:
-            meta, _ = None, problems.append(f"run.json unreadable ({exc.__class__.__name__})")
+            problems.append(f"run.json unreadable ({exc.__class__.__name__})")
         if meta:
             info.config_name = meta.get("config_name", "?")
             info.started = meta.get("started")
         try:
             result = self.read_result()
         except (OSError, ValueError) as exc:
-            result, _ = None, problems.append(f"result.json unreadable ({exc.__class__.__name__})")
+            problems.append(f"result.json unreadable ({exc.__class__.__name__})")
         epochs = self.read_epochs()
         if epochs:
             info.epochs = int(epochs[-1]["epoch"] or 0)
             info.iterations = int(epochs[-1]["iteration"] or 0)
             vals = [r["val_accuracy"] for r in epochs if r["val_accuracy"] is not None]
             info.best_val_accuracy = max(vals) if vals else None
+        if self.lock_owner() is not None:
+            result = None  # a resumed run's old result no longer says where it is
         if isinstance(result, dict) and result.get("status") in FINISHED_STATUSES:
             info.result = result
             info.status = result["status"]
@@ -275,13 +338,11 @@ class Run:
             if info.status == "failed":
                 info.problem = (result.get("error") or "").strip().splitlines()[-1:][0] if result.get("error") else ""
         elif meta and not problems:
-            if self.owner_alive():
+            if self.lock_owner() is not None:
                 info.status = RUNNING
             else:
                 info.status = INTERRUPTED
                 info.problem = "its process ended without writing a result"
-            if info.started:
-                info.duration = None
         else:
             info.status = CORRUPT
             problems.append("no run.json" if not meta else "")
@@ -291,6 +352,31 @@ class Run:
             rows = self.read_iterations() if info.status == RUNNING else []
             info.iterations = int(rows[-1]["iteration"]) if rows else info.iterations
         return info
+
+
+def _rewrite_csv(path: Path, keep) -> None:
+    """Keep the header and the whole rows for which ``keep(row)`` is true; atomic."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        rows = []
+        for row in reader:
+            try:
+                if header and len(row) == len(header) and keep(row):
+                    rows.append(row)
+            except ValueError:
+                continue
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        if header:
+            fh.write(",".join(header) + "\n")
+        for row in rows:
+            fh.write(",".join(row) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _fmt(value) -> str:
@@ -319,6 +405,22 @@ class RunStore:
         """The default layout below one folder (``artifact/log``, ...)."""
         artifact = Path(artifact)
         return cls({name: artifact / name for name in cls.ROOT_KEYS})
+
+    def probe_writable(self) -> None:
+        """Fail before training, with a clear message, if any run folder root
+        cannot be written (read-only mount, no space, permissions)."""
+        for name, root in self.roots.items():
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                probe = root / f".write-probe-{os.getpid()}"
+                with open(probe, "wb") as fh:
+                    fh.write(b"x" * 4096)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.remove(probe)
+            except OSError as exc:
+                raise StorageError(f"cannot write to {root} ({self.ROOT_KEYS[name]}): "
+                                   f"{exc.strerror or exc}; nothing was started") from None
 
     def create_run(self, config_name: str) -> Run:
         """Claim a new unique run id (timestamp + config name).

@@ -6,6 +6,7 @@ keep it to arithmetic on Python floats and one sink call.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Callable
@@ -85,6 +86,9 @@ class StreamingCallback(keras.callbacks.Callback):
     def _elapsed(self, now: float) -> float:
         return self.elapsed_before + now - self._t0 - (self.control.paused_total - self._paused0)
 
+    def elapsed_now(self) -> float:
+        return self._elapsed(time.perf_counter())
+
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
         self._seen = 0
@@ -132,7 +136,8 @@ def _maybe_float(value) -> float | None:
 
 
 class ControlCallback(keras.callbacks.Callback):
-    """Stops at the iteration cap or on request (after the current step); pauses between steps."""
+    """Stops on a non-finite loss, at the iteration cap or on request (after the
+    current step); pauses between steps."""
 
     def __init__(self, control: TrainingControl, max_iterations: int, start_iteration: int = 0):
         super().__init__()
@@ -140,9 +145,16 @@ class ControlCallback(keras.callbacks.Callback):
         self.max_iterations = max_iterations  # 0: no cap
         self.iteration = start_iteration
         self.stop_reason: str | None = None
+        self.non_finite_at: int | None = None
 
     def on_train_batch_end(self, batch, logs=None):
         self.iteration += 1
+        loss = logs["loss"]  # the epoch's running mean: non-finite from the first bad batch on
+        if not math.isfinite(loss):
+            self.non_finite_at = self.iteration
+            self.stop_reason = f"non-finite loss ({loss}) at iteration {self.iteration}"
+            self.model.stop_training = True
+            return
         self.control.wait_while_paused()
         if self.control.stop_requested:
             self.stop_reason = "stopped by user"
@@ -153,6 +165,6 @@ class ControlCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         # A stop asked for during validation takes effect here.
-        if self.control.stop_requested:
+        if self.control.stop_requested and self.non_finite_at is None:
             self.stop_reason = "stopped by user"
             self.model.stop_training = True

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from resnet_tui.config import Config
-from resnet_tui.runs import Run, RunStore
+from resnet_tui.runs import ResumeError, Run, RunStore  # noqa: F401 (ResumeError re-exported)
 from resnet_tui.training.events import LogMessage, RunFinished, RunStarted, Sink, SinkFanout
 
 
@@ -96,18 +96,53 @@ def library_versions() -> dict[str, str]:
 
 
 class Trainer:
-    """Runs one training run of ``config``, recording it in ``store``."""
+    """Runs one training run of ``config``, recording it in ``store``.
+
+    ``Trainer(config).run()`` starts a new run; ``Trainer.resuming(store, id)``
+    continues a stopped or interrupted one under the same id.
+    """
 
     def __init__(self, config: Config, sink: Sink | None = None, store: RunStore | None = None,
-                 capture_stderr: bool = True):
+                 capture_stderr: bool = True, resume_run: Run | None = None, extra_callbacks: list | None = None):
         from resnet_tui.training.callbacks import TrainingControl  # imports keras
 
         self.config = config
         self.store = store or RunStore.from_values(config.values)
         self.control = TrainingControl()
         self.capture_stderr = capture_stderr
-        self.run_record: Run | None = None
+        self.run_record: Run | None = resume_run
+        self.resume_state = None
+        self.model = None
+        self.extra_callbacks = extra_callbacks or []  # e.g. fault injection in tests
         self._external_sink = sink
+
+    @classmethod
+    def resuming(cls, store: RunStore, run_id: str, sink: Sink | None = None,
+                 capture_stderr: bool = True) -> "Trainer":
+        """A trainer that continues run ``run_id`` from its last saved epoch."""
+        from resnet_tui.config import config_from_values
+        from resnet_tui.training.checkpoint import TrainingState
+
+        run = store.open_run(run_id)
+        info = run.info()
+        if info.status == "running":
+            raise ResumeError(f"run {run.id} is still running (pid {run.lock_owner()}); it cannot be resumed twice")
+        if info.status == "completed":
+            raise ResumeError(f"run {run.id} already completed ({info.result.get('stop_reason', '')})")
+        try:
+            state = TrainingState.read(run.paths.checkpoint)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ResumeError(f"run {run.id}: its saved state is unreadable ({exc})") from None
+        if state is None:
+            raise ResumeError(f"run {run.id} has no saved state (it ended before its first epoch did)")
+        try:
+            values = run.read_config()
+        except (OSError, ValueError) as exc:
+            raise ResumeError(f"run {run.id}: its config.json is unreadable ({exc})") from None
+        name = (run.read_meta() or {}).get("config_name") or info.config_name
+        trainer = cls(config_from_values(values, name), sink, store, capture_stderr, resume_run=run)
+        trainer.resume_state = state
+        return trainer
 
     # Thread-safe controls ------------------------------------------------
     def stop(self, evaluate: bool = True) -> None:
@@ -128,45 +163,70 @@ class Trainer:
     def run(self) -> dict:
         """Train to the end; returns the result dict (also written to result.json).
 
-        Never raises for a failure inside the run: it is recorded as failed.
+        Raises only before the run exists (storage not writable, run busy);
+        any failure inside the run is recorded as failed and returned.
         """
-        run = self.store.create_run(self.config.name)
+        self.store.probe_writable()
+        resumed = self.run_record is not None
+        run = self.run_record or self.store.create_run(self.config.name)
         self.run_record = run
-        run.write_meta(self.config.name)
-        run.write_config(self.config.values)
+        run.acquire_lock()
+        try:
+            return self._run_locked(run, resumed)
+        finally:
+            run.release_lock()
+
+    def _run_locked(self, run: Run, resumed: bool) -> dict:
         from resnet_tui.training.recorder import RunRecorder
 
-        recorder = RunRecorder(run)
-        sinks = [recorder] + ([self._external_sink] if self._external_sink is not None else [])
+        run.write_meta(self.config.name, resumed=resumed)
+        if resumed:
+            run.begin_resume(self.resume_state.epoch, self.resume_state.iteration)
+        else:
+            run.write_config(self.config.values)
+        sinks = [RunRecorder(run)] + ([self._external_sink] if self._external_sink is not None else [])
         self.sink = SinkFanout(sinks)
         started = time.time()
         self._streaming = None
         self._result = {"run_id": run.id, "config_name": self.config.name, "started": started}
+        if resumed:
+            self._result["started"] = (run.read_meta() or {}).get("started", started)
+            self._result["resumed_at"] = [started]
         redirect = stderr_to_file(run.paths.log / "train.log") if self.capture_stderr else contextlib.nullcontext()
         try:
             for warning in self.config.warnings:
                 self.sink(LogMessage("warning", warning))
+            if resumed:
+                self.sink(LogMessage("info", f"resuming {run.id} after epoch {self.resume_state.epoch}, "
+                                             f"iteration {self.resume_state.iteration}"))
             with redirect:
                 status, reason = self._train()
-            error = None
+            error = None if status != "failed" else reason
         except Exception as exc:  # recorded, not raised: the caller may be a UI thread
             status, reason = "failed", f"error: {exc.__class__.__name__}"
             error = f"{exc.__class__.__name__}: {exc}"
-            run.write_error(traceback.format_exc())
-            run.log(f"[error] {error}")
+            _try(run.write_error, traceback.format_exc())
+            _try(run.log, f"[error] {error}")
             self.sink(LogMessage("error", error))
         result = self._result
         streaming = self._streaming
+        state = self.resume_state
         result.update(status=status, stop_reason=reason, error=error, finished=time.time(),
-                      duration=time.time() - started,
-                      iterations=streaming.iteration if streaming else 0,
-                      epochs=streaming.completed_epochs if streaming else 0)
+                      duration=streaming.elapsed_now() if streaming and hasattr(streaming, "_t0")
+                      else (state.elapsed if state else time.time() - started),
+                      iterations=streaming.iteration if streaming else (state.iteration if state else 0),
+                      epochs=streaming.completed_epochs if streaming else (state.epoch if state else 0))
         result.setdefault("versions", _safe(library_versions))
         result.setdefault("device", _safe(describe_device))
-        run.write_result(result)
-        self.sink(RunFinished(run.id, status, reason, result.get("iterations", 0), result.get("epochs", 0),
-                              result["duration"], result.get("test_loss"), result.get("test_accuracy"),
-                              result.get("best_val_accuracy"), error))
+        if status == "failed" and not run.paths.error.joinpath("error.log").exists():
+            _try(run.write_error, error + "\n")
+        _try(run.write_result, result)
+        try:
+            self.sink(RunFinished(run.id, status, reason, result["iterations"], result["epochs"],
+                                  result["duration"], result.get("test_loss"), result.get("test_accuracy"),
+                                  result.get("best_val_accuracy"), error))
+        except OSError:  # the disk may be full; the result above is what could be saved
+            pass
         return result
 
     def _train(self) -> tuple[str, str]:
@@ -175,10 +235,11 @@ class Trainer:
         from resnet_tui.data import dispatch_load_dataset, make_eval_dataset, make_train_dataset
         from resnet_tui.models import compile_model, count_params, dispatch_build_model, model_summary_text
         from resnet_tui.training.callbacks import ControlCallback, StreamingCallback
+        from resnet_tui.training.checkpoint import StateCheckpoint, restore
         from resnet_tui.training.events import DatasetProgress
         from resnet_tui.training.schedules import IterationStepDecay
 
-        config, run, result = self.config, self.run_record, self._result
+        config, run, result, state = self.config, self.run_record, self._result, self.resume_state
         keras.utils.set_random_seed(config.SEED)
         result["versions"] = library_versions()
         result["device"] = describe_device()
@@ -191,16 +252,22 @@ class Trainer:
         plan = plan_training(config, train_count)
 
         model = dispatch_build_model(config.model_number, config)
+        self.model = model
         step = config.STEP_SCHEDULE
         opt = config.OPTIMIZER
         schedule = None
         if step["enabled"]:
             schedule = IterationStepDecay(opt["learning_rate"], step["boundaries"], step["factor"])
         compile_model(model, config, schedule or opt["learning_rate"])
+        if state:
+            restore(model, run.paths.checkpoint, state)
         summary = model_summary_text(model)
         result["param_count"] = count_params(model)
 
-        train_ds = make_train_dataset(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED)
+        start_epoch = state.epoch if state else 0
+        start_iteration = state.iteration if state else 0
+        train_ds = make_train_dataset(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED,
+                                      start_epoch=start_epoch)
         val_ds = (make_eval_dataset(dataset.x_val, dataset.y_val, dataset, config.BATCH_SIZE)
                   if len(dataset.y_val) else None)
         test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE)
@@ -210,18 +277,23 @@ class Trainer:
             param_count=result["param_count"], steps_per_epoch=plan.steps_per_epoch,
             total_iterations=plan.total_iterations, epochs=plan.epochs, batch_size=config.BATCH_SIZE,
             train_count=train_count, val_count=len(dataset.y_val), test_count=len(dataset.y_test),
-            time=result["started"]))
+            start_iteration=start_iteration, time=result["started"]))
 
         streaming = StreamingCallback(self.sink, config.BATCH_SIZE, train_count,
-                                      schedule.value_at if schedule else None, self.control)
-        control = ControlCallback(self.control, config.MAX_ITERATIONS)
+                                      schedule.value_at if schedule else None, self.control,
+                                      start_iteration=start_iteration, start_epoch=start_epoch)
+        streaming.elapsed_before = state.elapsed if state else 0.0
         self._streaming = streaming
-        callbacks = [streaming, control]
-        best_path = run.paths.checkpoint / "best.weights.h5"
+        control = ControlCallback(self.control, config.MAX_ITERATIONS, start_iteration=start_iteration)
+        best = state.best_val_accuracy if state else None
+        callbacks = [*self.extra_callbacks, streaming, control]
         if val_ds is not None:
             run.paths.checkpoint.mkdir(parents=True, exist_ok=True)
+            # initial_value_threshold: a resumed run must not forget its best so far.
             callbacks.append(keras.callbacks.ModelCheckpoint(
-                str(best_path), monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True))
+                str(run.paths.checkpoint / "best.weights.h5"), monitor="val_accuracy", mode="max",
+                save_best_only=True, save_weights_only=True, initial_value_threshold=best))
+        callbacks.append(StateCheckpoint(run.paths.checkpoint, streaming, control, best))
         early = None
         if config.EARLY_STOP_MODE["enabled"]:
             es = config.EARLY_STOP_MODE
@@ -235,14 +307,20 @@ class Trainer:
                 monitor=sm["monitor"], factor=sm["factor"], patience=sm["patience"], min_delta=sm["min_delta"],
                 min_lr=sm["min_lr"]))
 
-        if not self.control.stop_requested:
-            model.fit(train_ds, epochs=plan.epochs, validation_data=val_ds, callbacks=callbacks, verbose=0,
-                      shuffle=False)  # the tf.data pipeline shuffles itself
+        capped = bool(config.MAX_ITERATIONS) and start_iteration >= config.MAX_ITERATIONS
+        if not self.control.stop_requested and not capped and start_epoch < plan.epochs:
+            model.fit(train_ds, epochs=plan.epochs, initial_epoch=start_epoch, validation_data=val_ds,
+                      callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles itself
 
+        vals = [(r["val_accuracy"], int(r["epoch"])) for r in run.read_epochs() if r["val_accuracy"] is not None]
+        if vals:
+            result["best_val_accuracy"], result["best_epoch"] = max(vals)
+        if control.non_finite_at is not None:
+            return "failed", f"training diverged: {control.stop_reason}; {kept_state_note(run)}"
         if control.stop_reason == "stopped by user" or self.control.stop_requested:
             status, reason = "stopped", "stopped by user"
-        elif control.stop_reason:
-            status, reason = "completed", control.stop_reason
+        elif control.stop_reason or capped:
+            status, reason = "completed", control.stop_reason or f"iteration cap ({config.MAX_ITERATIONS} iterations)"
         elif early is not None and early.stopped_epoch > 0:
             status, reason = "completed", f"early stopping on {config.EARLY_STOP_MODE['monitor']}"
         else:
@@ -250,15 +328,28 @@ class Trainer:
 
         run.paths.model.mkdir(parents=True, exist_ok=True)
         model.save(run.paths.model / "final.keras")
-        epochs = run.read_epochs()
-        vals = [(r["val_accuracy"], int(r["epoch"])) for r in epochs if r["val_accuracy"] is not None]
-        if vals:
-            result["best_val_accuracy"], result["best_epoch"] = max(vals)
         if status == "completed" or self.control.evaluate_on_stop:
             self.sink(LogMessage("info", f"evaluating on {len(dataset.y_test)} test images"))
             test_loss, test_acc = model.evaluate(test_ds, verbose=0)
             result["test_loss"], result["test_accuracy"] = float(test_loss), float(test_acc)
         return status, reason
+
+
+def kept_state_note(run: Run) -> str:
+    """Which saved state a failed run keeps, in words."""
+    from resnet_tui.training.checkpoint import TrainingState
+
+    state = TrainingState.read(run.paths.checkpoint)
+    return (f"the last good state (epoch {state.epoch}, iteration {state.iteration}) is kept"
+            if state else "no epoch had completed, so there is no saved state")
+
+
+def _try(fn, *args) -> None:
+    """Best effort for writes after a failure (the disk may be what failed)."""
+    try:
+        fn(*args)
+    except OSError:
+        pass
 
 
 def _safe(fn):
