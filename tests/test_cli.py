@@ -1,0 +1,86 @@
+"""The headless CLI: clear one-line errors, and the run commands on real run folders."""
+
+import json
+import re
+
+import pytest
+
+from resnet_tui.cli import main
+from resnet_tui.runs import RunStore
+from conftest import tiny_values
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    """Tables at a width where no cell is truncated."""
+    from rich.console import Console
+
+    import resnet_tui.cli as cli
+
+    monkeypatch.setattr(cli, "console", Console(width=250))
+    monkeypatch.setattr(cli, "err_console", Console(width=250, stderr=True))
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, re.sub(r"\s+", " ", out), re.sub(r"\s+", " ", err)
+
+
+def test_validate_ok_and_bad(tmp_path, capsys):
+    good = tmp_path / "m8_ok.json"
+    good.write_text(json.dumps({"BATCH_SIZE": 64}))
+    code, out, _ = run_cli(capsys, "validate", str(good))
+    assert code == 0 and "valid config for model m8" in out
+
+    bad = tmp_path / "m8_bad.json"
+    bad.write_text('{"BATCH_SIZE": 64,,}')
+    code, _, err = run_cli(capsys, "validate", str(bad))
+    assert code == 2 and "invalid JSON at line 1, column 19" in err and "Traceback" not in err
+
+    code, _, err = run_cli(capsys, "validate", str(good), "--set", "OPTIMIZER.learning_rate=-1")
+    assert code == 2 and "OPTIMIZER.learning_rate: got -1, expected a number > 0" in err
+
+
+def test_train_runs_show_and_missing_run(tmp_path, capsys, monkeypatch):
+    values = tiny_values(tmp_path, EPOCHS_COUNT=1)
+    path = tmp_path / "m8_cli.json"
+    path.write_text(json.dumps(values))
+    code, out, _ = run_cli(capsys, "train", str(path), "--set", "BATCH_SIZE=64")
+    assert code == 0, out
+    assert "│ status │ completed (epoch limit (1 epochs))" in out and "test accuracy" in out
+    run_id = RunStore.from_values(values).run_ids()[0]
+    assert run_id.endswith("-m8_cli")
+
+    artifact = str(tmp_path / "artifact")
+    code, out, _ = run_cli(capsys, "runs", "--artifact", artifact)
+    assert code == 0 and run_id[:15] in out and "completed" in out
+
+    code, out, _ = run_cli(capsys, "show", run_id[:15], "--artifact", artifact)
+    assert code == 0 and '"BATCH_SIZE": 64' in out and "best val accuracy" in out
+
+    code, _, err = run_cli(capsys, "show", "no-such-run", "--artifact", artifact)
+    assert code == 2 and "no run 'no-such-run'" in err and "Traceback" not in err
+
+    code, _, err = run_cli(capsys, "resume", run_id, "--artifact", artifact)
+    assert code == 2 and "already completed" in err
+
+
+def test_summary_prints_parameter_count(capsys):
+    code, out, _ = run_cli(capsys, "summary", "configs/m8_base.json")
+    assert code == 0 and "parameters: 274,042" in out and "stage2_block1_proj_conv" in out
+
+
+def test_runs_lists_corrupt_and_interrupted_runs_without_failing(tmp_path, capsys):
+    store = RunStore.under(tmp_path / "artifact")
+    good = store.create_run("m8_half")
+    good.write_meta("m8_half")  # no result, owner (this pid) is not holding the lock: interrupted
+    bad = store.create_run("m8_broken")
+    (bad.paths.log / "run.json").write_text("{ this is not json")
+    bad.paths.result.mkdir(parents=True)
+    (bad.paths.result / "result.json").write_text('{"status": "compl')
+    infos = {i.run_id: i for i in store.list_runs()}
+    assert infos[good.id].status == "interrupted"
+    assert infos[bad.id].status == "corrupt" and "unreadable" in infos[bad.id].problem
+    code, out, _ = run_cli(capsys, "runs", "--artifact", str(tmp_path / "artifact"))
+    assert code == 0 and "interrupted" in out and "corrupt" in out
