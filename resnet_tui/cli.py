@@ -266,8 +266,27 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """The dashboard in a web browser, one app process per browser tab (textual-serve)."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    command = [sys.executable, "-m", "resnet_tui.cli"]
+    if args.artifact:
+        command += ["--artifact", args.artifact]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] serving on {args.host}: anyone who can reach this port can "
+                          "start and stop training. Prefer an SSH tunnel to a loopback server.")
+    Server(shlex.join(command), host=args.host, port=args.port, title="resnet-tui").serve()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resnet-tui", description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", default="configs", help="folder of configs the dashboard lists")
+    parser.add_argument("--artifact", dest="dashboard_artifact", metavar="DIR",
+                        help="runs folder the dashboard browses (default: the default config's paths)")
     sub = parser.add_subparsers(dest="command")
 
     def with_sets(p):
@@ -285,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("run", help="run id (a unique prefix is enough)")
         p.add_argument("--artifact", help="folder holding log/, result/, ... (default: the default config's paths)")
         p.set_defaults(func=func)
+    p = sub.add_parser("serve", help="serve the dashboard to a web browser (textual-serve)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--artifact", help="runs folder to show (default: the default config's paths)")
+    p.set_defaults(func=cmd_serve)
     p = sub.add_parser("validate", help="check a config")
     p.add_argument("config")
     with_sets(p)
@@ -302,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         from resnet_tui.tui.app import run_app
 
-        run_app()
+        run_app(configs_dir=args.configs, artifact_dir=args.dashboard_artifact)
         return 0
     try:
         return args.func(args)
