@@ -3,6 +3,9 @@
     resnet-tui train CONFIG [--set KEY=VALUE ...]
     resnet-tui runs
     resnet-tui show RUN
+    resnet-tui resume RUN
+    resnet-tui watch RUN
+    resnet-tui serve [--host H] [--port P]
     resnet-tui validate CONFIG
     resnet-tui summary CONFIG
 """
@@ -156,13 +159,17 @@ def cmd_resume(args) -> int:
     return train_with_progress(lambda sink: Trainer.resuming(store, args.run, sink=sink))
 
 
-def train_with_progress(make_trainer) -> int:
-
-    progress = Progress(
+def make_progress() -> Progress:
+    return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
                    "lr {task.fields[lr]:.3g}  {task.fields[ips]:.0f} img/s"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+
+
+def train_with_progress(make_trainer) -> int:
+
+    progress = make_progress()
     trainer = make_trainer(ProgressSink(progress))
 
     def on_interrupt(signum, frame):
@@ -266,6 +273,37 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_watch(args) -> int:
+    """Follow a run another process is writing (e.g. under nohup), read-only."""
+    from resnet_tui.follow import RunFollower
+    from resnet_tui.training.events import RunFinished
+
+    run = store_from_args(args).open_run(args.run)
+    follower = RunFollower(run)
+    progress = make_progress()
+    sink = ProgressSink(progress)
+    finished = None
+    with progress:
+        try:
+            while finished is None:
+                for event in follower.poll():
+                    sink(event)
+                    if isinstance(event, RunFinished):
+                        finished = event
+                if finished is None:
+                    if run.lock_owner() is None and run.info().status == "interrupted":
+                        progress.console.print(f"[yellow]run {run.id} is not running: its process ended "
+                                               f"without a result (resume it with `resnet-tui resume {run.id}`)[/]")
+                        return 1
+                    time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return 130
+    info = run.info()
+    if info.result:
+        console.print(result_table(info.result))
+    return 0 if finished.status != "failed" else 1
+
+
 def cmd_serve(args) -> int:
     """The dashboard in a web browser, one app process per browser tab (textual-serve)."""
     import shlex
@@ -298,11 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
     with_sets(p)
     p.set_defaults(func=cmd_train)
     for name, func, help_ in (("runs", cmd_runs, "list past runs"), ("show", cmd_show, "show one run"),
-                              ("resume", cmd_resume, "continue a stopped or interrupted run")):
+                              ("resume", cmd_resume, "continue a stopped or interrupted run"),
+                              ("watch", cmd_watch, "follow a run another process is writing (read-only)")):
         p = sub.add_parser(name, help=help_)
         if name != "runs":
             p.add_argument("run", help="run id (a unique prefix is enough)")
         p.add_argument("--artifact", help="folder holding log/, result/, ... (default: the default config's paths)")
+        if name == "watch":
+            p.add_argument("--interval", type=float, default=0.5, help="seconds between looks at the files")
         p.set_defaults(func=func)
     p = sub.add_parser("serve", help="serve the dashboard to a web browser (textual-serve)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")

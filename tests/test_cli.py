@@ -65,6 +65,10 @@ def test_train_runs_show_and_missing_run(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(capsys, "resume", run_id, "--artifact", artifact)
     assert code == 2 and "already completed" in err
 
+    # watch replays a finished run from its files and ends with its result.
+    code, out, _ = run_cli(capsys, "watch", run_id, "--artifact", artifact)
+    assert code == 0 and "epoch 1 iteration" in out and "│ status │ completed" in out
+
 
 def test_summary_prints_parameter_count(capsys):
     code, out, _ = run_cli(capsys, "summary", "configs/m8_base.json")
