@@ -1,0 +1,303 @@
+"""The dashboard app: three screens (configs, training, runs), keys, and the training worker.
+
+``run_app()`` is what ``resnet-tui`` with no arguments opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import ModalScreen
+from textual.worker import Worker, WorkerState
+
+from resnet_tui.config import default_values
+from resnet_tui.runs import RunStore
+from resnet_tui.tui.screens.config_screen import ConfigScreen
+from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen
+from resnet_tui.tui.screens.runs_screen import RunsScreen
+from resnet_tui.tui.screens.train_screen import TrainScreen
+from resnet_tui.tui.session import TrainingSession
+from resnet_tui.tui.widgets.charts import ChartOptions
+
+DRAIN_SECONDS = 0.2  # how often the UI takes the trainer's events: 5 times a second
+
+# Keys that widgets handle themselves, listed in the help overlay.
+WIDGET_KEYS = [
+    ("tab / shift+tab", "move between fields, lists and buttons"),
+    ("↑ ↓ / enter", "move in a list or table; enter picks (a config, a run)"),
+    ("← →", "switch tabs when the tab bar is focused; click a tab too"),
+    ("space", "toggle a checkbox; mark a run in the runs table"),
+    ("ctrl+p", "command palette"),
+]
+
+
+class ResnetTuiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "resnet-tui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = [
+        Binding("f1,question_mark", "help", "Help", key_display="F1"),
+        Binding("f2", "show('config')", "Configs", key_display="F2"),
+        Binding("f3", "show('train')", "Training", key_display="F3"),
+        Binding("f4", "show('runs')", "Runs", key_display="F4"),
+        Binding("f5", "start", "Start", key_display="F5"),
+        Binding("f6", "pause", "Pause", key_display="F6"),
+        Binding("f7", "stop", "Stop", key_display="F7"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, configs_dir: str | os.PathLike = "configs", store: RunStore | None = None):
+        super().__init__()
+        self.configs_dir = Path(configs_dir)
+        self.store_given = store is not None
+        self.store = store or RunStore.from_values(default_values())
+        self.session: TrainingSession | None = None
+        self.training_worker: Worker | None = None
+        self.chart_options = ChartOptions()
+        self.quitting = False
+
+    def on_mount(self) -> None:
+        self.install_screen(ConfigScreen(self.configs_dir), "config")
+        self.install_screen(TrainScreen(), "train")
+        self.install_screen(RunsScreen(), "runs")
+        self.push_screen("config")
+        self.set_interval(DRAIN_SECONDS, self.drain)
+
+    # -- screens ----------------------------------------------------------------
+    def action_show(self, name: str) -> None:
+        if isinstance(self.screen, ModalScreen):
+            return
+        if self.screen is not self.get_screen(name):
+            self.switch_screen(name)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, ModalScreen):
+            return
+        sections = [("Everywhere", self._keys(type(self).BINDINGS))]
+        for title, screen in (("Configs (F2)", ConfigScreen), ("Training (F3)", TrainScreen),
+                              ("Runs (F4)", RunsScreen)):
+            sections.append((title, self._keys(screen.BINDINGS)))
+        sections.append(("In widgets", WIDGET_KEYS))
+        self.push_screen(HelpScreen(sections))
+
+    def _keys(self, bindings) -> list[tuple[str, str]]:
+        rows = []
+        for binding in bindings:
+            shown = [self.get_key_display(Binding(key, binding.action)) for key in binding.key.split(",")]
+            keys = " / ".join(k.upper() if k[:1] == "f" and k[1:].isdigit() else k for k in shown)
+            rows.append((keys, binding.description or binding.action))
+        return rows
+
+    # -- training ----------------------------------------------------------------
+    def run_stores(self) -> list[RunStore]:
+        """Where runs are listed from: the app's store and any a run of this session used."""
+        stores = [self.store]
+        if self.session is not None and self.session.store.roots != self.store.roots:
+            stores.append(self.session.store)
+        return stores
+
+    def action_start(self) -> None:
+        if isinstance(self.screen, ModalScreen):
+            return
+        if self.session is not None and self.session.active and not self.session.following:
+            self.notify(f"A run of {self.session.config.name} is {self.session.state}: "
+                        "stop it (F7) before starting another.", severity="warning")
+            return
+        config = self.get_screen("config").current_config()
+        if config is None:
+            self.notify("The config has problems: fix them in Configs (F2) first.", severity="error")
+            return
+        store = self.store if self.store_given else RunStore.from_values(config.values)
+        if self.session is not None and self.session.following and self.session.active:
+            self.notify(f"Stopped watching {self.session.config.name}; it goes on training elsewhere.")
+        self.session = TrainingSession(config, store)
+        self.training_worker = self.run_worker(self.session.run, name="training", group="training",
+                                               thread=True, exit_on_error=False)
+        self.action_show("train")
+        self._show_session(None)
+
+    def follow_run(self, store: RunStore, run_id: str) -> None:
+        """Watch a run that another process trains (its files, read as they grow)."""
+        if self.session is not None and self.session.started and self.session.started.run_id == run_id:
+            self.action_show("train")  # it is this dashboard's own run
+            return
+        if self.session is not None and self.session.active and not self.session.following:
+            self.notify(f"A run of {self.session.config.name} is training here: stop it (F7) first.",
+                        severity="warning")
+            return
+        try:
+            self.session = TrainingSession.follow(store.open_run(run_id), store)
+        except (OSError, ValueError, LookupError) as exc:
+            self.notify(f"Can't watch {run_id}: {exc}", severity="error")
+            return
+        self.action_show("train")
+        self._show_session(None)
+
+    def _refuse_if_followed(self) -> bool:
+        if self.session is not None and self.session.following and self.session.active:
+            self.notify(f"{self.session.config.name} is trained by another process: here it can only be watched.",
+                        severity="warning")
+            return True
+        return False
+
+    def action_pause(self) -> None:
+        session = self.session
+        if self._refuse_if_followed():
+            return
+        if session is None or not session.active:
+            self.notify("No run is training.", severity="warning")
+        elif session.state == "paused":
+            session.resume()
+        elif not session.pause():
+            self.notify(f"Can't pause while {session.state}.", severity="warning")
+        self._show_session(None)
+
+    def action_stop(self) -> None:
+        if self._refuse_if_followed():
+            return
+        if self.session is None or not self.session.stop():
+            self.notify("No run is training.", severity="warning")
+        self._show_session(None)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self.training_worker or self.session is None:
+            return
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.session.worker_failed(error)
+            self.notify(f"Training could not run: {error}", severity="error", timeout=10)
+            self._show_session(None)
+        elif event.state == WorkerState.SUCCESS:
+            self.drain()  # the last events (RunFinished) may still be in the buffer
+
+    def drain(self) -> None:
+        """Timer: move the trainer's events into the session, redraw what changed."""
+        session = self.session
+        if session is None:
+            return
+        changes = session.ingest()
+        if not changes:
+            return
+        for severity, message in changes.notices:
+            self.notify(message, severity=severity, timeout=8)
+        self._show_session(changes)
+        if changes.status and not session.active and isinstance(self.screen, RunsScreen) and self.screen.ready:
+            self.screen.reload()
+
+    def _show_session(self, changes) -> None:
+        if isinstance(self.screen, TrainScreen) and self.screen.ready:
+            self.screen.show_session(self.session, changes)
+
+    # -- chart options (training and runs screens) ------------------------------------
+    def _redraw_charts(self) -> None:
+        for name in ("train", "runs"):
+            screen = self.get_screen(name)
+            if screen is self.screen and screen.ready:
+                screen.redraw_charts()
+        if isinstance(self.screen, RunsScreen):  # the training screen shows them in a line of its own
+            self.notify(self.chart_options.describe(compact=True).replace("\\[", "["), timeout=2)
+
+    def action_smoothing(self, step: int) -> None:
+        self.chart_options.smoother(step)
+        self._redraw_charts()
+
+    def action_toggle_log(self) -> None:
+        self.chart_options.log_loss = not self.chart_options.log_loss
+        self._redraw_charts()
+
+    def action_next_axis(self) -> None:
+        self.chart_options.next_x_axis()
+        self._redraw_charts()
+
+    # -- quitting ---------------------------------------------------------------------
+    def on_unmount(self) -> None:
+        # However the app ends, the training thread must not outlive it unasked.
+        if self.session is not None and self.session.active and not self.session.following:
+            self.session.stop(evaluate=False)
+
+    async def action_quit(self) -> None:
+        if self.session is None or not self.session.active or self.session.following:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen) or self.quitting:
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self.stop_and_exit()
+
+        self.push_screen(ConfirmScreen(f"A run of {self.session.config.name} is training.\n"
+                                       "Stop it (it is recorded as stopped) and quit?",
+                                       yes="Stop and quit", no="Keep training"), answered)
+
+    @work(group="quit")
+    async def stop_and_exit(self) -> None:
+        """Stop without the test evaluation, wait for the trainer to save, then exit."""
+        self.quitting = True
+        self.session.stop(evaluate=False)
+        self.notify("Stopping the run and saving it…", timeout=30)
+        self._show_session(None)
+        if self.training_worker is not None:
+            with contextlib.suppress(Exception):  # a failed worker has nothing left to wait for
+                await self.training_worker.wait()
+        self.drain()
+        self.exit()
+
+
+@contextlib.contextmanager
+def stderr_to_log(path: Path) -> Iterator[None]:
+    """Keep the terminal for Textual and send fd 2 to a log file.
+
+    Textual draws on ``sys.__stderr__``; TensorFlow's C++ code (its import
+    included) writes to fd 2 directly, and the trainer points fd 2 at the run's
+    train.log while training. So the UI gets its own duplicate of the terminal,
+    and fd 2 only ever leads to log files while the app runs.
+    """
+    try:
+        sys.stderr.flush()
+        terminal = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved_dunder = sys.__stderr__
+    ui_stream = os.fdopen(terminal, "w", encoding=getattr(saved_dunder, "encoding", None) or "utf-8",
+                          errors="replace", closefd=False)
+    saved = os.dup(2)
+    try:
+        with open(path, "a", encoding="utf-8") as log:
+            os.dup2(log.fileno(), 2)
+            sys.__stderr__ = ui_stream
+            try:
+                yield
+            finally:
+                sys.__stderr__ = saved_dunder
+                with contextlib.suppress(Exception):
+                    ui_stream.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+        os.close(terminal)
+
+
+def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.PathLike | None = None) -> None:
+    """Open the dashboard. ``artifact_dir`` puts runs under one folder instead of the configs' paths."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    store = RunStore.under(artifact_dir) if artifact_dir is not None else None
+    log_root = Path(artifact_dir) if artifact_dir is not None else Path(default_values()["LOG_PATH"])
+    with stderr_to_log(log_root / "dashboard-stderr.log"):
+        app = ResnetTuiApp(configs_dir, store=store)
+        try:
+            app.run()
+        finally:
+            if app.session is not None and app.session.active and not app.session.following:
+                # The thread finishes its step and saves before the process can exit: say why we wait.
+                print("Stopping the training run (it is recorded as stopped)…", flush=True)
+                app.session.stop(evaluate=False)

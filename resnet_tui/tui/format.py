@@ -1,0 +1,35 @@
+"""Number and time formatting shared by the screens."""
+
+from __future__ import annotations
+
+import math
+import time
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.2%}"
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def rate(value: float | None) -> str:
+    return "—" if not value else f"{value:,.0f}"
+
+
+def lr(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.3g}"
+
+
+def date(timestamp: float | None) -> str:
+    return "—" if not timestamp else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))

@@ -1,0 +1,1 @@
+"""The dashboard's screens: configs, training, runs, and modal dialogs."""

@@ -1,0 +1,378 @@
+"""Pick a config, edit it (form or raw JSON), see the changes and the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
+
+from resnet_tui.config import (FIELDS, Config, ConfigError, check_values, config_from_values, config_name,
+                               default_values, diff_values, get_dotted, list_configs, load_config, parse_json,
+                               save_config, set_dotted)
+from resnet_tui.tui.screens.dialogs import SaveAsScreen
+from resnet_tui.tui.widgets.config_form import ConfigForm
+from resnet_tui.tui.widgets.model_summary import ModelSummary
+
+PROTECTED = "m8_base"  # the seed's config: never written by the dashboard
+MODEL_KEYS = ("MODEL_NUMBER", "L2_MODE.enabled", "L2_MODE.lambda", "DROPOUT_MODE.enabled", "DROPOUT_MODE.rate")
+
+
+def describe(config: Config) -> Text:
+    """The key values of a config, for the list's side panel."""
+    v = config.values
+    data = v["DATASET"]["source"]
+    if data == "synthetic":
+        data += f" ({v['DATASET']['synthetic_train_count']} train)"
+    if v["LIGHT_MODE"]:
+        data += ", light mode"
+    opt = v["OPTIMIZER"]
+    if v["STEP_SCHEDULE"]["enabled"]:
+        schedule = f"x{v['STEP_SCHEDULE']['factor']:g} at {', '.join(map(str, v['STEP_SCHEDULE']['boundaries']))}"
+    elif v["SCHEDULE_MODE"]["enabled"]:
+        schedule = f"on plateau of {v['SCHEDULE_MODE']['monitor']}"
+    else:
+        schedule = "constant"
+    lines = [
+        ("model", f"m{v['MODEL_NUMBER']}"),
+        ("data", data),
+        ("epochs", str(v["EPOCHS_COUNT"])),
+        ("batch", str(v["BATCH_SIZE"])),
+        ("max iters", f"{v['MAX_ITERATIONS']:,}" if v["MAX_ITERATIONS"] else "no cap"),
+        ("optimizer", f"{opt['type']} lr {opt['learning_rate']:g}" +
+         (f" m {opt['momentum']:g}" if opt["type"] == "sgd" else "")),
+        ("lr steps", schedule),
+        ("L2", f"{v['L2_MODE']['lambda']:g}" if v["L2_MODE"]["enabled"] else "off"),
+        ("augment", "on" if v["AUGMENT_MODE"] else "off"),
+        ("early stop", "on" if v["EARLY_STOP_MODE"]["enabled"] else "off"),
+    ]
+    text = Text()
+    for key, value in lines:
+        text.append(f"{key:<10} ", style="dim")
+        text.append(value + "\n")
+    return text
+
+
+class ConfigScreen(Screen):
+    """The editor. ``current_config()`` is what F5 starts (None while anything is invalid)."""
+
+    TITLE = "Configs"
+    BINDINGS = [
+        # Save as and Revert are on their buttons, so the footer leaves them out.
+        Binding("ctrl+s", "save_as", "Save as", show=False),
+        Binding("ctrl+r", "revert", "Revert", show=False),
+        Binding("ctrl+l", "focus_list", "List"),
+        Binding("ctrl+t", "next_tab", "Tab"),
+    ]
+
+    def __init__(self, configs_dir: Path):
+        super().__init__()
+        self.configs_dir = Path(configs_dir)
+        self.paths: list[Path] = []
+        self.name_loaded: str | None = None  # config name in the editor
+        self.original: dict | None = None  # its values as loaded (for the diff)
+        self.errors: dict[str, str] = {}  # field key -> why refused
+        self.general_errors: list[str] = []  # problems not tied to one field
+        self.warnings: list[str] = []
+        self.json_error: str | None = None
+        self._json_generated = ""  # the text we last put in the JSON editor
+        self._summary_cache: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="config-main"):
+            with Vertical(id="config-side"):
+                yield Label("Configs", classes="pane-title")
+                yield ListView(id="config-list")
+                yield Static("", id="config-facts")
+            with Vertical(id="config-editor"):
+                with TabbedContent(id="config-tabs"):
+                    with TabPane("Form", id="tab-form"):
+                        yield ConfigForm(id="config-form")
+                    with TabPane("Changes", id="tab-diff"):
+                        with VerticalScroll():
+                            yield Static("", id="config-diff")
+                    with TabPane("JSON", id="tab-json"):
+                        yield TextArea("", language="json", show_line_numbers=True, id="config-json")
+                        yield Static("", id="json-error", classes="field-error")
+                    with TabPane("Model", id="tab-model"):
+                        yield ModelSummary("The model summary is built when this tab opens.", id="config-summary")
+                yield Static("", id="config-status")
+                with Horizontal(id="config-actions"):
+                    yield Button("Start  F5", id="start", variant="success", compact=True)
+                    yield Button("Save as…  ^S", id="save-as", compact=True)
+                    yield Button("Revert  ^R", id="revert", compact=True)
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.reload_list()
+        if self.paths:
+            self.load_path(self.paths[0])
+            self.query_one("#config-list", ListView).index = 0
+
+    # -- the list -------------------------------------------------------------
+    def reload_list(self, select: str | None = None) -> None:
+        self.paths = list_configs(self.configs_dir)
+        list_view = self.query_one("#config-list", ListView)
+        list_view.clear()
+        list_view.extend(ListItem(Label(config_name(p))) for p in self.paths)
+        if not self.paths:
+            self.query_one("#config-facts", Static).update(f"No configs in {self.configs_dir}/")
+        if select is not None:
+            names = [config_name(p) for p in self.paths]
+            if select in names:
+                list_view.index = names.index(select)
+
+    @on(ListView.Highlighted, "#config-list")
+    def _preview(self, event: ListView.Highlighted) -> None:
+        index = event.list_view.index
+        if index is None or index >= len(self.paths):
+            return
+        path = self.paths[index]
+        try:
+            facts = describe(load_config(path))
+        except ConfigError as exc:
+            facts = Text(str(exc), style="red")
+        hint = Text("\nenter: edit this config", style="dim") if config_name(path) != self.name_loaded else Text()
+        self.query_one("#config-facts", Static).update(Text.assemble(facts, hint))
+
+    @on(ListView.Selected, "#config-list")
+    def _pick(self, event: ListView.Selected) -> None:
+        index = event.list_view.index
+        if index is not None and index < len(self.paths):
+            self.load_path(self.paths[index])
+            self.query_one("#config-form", ConfigForm).focus()
+
+    def load_path(self, path: Path) -> None:
+        """Put a config file in the editor; a broken file shows its problems at the fields."""
+        name = config_name(path)
+        if self.name_loaded and self.name_loaded != name and self.is_dirty():
+            self.notify(f"Unsaved edits to {self.name_loaded} discarded", severity="warning")
+        self.name_loaded = name
+        try:
+            raw = parse_json(path.read_text(encoding="utf-8"), str(path))
+        except (ConfigError, OSError) as exc:
+            self.original = None
+            self.general_errors = [str(exc)]
+            self._update_status()
+            return
+        values = default_values()
+        if isinstance(raw, dict):
+            for key in FIELDS:  # the file's values over the defaults, wrong ones included
+                value = get_dotted(raw, key, _MISSING)
+                if value is not _MISSING:
+                    set_dotted(values, key, value)
+        resolved, _, _ = check_values(raw if isinstance(raw, dict) else {}, name)
+        self.original = resolved
+        self.query_one(ConfigForm).load(values)
+        self.json_error = None
+        self._json_generated = ""
+        self.validate()
+        self.sub_title = name
+
+    # -- validation -------------------------------------------------------------
+    def validate(self) -> None:
+        raw, parse_errors = self.query_one(ConfigForm).read()
+        resolved, issues, self.warnings = check_values(raw, self.name_loaded or "")
+        errors = dict(parse_errors)
+        general = []
+        for issue in issues:
+            if issue.key in FIELDS:
+                errors.setdefault(issue.key, issue.message)
+            else:
+                general.append(str(issue))
+        self.errors, self.general_errors = errors, general
+        self.query_one(ConfigForm).show_errors(errors)
+        self._resolved = resolved
+        self._update_status()
+        self._update_diff()
+
+    @on(ConfigForm.Edited)
+    def _edited(self) -> None:
+        self.json_error = None  # the form is the newer edit now
+        self.validate()
+
+    def problems(self) -> list[str]:
+        found = [f"{key}: {message}" for key, message in self.errors.items()] + self.general_errors
+        if self.json_error:
+            found.insert(0, f"JSON: {self.json_error}")
+        if self.original is None and not found:
+            found.append("no config loaded")
+        return found
+
+    def current_config(self) -> Config | None:
+        """The edited config, validated; None when anything is refused."""
+        if self.problems() or self.name_loaded is None:
+            return None
+        raw, _ = self.query_one(ConfigForm).read()
+        name = self.name_loaded + ("-edited" if self.is_dirty() else "")
+        source = self.configs_dir / f"{self.name_loaded}.json"
+        try:
+            return config_from_values(raw, name, source)
+        except ConfigError:
+            return None
+
+    def is_dirty(self) -> bool:
+        return bool(self.original is not None and diff_values(self.original, getattr(self, "_resolved", {}) or {}))
+
+    def _update_status(self) -> None:
+        problems = self.problems()
+        status = self.query_one("#config-status", Static)
+        if problems:
+            text = Text(f"✗ {len(problems)} problem{'s' * (len(problems) > 1)}: {problems[0]}", style="red")
+        else:
+            changed = " (edited)" if self.is_dirty() else ""
+            text = Text(f"✓ {self.name_loaded}{changed} is valid", style="green")
+            for warning in self.warnings:
+                text.append(f"  ⚠ {warning}", style="yellow")
+        status.update(text)
+        self.query_one("#start", Button).disabled = bool(problems)
+
+    def _update_diff(self) -> None:
+        diff = self.query_one("#config-diff", Static)
+        if self.original is None:
+            diff.update("")
+            return
+        changes = diff_values(self.original, self._resolved)
+        if not changes:
+            diff.update(Text(f"No differences from {self.name_loaded}.json", style="dim"))
+            return
+        table = Table(title=f"Differences from {self.name_loaded}.json", title_justify="left", expand=False)
+        table.add_column("key", style="cyan", no_wrap=True)
+        table.add_column("original")
+        table.add_column("edited", style="bold")
+        for key, before, after in changes:
+            table.add_row(key, json.dumps(before), json.dumps(after))
+        diff.update(table)
+
+    # -- raw JSON ---------------------------------------------------------------
+    @on(TabbedContent.TabActivated, "#config-tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-json" and not self.json_error:
+            raw, _ = self.query_one(ConfigForm).read()
+            self._json_generated = json.dumps(raw, indent=2)
+            editor = self.query_one("#config-json", TextArea)
+            if editor.text != self._json_generated:
+                editor.load_text(self._json_generated)
+        elif event.pane.id == "tab-model":
+            self.show_summary()
+
+    @on(TextArea.Changed, "#config-json")
+    def _json_changed(self, event: TextArea.Changed) -> None:
+        text = event.text_area.text
+        if text == self._json_generated:
+            return
+        error = self.query_one("#json-error", Static)
+        try:
+            raw = parse_json(text, "JSON")
+            if not isinstance(raw, dict):
+                raise ConfigError("JSON: the config must be an object {...}")
+        except ConfigError as exc:
+            self.json_error = str(exc).removeprefix("JSON: ")
+            error.update(f"✗ {self.json_error}")
+            self._update_status()
+            return
+        self.json_error = None
+        _, issues, _ = check_values(raw, self.name_loaded or "")
+        error.update("\n".join(f"✗ {i}" for i in issues))
+        values = default_values()
+        for key in FIELDS:
+            value = get_dotted(raw, key, _MISSING)
+            if value is not _MISSING:
+                set_dotted(values, key, value)
+        self.query_one(ConfigForm).load(values)
+        self._json_generated = text
+        self.validate()
+
+    # -- model summary ------------------------------------------------------------
+    def show_summary(self) -> None:
+        config = self.current_config()
+        view = self.query_one("#config-summary", ModelSummary)
+        if config is None:
+            view.show("Fix the config's problems to see its model.")
+            return
+        key = json.dumps([get_dotted(config.values, k) for k in MODEL_KEYS])
+        if key in self._summary_cache:
+            view.show(self._summary_cache[key])
+            return
+        view.show("Building the model (the first time loads TensorFlow, a few seconds)…")
+        self._build_summary(config, key)
+
+    @work(thread=True, exclusive=True, group="summary")
+    def _build_summary(self, config: Config, key: str) -> None:
+        from resnet_tui.models import count_params, dispatch_build_model, model_summary_text
+
+        try:
+            model = dispatch_build_model(config.model_number, config)
+            text = model_summary_text(model) + f"\nparameters: {count_params(model):,}\n"
+        except Exception as exc:  # shown, never raised into the UI
+            text = f"Could not build the model: {exc.__class__.__name__}: {exc}"
+        else:
+            self._summary_cache[key] = text
+        self.app.call_from_thread(self.query_one("#config-summary", ModelSummary).show, text)
+
+    # -- actions --------------------------------------------------------------------
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.app.action_start()
+
+    @on(Button.Pressed, "#save-as")
+    def _save_pressed(self) -> None:
+        self.action_save_as()
+
+    @on(Button.Pressed, "#revert")
+    def _revert_pressed(self) -> None:
+        self.action_revert()
+
+    def action_save_as(self) -> None:
+        config = self.current_config()
+        if config is None:
+            self.notify("Fix the problems before saving", severity="error")
+            return
+        base = self.name_loaded or "m8_config"
+        suggestion = next(f"{base}_{n}" for n in range(2, 1000)
+                          if not (self.configs_dir / f"{base}_{n}.json").exists())
+
+        def saved(name: str | None) -> None:
+            if not name:
+                return
+            if name == PROTECTED:
+                self.notify(f"{PROTECTED}.json is the seed's config and is never overwritten", severity="error")
+                return
+            path = self.configs_dir / f"{name}.json"
+            try:
+                save_config(config_from_values(config.values, name, path), path)
+            except (ConfigError, OSError) as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.notify(f"Saved {path}")
+            self.reload_list(select=name)
+            self.load_path(path)
+
+        self.app.push_screen(SaveAsScreen(self.configs_dir, suggestion), saved)
+
+    def action_revert(self) -> None:
+        if self.name_loaded:
+            path = self.configs_dir / f"{self.name_loaded}.json"
+            if path.exists():
+                self.name_loaded = None  # no "discarded" warning: that is the point
+                self.load_path(path)
+                self.notify(f"Reverted to {path}")
+
+    def action_focus_list(self) -> None:
+        self.query_one("#config-list", ListView).focus()
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one("#config-tabs", TabbedContent)
+        order = ["tab-form", "tab-diff", "tab-json", "tab-model"]
+        tabs.active = order[(order.index(tabs.active) + 1) % len(order)] if tabs.active in order else order[0]
+
+
+_MISSING = object()

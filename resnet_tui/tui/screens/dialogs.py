@@ -1,0 +1,124 @@
+"""Modal dialogs: confirm, save-as, and the help overlay."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question; dismisses with True for yes."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No"):
+        super().__init__(classes="dialog-screen")
+        self.question, self.yes, self.no = question, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-question")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", variant="error", id="yes", compact=True)
+                yield Button(f"{self.no} (n)", variant="primary", id="no", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class SaveAsScreen(ModalScreen[str | None]):
+    """Asks for a new config file name; refuses names that exist (nothing is overwritten)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, folder: Path, suggestion: str):
+        super().__init__(classes="dialog-screen")
+        self.folder = Path(folder)
+        self.suggestion = suggestion
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Save the edited config as a new file in {self.folder}/")
+            yield Input(self.suggestion, placeholder="name, e.g. m8_lr05", id="save-name")
+            yield Static("", id="save-error", classes="field-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save (enter)", variant="success", id="save", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def name_problem(self, name: str) -> str | None:
+        if not name:
+            return "type a name"
+        if not NAME_PATTERN.match(name):
+            return "use letters, digits, '_', '-' or '.'"
+        if (self.folder / f"{name}.json").exists():
+            return f"{name}.json already exists; choose another name (nothing is overwritten)"
+        return None
+
+    def typed_name(self) -> str:
+        name = self.query_one("#save-name", Input).value.strip()
+        return name[:-5] if name.endswith(".json") else name
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#save-error", Static).update(self.name_problem(self.typed_name()) or "")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._save()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self._save()
+        else:
+            self.dismiss(None)
+
+    def _save(self) -> None:
+        name = self.typed_name()
+        problem = self.name_problem(name)
+        if problem:
+            self.query_one("#save-error", Static).update(problem)
+            return
+        self.dismiss(name)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of every screen, read from the BINDINGS so it can't go stale."""
+
+    BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close")]
+
+    def __init__(self, sections: list[tuple[str, list[tuple[str, str]]]]):
+        super().__init__(classes="dialog-screen")
+        self.sections = sections
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for title, keys in self.sections:
+            table.add_row(f"[b]{title}[/b]", "", style="")
+            for key, description in keys:
+                table.add_row(key, description)
+            table.add_row("", "")
+        with Vertical(classes="dialog help"):
+            yield Static("Keys  (esc to close)", classes="dialog-question")
+            with VerticalScroll():
+                yield Static(table)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,320 @@
+"""Past runs: a sortable, filterable table; the selected run's curves, result, config, error;
+several marked runs overlaid on one chart with their config differences."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.worker import get_current_worker
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+
+from resnet_tui.config import SCHEMA, get_dotted
+from resnet_tui.runs import RunInfo, RunStore
+from resnet_tui.tui import format as fmt
+from resnet_tui.tui.history import RunHistory
+from resnet_tui.tui.screens.train_screen import CHART_BINDINGS
+from resnet_tui.tui.widgets.charts import ChartGrid
+from resnet_tui.tui.widgets.model_summary import ModelSummary
+from resnet_tui.tui.widgets.runs_table import STATUS_STYLES, RunsTable
+
+
+@dataclass
+class RunDetail:
+    """Everything shown about one run, read in a worker thread."""
+
+    info: RunInfo
+    config: dict | None = None
+    result: dict | None = None
+    summary: str = ""
+    error: str = ""
+    history: RunHistory = field(default_factory=RunHistory)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
+    """Read a run's files; whatever is missing or damaged becomes a problem line, not an exception."""
+    detail = RunDetail(info)
+    run = store.open_run(info.run_id)
+    for name, reader in (("config", run.read_config), ("result", run.read_result),
+                         ("summary", run.read_summary), ("error", run.read_error)):
+        try:
+            setattr(detail, name, reader())
+        except (OSError, ValueError) as exc:
+            detail.problems.append(f"{name}: unreadable ({exc.__class__.__name__}: {exc})")
+    detail.history = RunHistory.from_rows(run.read_iterations(), run.read_epochs())
+    if info.problem:
+        detail.problems.insert(0, info.problem)
+    return detail
+
+
+def result_table(detail: RunDetail) -> Table:
+    info, result = detail.info, detail.result or {}
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column()
+    best = fmt.percent(info.best_val_accuracy)
+    if result.get("best_epoch"):
+        best += f" (epoch {result['best_epoch']})"
+    rows = [
+        ("run", info.run_id),
+        ("status", Text(info.status, style=STATUS_STYLES.get(info.status, ""))),
+        ("why it ended", result.get("stop_reason") or "—"),
+        ("config", info.config_name),
+        ("started", fmt.date(info.started)),
+        ("duration", fmt.duration(info.duration)),
+        ("iterations", f"{info.iterations:,}"),
+        ("epochs", str(info.epochs)),
+        ("parameters", f"{result['param_count']:,}" if result.get("param_count") else "—"),
+        ("best val acc", best),
+        ("test acc", fmt.percent(info.test_accuracy)),
+        ("test loss", fmt.number(result.get("test_loss"))),
+        ("dataset", (result.get("dataset") or {}).get("description", "—")),
+        ("device", str(result.get("device", "—"))),
+        ("versions", ", ".join(f"{k} {v}" for k, v in (result.get("versions") or {}).items()) or "—"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    for problem in detail.problems:
+        table.add_row("problem", Text(problem, style="magenta"))
+    if result.get("error"):
+        table.add_row("error", Text(result["error"], style="red"))
+    return table
+
+
+def config_table(config: dict | None) -> Table | Text:
+    if not config:
+        return Text("No readable config.json for this run.", style="magenta")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="cyan", no_wrap=True)
+    table.add_column()
+    for f in SCHEMA:
+        table.add_row(f.key, json.dumps(get_dotted(config, f.key)))
+    return table
+
+
+def compare_table(details: list[RunDetail]) -> Table | Text:
+    """Only the keys whose values differ between the runs."""
+    if len(details) < 2:
+        return Text("Mark two or more runs (space) to compare their configs.", style="dim")
+    configs = [d.config or {} for d in details]
+    table = Table(title="Config keys that differ", title_justify="left")
+    table.add_column("key", style="cyan", no_wrap=True)
+    for d in details:
+        table.add_column(d.info.run_id, overflow="fold")
+    differing = 0
+    for f in SCHEMA:
+        values = [get_dotted(c, f.key) for c in configs]
+        if any(v != values[0] for v in values[1:]):
+            differing += 1
+            table.add_row(f.key, *(json.dumps(v) for v in values))
+    if not differing:
+        return Text("These runs' configs are identical.", style="dim")
+    return table
+
+
+class RunsScreen(Screen):
+    TITLE = "Runs"
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", key_display="/"),
+        Binding("s", "next_sort", "Sort"),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "clear_marks", "Unmark"),
+        Binding("g", "reload", "Reload"),
+        Binding("w", "watch", "Watch"),
+        *CHART_BINDINGS,
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stores: dict[str, RunStore] = {}  # run id -> the store it lives in
+        self.details: dict[str, RunDetail] = {}  # finished runs only: they don't change
+        self.shown: list[RunDetail] = []
+        self.ready = False  # composed
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="runs-top"):
+            yield Input(placeholder="/ filter by id, config or status", id="runs-filter", compact=True)
+            yield Static("", id="runs-sort")
+        yield RunsTable(id="runs-table")
+        with TabbedContent(id="run-tabs"):
+            with TabPane("Curves", id="tab-curves"):
+                yield ChartGrid(self._brief, id="run-charts")
+            with TabPane("Result", id="tab-result"):
+                with VerticalScroll():
+                    yield Static("", id="run-result")
+            with TabPane("Config", id="tab-run-config"):
+                with VerticalScroll():
+                    yield Static("", id="run-config")
+            with TabPane("Compare", id="tab-compare"):
+                with VerticalScroll():
+                    yield Static("", id="run-compare")
+            with TabPane("Error", id="tab-error"):
+                with VerticalScroll():
+                    yield Static("", id="run-error")
+            with TabPane("Model", id="tab-run-model"):
+                yield ModelSummary(id="run-summary")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def _brief(self) -> ComposeResult:
+        with VerticalScroll(classes="chart", id="run-brief-scroll"):
+            yield Static("Select a run.", id="run-brief")
+
+    def on_mount(self) -> None:
+        self.ready = True
+        self.reload()
+        self.query_one(RunsTable).focus()
+
+    def on_screen_resume(self) -> None:
+        if self.ready:
+            self.reload()
+
+    # -- the table ----------------------------------------------------------------
+    def reload(self) -> None:
+        infos: dict[str, RunInfo] = {}
+        stores: dict[str, RunStore] = {}
+        for store in self.app.run_stores():
+            for info in store.list_runs():
+                if info.run_id not in infos:
+                    infos[info.run_id] = info
+                    stores[info.run_id] = store
+        self.stores = stores  # replaced whole: a detail worker may be reading the old one
+        table = self.query_one(RunsTable)
+        table.set_runs(list(infos.values()))
+        self._update_sort_label()
+        if not infos:
+            self.query_one("#run-brief", Static).update(Text("No runs yet. Start one with F5.", style="dim"))
+        else:
+            self.show_selection()
+
+    def _update_sort_label(self) -> None:
+        table = self.query_one(RunsTable)
+        marks = f"  ·  {len(table.marked)} marked" if table.marked else ""
+        self.query_one("#runs-sort", Static).update(
+            f"{len(table.visible())}/{len(table.infos)} runs  ·  {table.describe_sort()} (s, or click a header){marks}")
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self.query_one(RunsTable).set_filter(event.value)
+        self._update_sort_label()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_done(self) -> None:
+        self.query_one(RunsTable).focus()
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_selection()
+
+    @on(DataTable.HeaderSelected, "#runs-table")
+    def _sorted(self) -> None:
+        self._update_sort_label()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#runs-filter", Input).focus()
+
+    def action_next_sort(self) -> None:
+        self.query_one(RunsTable).next_sort()
+        self._update_sort_label()
+
+    def action_mark(self) -> None:
+        self.query_one(RunsTable).toggle_mark()
+        self._update_sort_label()
+        self.show_selection()
+
+    def action_clear_marks(self) -> None:
+        table = self.query_one(RunsTable)
+        table.marked.clear()
+        table.rebuild()
+        self._update_sort_label()
+        self.show_selection()
+
+    def action_watch(self) -> None:
+        """Follow the selected running run live on the training screen (F3)."""
+        table = self.query_one(RunsTable)
+        run_id = table.current_run_id()
+        info = next((i for i in table.infos if i.run_id == run_id), None)
+        if info is None:
+            return
+        if info.status != "running":
+            self.notify(f"{run_id} is {info.status}: only a running run can be watched; its curves are here.",
+                        severity="warning")
+            return
+        self.app.follow_run(self.stores[run_id], run_id)
+
+    def action_reload(self) -> None:
+        self.details.clear()
+        self.reload()
+
+    # -- details -----------------------------------------------------------------
+    def selected_ids(self) -> list[str]:
+        """The marked runs when two or more are marked, else the one under the cursor."""
+        table = self.query_one(RunsTable)
+        marked = [i.run_id for i in table.visible() if i.run_id in table.marked]
+        if len(marked) >= 2:
+            return marked
+        current = table.current_run_id()
+        return [current] if current else []
+
+    def show_selection(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            table = self.query_one(RunsTable)
+            infos = {i.run_id: i for i in table.infos}
+            self.load_details([(self.stores[i], infos[i]) for i in ids if i in infos and i in self.stores])
+
+    @work(thread=True, exclusive=True, group="run-detail")
+    def load_details(self, runs: list[tuple[RunStore, RunInfo]]) -> None:
+        details = []
+        for store, info in runs:
+            detail = self.details.get(info.run_id)
+            if detail is None or detail.info.status != info.status:
+                try:
+                    detail = read_detail(store, info)
+                except Exception as exc:  # a damaged run must not take the screen down
+                    detail = RunDetail(info, problems=[f"unreadable: {exc.__class__.__name__}: {exc}"])
+                else:
+                    if info.status in ("completed", "stopped", "failed"):  # finished runs don't change
+                        self.details[info.run_id] = detail
+            details.append(detail)
+        # A newer selection replaced this worker (a thread can't be interrupted): drop stale details.
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show_details, details)
+
+    def show_details(self, details: list[RunDetail]) -> None:
+        if not details:
+            return
+        self.shown = details
+        self.redraw_charts()
+        first = details[0]
+        brief = Table.grid(padding=(0, 1))
+        brief.add_column(style="dim")
+        brief.add_column()
+        if len(details) == 1:
+            self.query_one("#run-brief", Static).update(result_table(first))
+        else:
+            for d in details:
+                brief.add_row(Text(d.info.run_id, style="bold"),
+                              Text(d.info.status, style=STATUS_STYLES.get(d.info.status, "")))
+                brief.add_row("", f"best val {fmt.percent(d.info.best_val_accuracy)} · "
+                                  f"test {fmt.percent(d.info.test_accuracy)}")
+            self.query_one("#run-brief", Static).update(brief)
+        self.query_one("#run-result", Static).update(result_table(first))
+        self.query_one("#run-config", Static).update(config_table(first.config))
+        self.query_one("#run-compare", Static).update(compare_table(details))
+        error = first.error or (first.result or {}).get("error") or ""
+        self.query_one("#run-error", Static).update(
+            Text(error, style="red") if error else Text("No error recorded for this run.", style="dim"))
+        self.query_one("#run-summary", ModelSummary).show(first.summary)
+
+    def redraw_charts(self, force: bool = False) -> None:
+        runs = [(d.info.run_id, d.history) for d in self.shown]
+        self.query_one("#run-charts", ChartGrid).show(runs, self.app.chart_options, force)

@@ -1,0 +1,141 @@
+"""The live view of a training run: controls, progress, numbers, charts, log, model."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, RichLog, Static, TabbedContent, TabPane
+
+from resnet_tui.tui.session import Changes, TrainingSession
+from resnet_tui.tui.widgets.charts import ChartGrid
+from resnet_tui.tui.widgets.model_summary import ModelSummary
+from resnet_tui.tui.widgets.progress import ProgressPanel
+
+CHART_SECONDS = 1.0  # charts cost ~10 ms each to rebuild: once a second is live enough
+LOG_STYLES = {"error": "bold red", "warning": "yellow", "info": ""}
+
+CHART_BINDINGS = [
+    Binding("left_square_bracket", "app.smoothing(-1)", "Smooth-", key_display="["),
+    Binding("right_square_bracket", "app.smoothing(1)", "Smooth+", key_display="]"),
+    Binding("l", "app.toggle_log", "Log loss"),
+    Binding("a", "app.next_axis", "X axis"),
+]
+# The training screen prints these keys in its chart-options line instead of the footer.
+QUIET_CHART_BINDINGS = [Binding(b.key, b.action, b.description, show=False, key_display=b.key_display)
+                        for b in CHART_BINDINGS]
+
+
+class TrainScreen(Screen):
+    """Draws a :class:`TrainingSession`; the app calls ``show_session`` after each drain."""
+
+    TITLE = "Training"
+    BINDINGS = QUIET_CHART_BINDINGS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: TrainingSession | None = None
+        self._log_seq = 0
+        self._controls_state: tuple | None = None
+        self.ready = False  # composed: the app may call show_session before that
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="train-controls"):
+            yield Button("Start F5", id="start", variant="success", compact=True)
+            yield Button("Pause F6", id="pause", variant="warning", compact=True)
+            yield Button("Stop F7", id="stop", variant="error", compact=True)
+            yield Static("", id="chart-options")
+        yield ProgressPanel(id="progress")
+        yield ChartGrid(self._side_panel, id="train-charts")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def _side_panel(self) -> ComposeResult:
+        with TabbedContent(id="train-side", classes="chart"):
+            with TabPane("Log", id="tab-log"):
+                yield RichLog(id="train-log", wrap=True, markup=False, max_lines=2000, min_width=20)
+            with TabPane("Model", id="tab-train-model"):
+                yield ModelSummary("The summary appears when the run has built its model.", id="train-summary")
+
+    def on_mount(self) -> None:
+        self.ready = True
+        self.show_session(self.app.session, None)
+        self.set_interval(CHART_SECONDS, self._charts_tick)
+
+    def _charts_tick(self) -> None:
+        if self.session is not None and self.is_current:
+            self.redraw_charts()  # a no-op unless the history moved
+
+    def on_screen_resume(self) -> None:
+        if self.ready:
+            self.show_session(self.app.session, None)
+
+    def on_resize(self) -> None:
+        if self.ready:  # the compact texts depend on the width
+            self.query_one(ProgressPanel).update_from(self.session)
+            self.redraw_charts()
+
+    def show_session(self, session: TrainingSession | None, changes: Changes | None) -> None:
+        """Redraw what ``changes`` says moved (everything when None)."""
+        if session is not self.session:
+            self.session, self._log_seq, self._controls_state, changes = session, 0, None, None
+            self.query_one("#train-log", RichLog).clear()
+            self.query_one("#train-summary", ModelSummary).show("")
+        everything = changes is None
+        if everything or changes.iterations or changes.status or changes.epochs:
+            self.query_one(ProgressPanel).update_from(session)
+        self._update_controls()
+        if session is None:
+            self.query_one(ChartGrid).clear()
+            return
+        self.sub_title = f"{session.config.name}" + (f" · {session.started.run_id}" if session.started else "")
+        if everything or changes.epochs or changes.status:  # iterations: on the chart timer
+            self.redraw_charts()
+        if everything or changes.log:
+            self._append_log(session)
+        if session.started and (everything or changes.status):
+            self.query_one("#train-summary", ModelSummary).show(
+                session.started.model_summary + f"\nparameters: {session.started.param_count:,}\n")
+
+    def redraw_charts(self, force: bool = False) -> None:
+        options = self.app.chart_options
+        self.query_one("#chart-options", Static).update(options.describe(self.size.width < 120))
+        if self.session is not None:
+            self.query_one(ChartGrid).show([(self.session.config.name, self.session.history)], options, force)
+
+    def _append_log(self, session: TrainingSession) -> None:
+        log = self.query_one("#train-log", RichLog)
+        for seq, level, text in session.log:
+            if seq > self._log_seq:
+                log.write(Text(f"{level[0].upper()} {text}", style=LOG_STYLES.get(level, "")))
+                self._log_seq = seq
+
+    def _update_controls(self) -> None:
+        session = self.session
+        state = (session.state, session.following) if session else None
+        if state == self._controls_state:
+            return
+        self._controls_state = state
+        active = session is not None and session.active
+        controllable = active and not session.following  # a followed run belongs to another process
+        pause = self.query_one("#pause", Button)
+        pause.label = "Resume F6" if session and session.state == "paused" else "Pause F6"
+        pause.disabled = not controllable or session.state == "stopping"
+        self.query_one("#stop", Button).disabled = not controllable or session.state == "stopping"
+        self.query_one("#start", Button).disabled = controllable
+        self.query_one("#chart-options", Static).update(self.app.chart_options.describe(self.size.width < 120))
+
+    @on(Button.Pressed, "#start")
+    def _start(self) -> None:
+        self.app.action_start()
+
+    @on(Button.Pressed, "#pause")
+    def _pause(self) -> None:
+        self.app.action_pause()
+
+    @on(Button.Pressed, "#stop")
+    def _stop(self) -> None:
+        self.app.action_stop()

@@ -1,0 +1,271 @@
+"""One training run driven from the dashboard.
+
+The trainer runs in a Textual thread worker and calls :class:`EventBuffer` (its
+sink) from the training thread; that only appends to a deque. The UI thread
+calls :meth:`TrainingSession.ingest` on a timer, which drains the buffer into
+plain state (history arrays, latest numbers, log lines) that screens draw from.
+Nothing here touches a widget.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from resnet_tui.config import Config
+from resnet_tui.runs import Run, RunStore
+from resnet_tui.training.events import (DatasetProgress, EpochEnd, IterationEnd, LogMessage, RunFinished,
+                                        RunStarted)
+from resnet_tui.tui.history import RunHistory
+
+if TYPE_CHECKING:  # pragma: no cover
+    from resnet_tui.follow import RunFollower
+    from resnet_tui.training.trainer import Trainer
+
+ACTIVE_STATES = ("starting", "running", "paused", "stopping")
+
+
+class EventBuffer:
+    """The trainer's sink: thread-safe appends, drained by the UI thread."""
+
+    def __init__(self) -> None:
+        self._events: deque = deque()  # deque.append/popleft are atomic in CPython
+
+    def __call__(self, event) -> None:
+        self._events.append(event)
+
+    def drain(self) -> list:
+        events = []
+        pop = self._events.popleft
+        try:
+            while True:
+                events.append(pop())
+        except IndexError:
+            pass
+        return events
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+@dataclass
+class Changes:
+    """What one :meth:`TrainingSession.ingest` changed, so views redraw only that."""
+
+    iterations: bool = False
+    epochs: bool = False
+    log: bool = False
+    status: bool = False
+    notices: list[tuple[str, str]] = field(default_factory=list)  # (severity, message) for toasts
+
+    def __bool__(self) -> bool:
+        return self.iterations or self.epochs or self.log or self.status or bool(self.notices)
+
+
+class TrainingSession:
+    """State of one run: starting -> running <-> paused -> stopping -> completed/stopped/failed.
+
+    Either trained here (``run`` in a worker thread) or *followed*: a run another
+    process trains (e.g. headless on a GPU box), read from its files by a
+    :class:`~resnet_tui.follow.RunFollower` into the same events; it can only be watched.
+    """
+
+    def __init__(self, config: Config, store: RunStore, log_lines: int = 2000,
+                 follower: RunFollower | None = None):
+        self.config = config
+        self.store = store
+        self.follower = follower
+        self.buffer = EventBuffer()
+        self.history = RunHistory()
+        self.state = "starting"
+        self.started: RunStarted | None = None
+        self.finished: RunFinished | None = None
+        self.last: IterationEnd | None = None
+        self.last_epoch: EpochEnd | None = None
+        self.best_val: tuple[float, int] | None = None  # (val accuracy, epoch)
+        self.download: DatasetProgress | None = None
+        self.log: deque[tuple[int, str, str]] = deque(maxlen=log_lines)  # (seq, level, text)
+        self.log_seq = 0
+        self.events_seen = 0
+        self.trainer: Trainer | None = None
+        self._lock = threading.Lock()
+        self._requests: list[tuple[str, bool]] = []  # controls asked for before the trainer exists
+
+    @classmethod
+    def follow(cls, run: Run, store: RunStore) -> "TrainingSession":
+        from resnet_tui.follow import RunFollower
+
+        meta = run.read_meta() or {}
+        config = Config(run.read_config(), meta.get("config_name", run.id))
+        session = cls(config, store, follower=RunFollower(run))
+        session.state = "running"
+        session._add_log("info", f"watching {run.id}, trained by another process: it can't be paused or stopped here")
+        return session
+
+    @property
+    def following(self) -> bool:
+        return self.follower is not None
+
+    # -- the training thread ------------------------------------------------
+    def run(self) -> dict:
+        """Body of the thread worker: import the trainer (and TensorFlow), train."""
+        from resnet_tui.training.trainer import Trainer
+
+        trainer = Trainer(self.config, sink=self.buffer, store=self.store, capture_stderr=True)
+        with self._lock:
+            self.trainer = trainer
+            for action, evaluate in self._requests:
+                if action == "stop":
+                    trainer.stop(evaluate=evaluate)
+                else:
+                    getattr(trainer, action)()
+        return trainer.run()
+
+    # -- controls, from the UI thread -----------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def _control(self, action: str, evaluate: bool = True) -> None:
+        assert not self.following, "a followed run belongs to another process"
+        with self._lock:
+            if self.trainer is None:
+                self._requests.append((action, evaluate))
+            elif action == "stop":
+                self.trainer.stop(evaluate=evaluate)
+            else:
+                getattr(self.trainer, action)()
+
+    def stop(self, evaluate: bool = True) -> bool:
+        if not self.active or self.following:
+            return False
+        self._control("stop", evaluate)
+        self.state = "stopping"
+        self._add_log("info", "stopping after the current step" + ("" if evaluate else " (no test evaluation)"))
+        return True
+
+    def pause(self) -> bool:
+        if self.state not in ("running", "starting") or self.following:
+            return False
+        self._control("pause")
+        self.state = "paused"
+        self._add_log("info", "paused")
+        return True
+
+    def resume(self) -> bool:
+        if self.state != "paused" or self.following:
+            return False
+        self._control("resume")
+        self.state = "running" if self.started else "starting"
+        self._add_log("info", "resumed")
+        return True
+
+    def worker_failed(self, error: BaseException) -> None:
+        """The worker died outside Trainer.run (e.g. TensorFlow failed to import)."""
+        self.state = "failed"
+        self._add_log("error", f"{error.__class__.__name__}: {error}")
+
+    # -- the UI thread's timer --------------------------------------------------
+    def ingest(self) -> Changes:
+        changes = Changes()
+        if self.follower is not None and not self.follower.finished:
+            for event in self.follower.poll():  # only the lines added since the last poll
+                self.buffer(event)
+        events = self.buffer.drain()
+        if not events:
+            return changes
+        self.events_seen += len(events)
+        iterations: list[IterationEnd] = []
+        for event in events:
+            if isinstance(event, IterationEnd):
+                iterations.append(event)
+                continue
+            if iterations:  # keep order with the epoch rows
+                self._add_iterations(iterations, changes)
+                iterations = []
+            if isinstance(event, EpochEnd):
+                self._on_epoch(event, changes)
+            elif isinstance(event, LogMessage):
+                self._add_log(event.level, event.text)
+                changes.log = True
+            elif isinstance(event, DatasetProgress):
+                self.download = event
+                changes.status = True
+            elif isinstance(event, RunStarted):
+                self._on_started(event, changes)
+            elif isinstance(event, RunFinished):
+                self._on_finished(event, changes)
+        if iterations:
+            self._add_iterations(iterations, changes)
+        return changes
+
+    def _add_iterations(self, events: list[IterationEnd], changes: Changes) -> None:
+        self.history.add_iterations(events)
+        self.last = events[-1]
+        changes.iterations = True
+
+    def _on_epoch(self, event: EpochEnd, changes: Changes) -> None:
+        self.history.add_epochs([event])
+        self.last_epoch = event
+        changes.epochs = True
+        if event.val_accuracy is not None and (self.best_val is None or event.val_accuracy > self.best_val[0]):
+            self.best_val = (event.val_accuracy, event.epoch)
+        val = "" if event.val_accuracy is None else f", val loss {event.val_loss:.4f}, val acc {event.val_accuracy:.2%}"
+        self._add_log("info", f"epoch {event.epoch}: loss {event.loss:.4f}, acc {event.accuracy:.2%}{val}")
+        changes.log = True
+
+    def _on_started(self, event: RunStarted, changes: Changes) -> None:
+        self.started = event
+        self.history.steps_per_epoch = event.steps_per_epoch
+        if self.state == "starting":
+            self.state = "running"
+        self.download = None
+        self._add_log("info", f"run {event.run_id}: {event.param_count:,} parameters, "
+                              f"{event.total_iterations:,} iterations ({event.epochs} epochs x "
+                              f"{event.steps_per_epoch} steps of {event.batch_size})")
+        changes.status = changes.log = True
+
+    def _on_finished(self, event: RunFinished, changes: Changes) -> None:
+        self.finished = event
+        self.state = event.status
+        line = f"run {event.status}: {event.stop_reason}"
+        if event.test_accuracy is not None:
+            line += f"; test accuracy {event.test_accuracy:.2%}"
+        self._add_log("error" if event.status == "failed" else "info", line)
+        if event.status == "failed":
+            changes.notices.append(("error", f"Training failed: {event.error or event.stop_reason}"))
+        else:
+            changes.notices.append(("information", f"Run {event.status}: {event.stop_reason}"))
+        changes.status = changes.log = True
+
+    def _add_log(self, level: str, text: str) -> None:
+        self.log_seq += 1
+        self.log.append((self.log_seq, level, text))
+
+    # -- numbers for the progress line -----------------------------------------
+    @property
+    def total_iterations(self) -> int:
+        return self.started.total_iterations if self.started else 0
+
+    def rate(self, window: int = 50) -> tuple[float, float]:
+        """(iterations/s, images/s) over the last ``window`` iterations."""
+        rows = self.history.iterations
+        n = len(rows)
+        if n < 2:
+            return 0.0, (self.last.images_per_sec if self.last else 0.0)
+        first = max(0, n - 1 - window)
+        its = rows["iteration"][n - 1] - rows["iteration"][first]
+        seconds = rows["elapsed"][n - 1] - rows["elapsed"][first]
+        if seconds <= 0:
+            return 0.0, 0.0
+        per_sec = its / seconds
+        batch = self.started.batch_size if self.started else self.config.BATCH_SIZE
+        return per_sec, per_sec * batch
+
+    def eta_seconds(self) -> float | None:
+        per_sec, _ = self.rate()
+        if not self.last or not per_sec or not self.total_iterations:
+            return None
+        return max(0.0, (self.total_iterations - self.last.iteration) / per_sec)

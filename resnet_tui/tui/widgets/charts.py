@@ -1,0 +1,107 @@
+"""Loss, accuracy and learning-rate charts of one run or several overlaid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from textual.app import ComposeResult
+from textual.containers import Grid
+
+from resnet_tui.tui.history import X_AXES, RunHistory
+from resnet_tui.tui.widgets.metric_chart import MetricChart, Trace
+
+# Distinct colours for overlaid runs (plotext names).
+RUN_COLORS = ("cyan+", "orange+", "magenta+", "green+", "blue+", "red+", "cyan", "orange")
+SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
+X_LABELS = {"iteration": "iteration", "epoch": "epoch", "time": "wall time (min)"}
+
+
+@dataclass
+class ChartOptions:
+    """How every chart is drawn; shared by the training and runs screens."""
+
+    smoothing: float = 0.6
+    log_loss: bool = False
+    x_axis: str = "iteration"
+
+    def smoother(self, step: int) -> None:
+        index = min(range(len(SMOOTHING_STEPS)), key=lambda i: abs(SMOOTHING_STEPS[i] - self.smoothing))
+        self.smoothing = SMOOTHING_STEPS[max(0, min(len(SMOOTHING_STEPS) - 1, index + step))]
+
+    def next_x_axis(self) -> None:
+        self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
+
+    def describe(self, compact: bool = False) -> str:
+        """The options and their keys, as Rich markup."""
+        scale = "log" if self.log_loss else "linear"
+        if compact:
+            return f"smooth {self.smoothing:.2f} \\[] · {scale} (l) · x {self.x_axis} (a)"
+        return f"smoothing {self.smoothing:.2f} \\[ ]  ·  loss {scale} (l)  ·  x: {self.x_axis} (a)"
+
+
+class ChartGrid(Grid):
+    """The three charts, and a fourth cell from ``side`` (a compose-style function).
+
+    ``show`` takes (label, history) pairs: one run, or several overlaid.
+    """
+
+    def __init__(self, side: Callable[[], ComposeResult] | None = None, *, id: str | None = None,
+                 classes: str | None = None):
+        super().__init__(id=id, classes=classes)
+        self.side = side
+        self.runs: list[tuple[str, RunHistory]] = []
+        self.options = ChartOptions()
+        self._drawn: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield MetricChart("loss", id="chart-loss", classes="chart")
+        yield MetricChart("accuracy", id="chart-accuracy", classes="chart")
+        yield MetricChart("learning rate", id="chart-lr", classes="chart")
+        if self.side is not None:
+            yield from self.side()
+
+    def show(self, runs: list[tuple[str, RunHistory]], options: ChartOptions, force: bool = False) -> bool:
+        """Redraw if the data or the options changed; returns whether it did."""
+        key = (tuple((label, id(h), h.version) for label, h in runs),
+               options.smoothing, options.log_loss, options.x_axis)
+        if key == self._drawn and not force:
+            return False
+        self._drawn = key
+        self.runs, self.options = runs, options
+        overlay = len(runs) > 1
+        loss, accuracy, lr = [], [], []
+        for index, (label, history) in enumerate(runs):
+            color = RUN_COLORS[index % len(RUN_COLORS)] if overlay else None
+            loss += self._metric_traces(history, "loss", label, color, overlay)
+            accuracy += self._metric_traces(history, "accuracy", label, color, overlay)
+            lr.append(Trace(label if overlay else None, history.x_values(options.x_axis),
+                            history.iterations["lr"], color or "yellow"))
+        xlabel = X_LABELS[options.x_axis]
+        self.query_one("#chart-loss", MetricChart).set_traces(loss, xlabel, options.log_loss)
+        self.query_one("#chart-accuracy", MetricChart).set_traces(accuracy, xlabel)
+        # Log scale makes every step drop (x0.1) the same height, so all of them show.
+        self.query_one("#chart-lr", MetricChart).set_traces(lr, xlabel, log_y=True)
+        return True
+
+    def _metric_traces(self, history: RunHistory, name: str, label: str, color: str | None,
+                       overlay: bool) -> list[Trace]:
+        opts = self.options
+        x = history.x_values(opts.x_axis)
+        raw = history.iterations[name]
+        traces = []
+        if opts.smoothing > 0:
+            if not overlay:  # the raw batches faintly behind, as TensorBoard does
+                traces.append(Trace(None, x, raw, "gray", dots_only=True))
+            traces.append(Trace(f"{label} train" if overlay else "train", x,
+                                history.smoothed(name, opts.smoothing), color or "cyan+"))
+        else:
+            traces.append(Trace(f"{label} train" if overlay else "train", x, raw, color or "cyan+"))
+        val = history.epochs[f"val_{name}"]
+        if len(val):
+            traces.append(Trace(f"{label} val" if overlay else "val", history.x_values(opts.x_axis, "epochs"),
+                                val, color or "orange+", points=True))
+        return traces
+
+    def clear(self) -> None:
+        self.show([], self.options, force=True)

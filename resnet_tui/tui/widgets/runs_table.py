@@ -1,0 +1,126 @@
+"""The table of past runs: sortable, filterable, with marks for comparing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from resnet_tui.runs import RunInfo
+from resnet_tui.tui import format as fmt
+
+STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red", "running": "cyan",
+                 "interrupted": "magenta", "corrupt": "bold magenta"}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    cell: Callable[[RunInfo], Any]
+    sort: Callable[[RunInfo], Any]  # None: no value, listed last in either order
+
+
+COLUMNS = (
+    Column("run", "run", lambda i: i.run_id, lambda i: i.run_id),
+    Column("config", "config", lambda i: i.config_name, lambda i: i.config_name),
+    Column("status", "status", lambda i: Text(i.status, style=STATUS_STYLES.get(i.status, "")),
+           lambda i: i.status),
+    Column("epochs", "epochs", lambda i: Text(str(i.epochs), justify="right"), lambda i: i.epochs),
+    Column("iterations", "iterations", lambda i: Text(f"{i.iterations:,}", justify="right"),
+           lambda i: i.iterations),
+    Column("best_val", "best val", lambda i: Text(fmt.percent(i.best_val_accuracy), justify="right"),
+           lambda i: i.best_val_accuracy),
+    Column("test", "test acc", lambda i: Text(fmt.percent(i.test_accuracy), justify="right"),
+           lambda i: i.test_accuracy),
+    Column("duration", "duration", lambda i: Text(fmt.duration(i.duration), justify="right"),
+           lambda i: i.duration),
+    Column("date", "date", lambda i: fmt.date(i.started), lambda i: i.started),
+)
+COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+
+
+class RunsTable(DataTable):
+    """Rows keyed by run id. Sorting and filtering rebuild the rows from ``infos``."""
+
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.infos: list[RunInfo] = []
+        self.filter_text = ""
+        self.sort_key = "date"
+        self.sort_reverse = True  # newest first
+        self.marked: set[str] = set()
+
+    def on_mount(self) -> None:
+        for column in COLUMNS:
+            self.add_column(column.label, key=column.key)
+
+    def set_runs(self, infos: list[RunInfo]) -> None:
+        self.infos = list(infos)
+        known = {i.run_id for i in infos}
+        self.marked &= known
+        self.rebuild()
+
+    def visible(self) -> list[RunInfo]:
+        words = self.filter_text.lower().split()
+        rows = [i for i in self.infos
+                if all(w in f"{i.run_id} {i.config_name} {i.status}".lower() for w in words)]
+        key = COLUMN_BY_KEY[self.sort_key].sort
+        present = sorted((i for i in rows if key(i) is not None), key=key, reverse=self.sort_reverse)
+        return present + [i for i in rows if key(i) is None]
+
+    def rebuild(self) -> None:
+        current = self.current_run_id()
+        self.clear()
+        for info in self.visible():
+            cells = [column.cell(info) for column in COLUMNS]
+            cells[0] = Text(("● " if info.run_id in self.marked else "  ") + info.run_id,
+                            style="bold" if info.run_id in self.marked else "")
+            self.add_row(*cells, key=info.run_id)
+        for column in COLUMNS:  # the sort column's header shows its direction
+            arrow = (" ▼" if self.sort_reverse else " ▲") if column.key == self.sort_key else ""
+            self.columns[column.key].label = Text(column.label + arrow)
+        if current is not None and current in self.rows:
+            self.move_cursor(row=self.get_row_index(current))
+        self.refresh()
+
+    def current_run_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # cursor outside the rows
+            return None
+
+    def sort_by(self, key: str) -> None:
+        """Sort by a column; the same column again flips the order."""
+        if key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_key, self.sort_reverse = key, key in ("date", "best_val", "test", "epochs", "iterations")
+        self.rebuild()
+
+    def next_sort(self) -> None:
+        keys = [c.key for c in COLUMNS]
+        self.sort_by(keys[(keys.index(self.sort_key) + 1) % len(keys)])
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self.rebuild()
+
+    def toggle_mark(self, run_id: str | None = None) -> None:
+        run_id = run_id or self.current_run_id()
+        if run_id is None:
+            return
+        self.marked ^= {run_id}
+        self.rebuild()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(event.column_key.value)
+
+    def describe_sort(self) -> str:
+        label = COLUMN_BY_KEY[self.sort_key].label
+        return f"sorted by {label} {'▼' if self.sort_reverse else '▲'}"

@@ -1,0 +1,224 @@
+"""Dashboard: the config screen (pick, edit, validate, save as, diff, JSON), keys and help."""
+
+from __future__ import annotations
+
+import json
+
+from textual.widgets import Button, Input, TextArea
+from tui_support import make_app, record_notifications, select_config, text_of, tui_env, wait_for  # noqa: F401
+
+from resnet_tui.tui.screens.dialogs import HelpScreen, SaveAsScreen
+from resnet_tui.tui.widgets.config_form import ConfigForm
+
+SIZE = (160, 50)
+
+
+async def set_input(pilot, form: ConfigForm, key: str, text: str) -> None:
+    """Type into a field as a user would: focus it, select all, type."""
+    editor = form.row(key).editor
+    editor.focus()
+    editor.value = ""
+    await pilot.press(*text) if text else None
+    await pilot.pause()
+    await pilot.pause()
+
+
+def test_first_screen_paints_before_tensorflow_is_imported(tui_env):
+    """TensorFlow takes seconds to import: only the workers that train or build a model import it."""
+    import subprocess
+    import sys
+
+    script = f"""
+import asyncio, sys
+from resnet_tui.tui.app import ResnetTuiApp
+from resnet_tui.runs import RunStore
+async def main():
+    app = ResnetTuiApp({str(tui_env.configs)!r}, store=RunStore.under({str(tui_env.root / "artifact")!r}))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        await pilot.press("f3", "f4", "f2")
+        await pilot.pause()
+        print("loaded", app.get_screen("config").name_loaded)
+        print("tensorflow imported", "tensorflow" in sys.modules)
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "loaded m8_base" in out.stdout, out.stderr
+    assert "tensorflow imported False" in out.stdout
+
+
+async def test_pick_config_shows_its_values(tui_env):
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.get_screen("config")
+        await select_config(pilot, "m8_demo")
+        form = screen.query_one(ConfigForm)
+        assert form.row("DATASET.source").editor.value == "synthetic"
+        assert form.row("EPOCHS_COUNT").editor.value == "6"
+        assert form.row("STEP_SCHEDULE.boundaries").editor.value == "75, 125"
+        assert form.row("L2_MODE.enabled").editor.value is True
+        facts = text_of(screen.query_one("#config-facts"))
+        assert "synthetic" in facts and "epochs     6" in facts
+        assert screen.query_one("#start", Button).disabled is False
+        assert "m8_demo is valid" in text_of(screen.query_one("#config-status"))
+        assert screen.current_config().values["EPOCHS_COUNT"] == 6
+
+
+async def test_invalid_value_is_flagged_at_the_field_and_blocks_start(tui_env):
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.get_screen("config")
+        form = screen.query_one(ConfigForm)
+        start = screen.query_one("#start", Button)
+
+        await set_input(pilot, form, "OPTIMIZER.learning_rate", "-1")
+        row = form.row("OPTIMIZER.learning_rate")
+        assert "expected a number > 0" in text_of(row.help_line)
+        assert row.key_label.has_class("-invalid")
+        assert start.disabled
+        assert screen.current_config() is None
+
+        await set_input(pilot, form, "BATCH_SIZE", "abc")
+        assert "'abc' is not an integer" in text_of(form.row("BATCH_SIZE").help_line)
+        assert "2 problems" in text_of(screen.query_one("#config-status"))
+
+        notes = record_notifications(app)
+        await pilot.press("f5")  # the key is refused too, with a reason
+        assert app.session is None
+        assert any(sev == "error" and "problems" in msg for sev, msg in notes)
+
+        await set_input(pilot, form, "OPTIMIZER.learning_rate", "0.05")
+        await set_input(pilot, form, "BATCH_SIZE", "64")
+        assert not row.key_label.has_class("-invalid")
+        assert not start.disabled
+        assert screen.current_config().values["OPTIMIZER"]["learning_rate"] == 0.05
+
+
+async def test_combination_problem_and_choice_field(tui_env):
+    """A rule across fields (plateau and step schedules both on) is shown at the field it names."""
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.get_screen("config")
+        form = screen.query_one(ConfigForm)
+        checkbox = form.row("SCHEDULE_MODE.enabled").editor
+        checkbox.focus()
+        await pilot.press("space")
+        await pilot.pause()
+        await pilot.pause()
+        assert "cannot both be enabled" in text_of(form.row("SCHEDULE_MODE.enabled").help_line)
+        assert screen.query_one("#start", Button).disabled
+        await pilot.press("space")
+        choice = form.row("OPTIMIZER.type").editor
+        choice.focus()
+        await pilot.press("right")
+        await pilot.pause()
+        await pilot.pause()
+        assert choice.value == "adam"
+        assert not screen.query_one("#start", Button).disabled
+
+
+async def test_save_as_writes_a_new_file_and_never_overwrites(tui_env):
+    base = tui_env.configs / "m8_base.json"
+    base_text = base.read_text()
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.get_screen("config")
+        form = screen.query_one(ConfigForm)
+        await set_input(pilot, form, "EPOCHS_COUNT", "7")
+        await set_input(pilot, form, "OPTIMIZER.learning_rate", "0.05")
+
+        # The differences view lists exactly what changed.
+        diff = text_of(screen.query_one("#config-diff"))
+        assert "EPOCHS_COUNT" in diff and "200" in diff and "7" in diff
+        assert "OPTIMIZER.learning_rate" in diff and "BATCH_SIZE" not in diff
+
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SaveAsScreen), 5, "the save-as dialog")
+        dialog = app.screen
+        name_input = dialog.query_one("#save-name", Input)
+        name_input.value = "m8_base"  # the seed's file: refused, the dialog stays
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveAsScreen)
+        assert "already exists" in text_of(dialog.query_one("#save-error"))
+
+        name_input.value = ""
+        await pilot.press(*"m8_short")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SaveAsScreen), 5, "the dialog to close")
+        await pilot.pause()
+
+        saved = tui_env.configs / "m8_short.json"
+        assert saved.exists()
+        data = json.loads(saved.read_text())
+        assert data["EPOCHS_COUNT"] == 7 and data["OPTIMIZER"]["learning_rate"] == 0.05
+        assert base.read_text() == base_text
+        # The new file is listed and loaded, with nothing left to differ.
+        assert screen.name_loaded == "m8_short"
+        assert "m8_short" in [p.name[:-5] for p in screen.paths]
+        assert "No differences" in text_of(screen.query_one("#config-diff"))
+
+
+async def test_raw_json_editor_validates_like_the_form(tui_env):
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.get_screen("config")
+        await pilot.press("ctrl+t", "ctrl+t")  # Form -> Changes -> JSON
+        await pilot.pause()
+        editor = screen.query_one("#config-json", TextArea)
+        assert json.loads(editor.text)["EPOCHS_COUNT"] == 200
+
+        editor.load_text(editor.text.replace('"EPOCHS_COUNT": 200', '"EPOCHS_COUNT": 200,,'))
+        await pilot.pause()
+        await pilot.pause()
+        assert "line" in text_of(screen.query_one("#json-error")) and "column" in text_of(screen.query_one("#json-error"))
+        assert screen.query_one("#start", Button).disabled
+
+        editor.load_text(editor.text.replace('"EPOCHS_COUNT": 200,,', '"EPOCHS_COUNT": 0'))
+        await pilot.pause()
+        await pilot.pause()
+        assert "EPOCHS_COUNT" in text_of(screen.query_one("#json-error"))
+        form = screen.query_one(ConfigForm)
+        assert form.row("EPOCHS_COUNT").editor.value == "0"
+        assert "got 0, expected an integer >= 1" in text_of(form.row("EPOCHS_COUNT").help_line)
+        assert screen.query_one("#start", Button).disabled
+
+        editor.load_text(editor.text.replace('"EPOCHS_COUNT": 0', '"EPOCHS_COUNT": 12'))
+        await pilot.pause()
+        await pilot.pause()
+        assert form.row("EPOCHS_COUNT").editor.value == "12"
+        assert not screen.query_one("#start", Button).disabled
+
+
+async def test_help_overlay_lists_every_key(tui_env):
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        listed = {key for _, keys in app.screen.sections for key, _ in keys}
+        for key in ("F1 / ?", "F2", "F3", "F4", "F5", "F6", "F7", "^q", "^s", "^r", "[", "]", "l", "a", "/", "s"):
+            assert any(key in entry for entry in listed), key
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_screens_switch_by_key_and_nothing_runs_without_a_start(tui_env):
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        for key, name in (("f3", "TrainScreen"), ("f4", "RunsScreen"), ("f2", "ConfigScreen")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert type(app.screen).__name__ == name
+        notes = record_notifications(app)
+        await pilot.press("f7")
+        assert any("No run is training" in msg for _, msg in notes)

@@ -1,0 +1,171 @@
+"""Dashboard with real (tiny, synthetic) training: live progress and charts, stop, quit, failure, a finished run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+from tui_support import (make_app, record_notifications, select_config, text_of, tiny_values,  # noqa: F401
+                         tui_env, tui_finished_run, wait_for, write_configs)
+
+from resnet_tui.runs import RunStore
+from resnet_tui.tui.screens.dialogs import ConfirmScreen
+from resnet_tui.tui.screens.runs_screen import RunsScreen
+from resnet_tui.tui.screens.train_screen import TrainScreen
+from resnet_tui.tui.widgets.metric_chart import MetricChart
+from resnet_tui.tui.widgets.runs_table import RunsTable
+
+SIZE = (160, 50)
+
+
+def long_env(tmp_path, **changes):
+    """The tiny config with enough epochs that a test can stop it part way."""
+    values = tiny_values(tmp_path, EPOCHS_COUNT=60, BATCH_SIZE=16, **{"DATASET.synthetic_train_count": 160,
+                         "DATASET.validation_count": 32, "DATASET.synthetic_test_count": 32}, **changes)
+    return SimpleNamespace(root=tmp_path, configs=write_configs(tmp_path / "configs", values),
+                           values=values, store=RunStore.from_values(values))
+
+
+async def start_tiny(pilot) -> None:
+    await select_config(pilot, "m8_tiny")
+    await pilot.press("f5")
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, TrainScreen)
+
+
+async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
+    env = long_env(tmp_path)
+    app = make_app(env)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_tiny(pilot)
+        session, screen = app.session, app.screen
+        loss = screen.query_one("#chart-loss", MetricChart)
+        lr = screen.query_one("#chart-lr", MetricChart)
+        await wait_for(pilot, lambda: len(session.history.iterations) >= 2 and loss.plotted.get("train", 0) >= 2,
+                       180, "the first iterations on the chart")
+        first_iteration, first_points = session.last.iteration, loss.plotted["train"]
+
+        progress = text_of(screen.query_one("#progress-line"))
+        assert "running" in progress and f"/ {session.started.total_iterations:,}" in progress
+        assert "ETA" in progress and "img/s" in progress and "elapsed" in progress
+        numbers = text_of(screen.query_one("#numbers"))
+        assert "loss" in numbers and "mean" in numbers and "·  lr 0." in numbers
+
+        notes = record_notifications(app)
+        await pilot.press("f5")  # one run at a time
+        assert any(sev == "warning" and "before starting another" in msg for sev, msg in notes)
+        assert app.session is session
+
+        await wait_for(pilot, lambda: session.last.iteration >= first_iteration + 4
+                       and loss.plotted["train"] > first_points, 120, "the series to grow")
+        assert lr.plotted  # the learning rate is drawn too
+        await wait_for(pilot, lambda: "val" in loss.plotted, 120, "validation (per epoch) on the loss chart")
+        assert 0 <= session.history.epochs["val_accuracy"][0] <= 1
+
+        await pilot.press("f6")
+        assert session.state == "paused"
+        assert str(screen.query_one("#pause").label).startswith("Resume")
+        await pilot.press("f6")
+        assert session.state == "running"
+
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: session.state == "stopped", 120, "the run to stop")
+        assert session.last.iteration < session.started.total_iterations
+        assert any("Run stopped" in msg for _, msg in notes)
+
+        await pilot.press("f4")
+        runs = app.screen
+        assert isinstance(runs, RunsScreen)
+        table = runs.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 1, 10, "the runs table")
+        info = table.infos[0]
+        assert info.run_id == session.started.run_id and info.status == "stopped"
+        assert "stopped" in str(table.get_row_at(0)[2])
+
+
+async def test_quit_during_training_asks_first_then_records_the_run_as_stopped(tmp_path):
+    env = long_env(tmp_path)
+    app = make_app(env)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_tiny(pilot)
+        session = app.session
+        await wait_for(pilot, lambda: session.last is not None, 180, "training to start")
+
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # keep training
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and session.state == "running"
+
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("y")
+        deadline = time.monotonic() + 120
+        while app.is_running and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not app.is_running
+
+    assert session.trainer is not None and app.training_worker.is_finished
+    (info,) = env.store.list_runs()
+    assert info.status == "stopped"
+    assert info.result["stop_reason"] == "stopped by user"
+    assert info.test_accuracy is None  # quitting skips the test evaluation
+
+
+async def test_training_failure_is_shown_and_the_app_stays_usable(tmp_path):
+    env = long_env(tmp_path, **{"DATASET.source": "npz"})
+    env.values["DATA_PATH"] = str(tmp_path / "missing.npz")
+    write_configs(env.configs, env.values)
+    app = make_app(env)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = record_notifications(app)
+        await start_tiny(pilot)
+        session = app.session
+        await wait_for(pilot, lambda: session.state == "failed", 120, "the run to fail")
+        assert any(sev == "error" and "Training failed" in msg for sev, msg in notes)
+        log_lines = [text for _, level, text in session.log if level == "error"]
+        assert any("missing.npz" in line for line in log_lines)
+        assert "failed" in text_of(app.screen.query_one("#progress-line"))
+
+        await pilot.press("f4")
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 1, 10, "the failed run listed")
+        assert table.infos[0].status == "failed"
+        await pilot.press("f2")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfigScreen"  # still usable
+
+
+async def test_open_a_finished_run_shows_curves_and_result(tui_finished_run):
+    env = tui_finished_run
+    app = make_app(env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.shown and screen.shown[0].info.run_id == env.run_id, 30,
+                       "the run's details")
+        await pilot.pause()
+        loss = screen.query_one("#run-charts #chart-loss", MetricChart)
+        accuracy = screen.query_one("#run-charts #chart-accuracy", MetricChart)
+        await wait_for(pilot, lambda: loss.plotted.get("train", 0) > 0, 10, "the curves")
+        assert accuracy.plotted.get("val", 0) == 2  # one point per epoch
+        result = text_of(screen.query_one("#run-result"))
+        assert "completed" in result and "test acc" in result and "274,042" in result
+        assert "BATCH_SIZE" in text_of(screen.query_one("#run-config"))
+        assert "No error" in text_of(screen.query_one("#run-error"))
+        assert "Total params" in screen.query_one("#run-summary").text
+
+
+async def test_model_summary_is_available_before_training(tui_env):
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+t", "ctrl+t", "ctrl+t")  # Form -> Changes -> JSON -> Model
+        summary = app.get_screen("config").query_one("#config-summary")
+        await wait_for(pilot, lambda: "parameters:" in summary.text, 120, "the model summary")
+        assert "Total params" in summary.text and "Conv2D" in summary.text
+        params = int(summary.text.split("parameters:")[1].split()[0].replace(",", ""))
+        assert params < 400_000
+        assert app.session is None  # nothing was trained

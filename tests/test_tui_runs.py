@@ -1,0 +1,167 @@
+"""Dashboard: the runs browser over hand-written runs (sort, filter, half-written, failed, overlay, compare)."""
+
+from __future__ import annotations
+
+from tui_support import make_app, text_of, tui_fake_runs, wait_for  # noqa: F401
+
+from resnet_tui.tui.widgets.metric_chart import MetricChart
+from resnet_tui.tui.widgets.runs_table import RunsTable
+
+SIZE = (160, 50)
+
+
+async def open_runs(pilot):
+    await pilot.press("f4")
+    screen = pilot.app.screen
+    table = screen.query_one(RunsTable)
+    await wait_for(pilot, lambda: table.row_count == 4 and screen.shown, 20, "the runs and the first run's details")
+    table.focus()
+    await pilot.pause()
+    return screen, table
+
+
+def ids(table: RunsTable) -> list[str]:
+    return [row.value for row in table.rows]
+
+
+async def test_every_run_is_listed_with_its_status(tui_fake_runs):
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        statuses = {i.run_id: i.status for i in table.infos}
+        assert statuses == {"20250101-120000-m8_demo": "completed", "20250102-090000-m8_light": "failed",
+                            "20250103-080000-m8_demo": "interrupted", "20250104-100000-m8_lr05": "completed"}
+        assert ids(table)[0] == "20250104-100000-m8_lr05"  # newest first
+        row = [str(c) for c in table.get_row("20250101-120000-m8_demo")]
+        assert row[3:7] == ["3", "30", "64.54%", "55.00%"]
+
+
+async def test_sort_by_key_and_by_header_click(tui_fake_runs):
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        await pilot.press("s")  # date -> run id, ascending
+        assert table.sort_key == "run" and ids(table) == sorted(ids(table))
+        assert "sorted by run ▲" in text_of(screen.query_one("#runs-sort"))
+        await pilot.press("s", "s")  # -> status
+        assert table.sort_key == "status"
+        table.post_message(RunsTable.HeaderSelected(table, table.columns["test"].key, 6, table.columns["test"].label))
+        await pilot.pause()
+        assert table.sort_key == "test"
+        assert ids(table)[0] == "20250104-100000-m8_lr05"  # best test accuracy first; runs without one last
+        assert ids(table)[-1] in ("20250102-090000-m8_light", "20250103-080000-m8_demo")
+
+
+async def test_filter(tui_fake_runs):
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        await pilot.press("slash", *"fail")
+        assert ids(table) == ["20250102-090000-m8_light"]
+        assert "1/4 runs" in text_of(screen.query_one("#runs-sort"))
+        await pilot.press("enter")  # back to the table
+        assert table.has_focus
+
+
+async def test_failed_run_shows_its_error_and_half_written_run_its_problem(tui_fake_runs):
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        table.move_cursor(row=ids(table).index("20250102-090000-m8_light"))
+        await wait_for(pilot, lambda: screen.shown[0].info.run_id == "20250102-090000-m8_light", 10, "the failed run")
+        assert "the loss became NaN" in text_of(screen.query_one("#run-error"))
+        assert "failed" in text_of(screen.query_one("#run-result"))
+
+        table.move_cursor(row=ids(table).index("20250103-080000-m8_demo"))
+        await wait_for(pilot, lambda: screen.shown[0].info.run_id == "20250103-080000-m8_demo", 10, "the half run")
+        result = text_of(screen.query_one("#run-result"))
+        assert "interrupted" in result and "ended without writing a result" in result
+        loss = screen.query_one("#run-charts #chart-loss", MetricChart)
+        await wait_for(pilot, lambda: loss.plotted.get("train", 0) > 0, 10, "its curves so far")
+
+
+async def test_marked_runs_are_overlaid_and_their_configs_compared(tui_fake_runs):
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        table.move_cursor(row=ids(table).index("20250101-120000-m8_demo"))
+        await pilot.press("space")
+        table.move_cursor(row=ids(table).index("20250104-100000-m8_lr05"))
+        await pilot.press("space")
+        await wait_for(pilot, lambda: len(screen.shown) == 2, 10, "two runs shown")
+        loss = screen.query_one("#run-charts #chart-loss", MetricChart)
+        await wait_for(pilot, lambda: len(loss.plotted) == 4, 10, "two runs overlaid")
+        assert {"20250101-120000-m8_demo train", "20250104-100000-m8_lr05 val"} <= set(loss.plotted)
+        compare = text_of(screen.query_one("#run-compare"))
+        assert "BATCH_SIZE" in compare and "OPTIMIZER.learning_rate" in compare
+        assert "EPOCHS_COUNT" not in compare  # only the differences
+        assert "2 marked" in text_of(screen.query_one("#runs-sort"))
+
+        await pilot.press("c")
+        await wait_for(pilot, lambda: len(screen.shown) == 1, 10, "back to one run")
+
+
+async def test_chart_options_apply_to_the_runs_charts(tui_fake_runs):
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        loss = screen.query_one("#run-charts #chart-loss", MetricChart)
+        await wait_for(pilot, lambda: loss.plotted, 10, "the curves")
+        assert app.chart_options.smoothing == 0.6 and "#0" in loss.plotted  # raw points behind the smoothed line
+        await pilot.press("l")
+        await pilot.pause()
+        assert loss.log_y
+        await pilot.press("a")
+        await pilot.pause()
+        assert loss.xlabel == "epoch"
+        await pilot.press("left_square_bracket", "left_square_bracket", "left_square_bracket")
+        await pilot.pause()
+        assert app.chart_options.smoothing == 0.0 and "#0" not in loss.plotted
+
+
+async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
+    """A headless run (say on a GPU box) is followed from its files: live charts, no controls."""
+    import json
+
+    from tui_support import record_notifications, write_fake_run
+
+    from resnet_tui.tui.screens.train_screen import TrainScreen
+
+    store, run_id = tui_fake_runs.store, "20250105-100000-m8_remote"
+    write_fake_run(store, run_id, tui_fake_runs.values, status=None, iterations=15, started=1736071200.0)
+    run = store.open_run(run_id)
+    run.acquire_lock()  # "another process": the lock's owner is alive, so the run is running
+    (run.paths.log / "plan.json").write_text(json.dumps(
+        {"steps_per_epoch": 10, "total_iterations": 40, "param_count": 274042, "train_count": 320}))
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5, 20, "the runs")
+        assert {i.run_id: i.status for i in table.infos}[run_id] == "running"
+        table.focus()
+        table.move_cursor(row=ids(table).index(run_id))
+        await pilot.press("w")
+        await pilot.pause()
+        assert isinstance(app.screen, TrainScreen)
+        session = app.session
+        assert session.following
+        await wait_for(pilot, lambda: len(session.history.iterations) == 15, 10, "the rows written so far")
+        assert "watching" in str(app.screen.query_one("#progress-line").content)
+        assert app.screen.query_one("#stop").disabled
+
+        with open(run.paths.log / "iterations.csv", "a") as fh:  # the trainer goes on elsewhere
+            for i in range(16, 26):
+                fh.write(f"{i},2,0.5,0.8,0.01,1000,0.5,0.8,{0.5 * i}\n")
+        await wait_for(pilot, lambda: len(session.history.iterations) == 25, 10, "the new rows")
+
+        notes = record_notifications(app)
+        await pilot.press("f7")
+        assert any("can only be watched" in msg for _, msg in notes) and session.state == "running"
+
+        write_fake_run(store, run_id, tui_fake_runs.values, status="completed", iterations=25, started=1736071200.0)
+        run.release_lock()
+        await wait_for(pilot, lambda: session.state == "completed", 10, "the end of the run")
+        await pilot.press("ctrl+q")  # nothing of ours is training: no question
+        await pilot.pause()
+        assert not app.is_running

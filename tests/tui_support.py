@@ -1,0 +1,201 @@
+"""Helpers and fixtures for the dashboard tests (tests/test_tui*.py).
+
+Kept out of conftest.py so the dashboard's test scaffolding stays in one place;
+the test modules import the fixtures they use from here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from resnet_tui.config import PATH_KEYS, config_from_values, default_values, set_dotted
+from resnet_tui.runs import EPOCH_COLUMNS, ITERATION_COLUMNS, RunStore, write_json_atomic
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A run of a few seconds on CPU: synthetic data, 6 steps of 32 per epoch.
+TINY = {
+    "DATASET.source": "synthetic", "DATASET.synthetic_train_count": 256, "DATASET.synthetic_test_count": 64,
+    "DATASET.validation_count": 64, "EPOCHS_COUNT": 2, "BATCH_SIZE": 32, "MAX_ITERATIONS": 0,
+    "STEP_SCHEDULE.boundaries": [4, 8],
+}
+
+
+def tiny_values(root: Path, **changes) -> dict:
+    """The tiny config's values, with every *_PATH key under ``root/artifact``."""
+    values = default_values()
+    for key in PATH_KEYS:
+        values[key] = str(root / "artifact" / key.split("_")[0].lower())
+    for key, value in {**TINY, **changes}.items():
+        set_dotted(values, key, value)
+    return values
+
+
+def write_configs(folder: Path, values: dict, name: str = "m8_tiny") -> Path:
+    """The repository's configs plus ``<name>.json`` holding ``values``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted((REPO / "configs").glob("*.json")):
+        shutil.copy(path, folder / path.name)
+    (folder / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+async def wait_for(pilot, predicate, timeout: float = 90.0, what: str = "condition") -> None:
+    """Let the app run until ``predicate()`` holds (training runs in a thread meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause(0.1)
+
+
+async def select_config(pilot, name: str) -> None:
+    """Pick a config the way a user does: focus the list, move to it, press enter."""
+    app = pilot.app
+    screen = app.get_screen("config")
+    names = [p.name[:-5] for p in screen.paths]
+    await pilot.press("ctrl+l")
+    list_view = screen.query_one("#config-list")
+    target = names.index(name)
+    while list_view.index != target:
+        await pilot.press("down" if (list_view.index or 0) < target else "up")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: screen.name_loaded == name, 10, f"{name} to load")
+    await pilot.pause()
+
+
+@pytest.fixture
+def tui_env(tmp_path):
+    """A configs folder (the repo's + m8_tiny) and a store, both under tmp_path."""
+    values = tiny_values(tmp_path)
+    configs = write_configs(tmp_path / "configs", values)
+    return SimpleNamespace(root=tmp_path, configs=configs, values=values, store=RunStore.from_values(values))
+
+
+def make_app(env):
+    from resnet_tui.tui.app import ResnetTuiApp
+
+    return ResnetTuiApp(env.configs, store=env.store)
+
+
+@pytest.fixture(scope="session")
+def tui_finished_run(tmp_path_factory):
+    """One real tiny training run, made once per test session by the Trainer itself."""
+    from resnet_tui.training.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("finished")
+    values = tiny_values(root)
+    config = config_from_values(values, "m8_tiny")
+    store = RunStore.from_values(values)
+    result = Trainer(config, store=store).run()
+    assert result["status"] == "completed", result.get("error")
+    configs = write_configs(root / "configs", values)
+    return SimpleNamespace(root=root, configs=configs, values=values, store=store, run_id=result["run_id"])
+
+
+# -- hand-written runs with fixed values (deterministic screens) ---------------------------
+
+def _write_csv(path: Path, columns, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(columns)] + [",".join("" if v is None else f"{v:.7g}" if isinstance(v, float) else str(v)
+                                            for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_fake_run(store: RunStore, run_id: str, config_values: dict, *, status: str | None,
+                   iterations: int, steps: int = 10, started: float = 1735732800.0, error: str | None = None,
+                   host: str = "elsewhere", test_accuracy: float | None = 0.55) -> None:
+    """A run's files as the trainer leaves them, with made-up but smooth numbers.
+
+    ``status=None`` leaves no result.json: a half-written (interrupted) run.
+    """
+    roots = store.roots
+    write_json_atomic(roots["config"] / run_id / "config.json", config_values)
+    config_name = run_id.split("-", 2)[2]
+    write_json_atomic(roots["log"] / run_id / "run.json",
+                      {"run_id": run_id, "config_name": config_name, "pid": 1, "host": host, "started": started})
+    (roots["log"] / run_id / "summary.txt").write_text("Model: \"resnet20\"\n(summary)\n", encoding="utf-8")
+    lr0 = config_values["OPTIMIZER"]["learning_rate"]
+    iteration_rows, epoch_rows = [], []
+    for i in range(1, iterations + 1):
+        epoch = (i - 1) // steps + 1
+        loss = 2.3 * 0.97 ** i + 0.1 * ((i * 7919) % 13) / 13
+        acc = min(0.95, 0.1 + 0.02 * i + 0.03 * ((i * 104729) % 7) / 7)
+        lr = lr0 * (0.1 if i > 15 else 1.0)
+        iteration_rows.append((i, epoch, loss, acc, lr, 1000.0, loss, acc, 0.5 * i))
+        if i % steps == 0:
+            epoch_rows.append((epoch, i, loss, acc, loss * 1.1, acc * 0.9, lr, 5.0, 0.5 * i))
+    _write_csv(roots["log"] / run_id / "iterations.csv", ITERATION_COLUMNS, iteration_rows)
+    _write_csv(roots["log"] / run_id / "epochs.csv", EPOCH_COLUMNS, epoch_rows)
+    if status is None:
+        return
+    best = max((r[5] for r in epoch_rows), default=None)
+    result = {"run_id": run_id, "config_name": config_name, "started": started, "status": status,
+              "stop_reason": {"completed": f"epoch limit ({len(epoch_rows)} epochs)", "stopped": "stopped by user",
+                              "failed": "error: ValueError"}[status],
+              "error": error, "finished": started + 0.5 * iterations + 10, "duration": 0.5 * iterations + 10,
+              "iterations": iterations, "epochs": len(epoch_rows), "param_count": 274042,
+              "best_val_accuracy": best, "best_epoch": len(epoch_rows) if best else None,
+              "device": "CPU: test", "versions": {"python": "3.x"},
+              "dataset": {"description": "Synthetic (seed 42): 192 train / 64 val / 64 test"}}
+    if test_accuracy is not None and status != "failed":
+        result.update(test_accuracy=test_accuracy, test_loss=1.25)
+    write_json_atomic(roots["result"] / run_id / "result.json", result)
+    if error:
+        (roots["error"] / run_id).mkdir(parents=True, exist_ok=True)
+        (roots["error"] / run_id / "error.log").write_text(f"Traceback (most recent call last):\n{error}\n",
+                                                          encoding="utf-8")
+
+
+@pytest.fixture
+def tui_fake_runs(tmp_path):
+    """Four runs written by hand: completed, failed, interrupted (half-written) and a second completed."""
+    values = tiny_values(tmp_path)
+    store = RunStore.from_values(values)
+    configs = write_configs(tmp_path / "configs", values)
+    other = json.loads(json.dumps(values))
+    other["BATCH_SIZE"] = 64
+    other["OPTIMIZER"]["learning_rate"] = 0.05
+    write_fake_run(store, "20250101-120000-m8_demo", values, status="completed", iterations=30)
+    write_fake_run(store, "20250102-090000-m8_light", values, status="failed", iterations=7, started=1735808400.0,
+                   error="ValueError: the loss became NaN at iteration 7")
+    write_fake_run(store, "20250103-080000-m8_demo", values, status=None, iterations=12, started=1735891200.0)
+    write_fake_run(store, "20250104-100000-m8_lr05", other, status="completed", iterations=40, started=1735984800.0,
+                   test_accuracy=0.61)
+    return SimpleNamespace(root=tmp_path, configs=configs, values=values, store=store)
+
+
+def text_of(widget) -> str:
+    """The plain text a Static shows (str, rich Text or any rich renderable)."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    content = widget.content
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Text):
+        return content.plain
+    console = Console(width=250, file=io.StringIO(), record=True)
+    console.print(content)
+    return console.export_text()
+
+
+def record_notifications(app) -> list[tuple[str, str]]:
+    """(severity, message) of every toast the app shows from now on."""
+    notes: list[tuple[str, str]] = []
+    original = app.notify
+
+    def notify(message, *args, **kwargs):
+        notes.append((kwargs.get("severity", "information"), str(message)))
+        return original(message, *args, **kwargs)
+
+    app.notify = notify
+    return notes
