@@ -123,6 +123,18 @@ class RunFollower:
                            result.get("error"))
 
 
+def events_from_rows(iterations: list[dict], epochs: list[dict]) -> list[Event]:
+    """IterationEnd/EpochEnd events from rows read by Run.read_iterations/read_epochs."""
+    def value(name, v):
+        if name in ("iteration", "epoch"):
+            return int(v)
+        return math.nan if v is None and name not in ("val_loss", "val_accuracy") else v
+
+    events: list[Event] = [IterationEnd(*(value(n, r.get(n)) for n in ITERATION_COLUMNS)) for r in iterations]
+    events += [EpochEnd(*(value(n, r.get(n)) for n in EPOCH_COLUMNS)) for r in epochs]
+    return events
+
+
 def _convert(name: str, text: str):
     value = _num(text)
     if name in ("iteration", "epoch"):

@@ -290,6 +290,27 @@ class Run:
         except FileNotFoundError:
             pass
 
+    def resume_problem(self) -> str | None:
+        """Why this run cannot be resumed, or None when it can."""
+        info = self.info()
+        if info.status == RUNNING:
+            return f"run {self.id} is still running (pid {self.lock_owner()}); it cannot be resumed twice"
+        if info.status == "completed":
+            return f"run {self.id} already completed ({info.result.get('stop_reason', '')})"
+        try:
+            state = json.loads((self.paths.checkpoint / "state.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"run {self.id} has no saved state (it ended before its first epoch did)"
+        except (OSError, ValueError) as exc:
+            return f"run {self.id}: its saved state is unreadable ({exc})"
+        if not (self.paths.checkpoint / str(state.get("weights", ""))).is_file():
+            return f"run {self.id}: its saved weights file is missing"
+        try:
+            self.read_config()
+        except (OSError, ValueError) as exc:
+            return f"run {self.id}: its config.json is unreadable ({exc})"
+        return None
+
     def begin_resume(self, epoch: int, iteration: int) -> None:
         """Cut the metrics back to the saved state, so that the resumed run
         appends after its last complete epoch with no duplicate and no gap,

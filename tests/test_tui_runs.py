@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tui_support import make_app, text_of, tui_fake_runs, wait_for  # noqa: F401
+from tui_support import make_app, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
 
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 from resnet_tui.tui.widgets.runs_table import RunsTable
@@ -165,3 +165,32 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
         await pilot.press("ctrl+q")  # nothing of ours is training: no question
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
+    """r on a stopped run continues it under the same id; its earlier curve is drawn too."""
+    from resnet_tui.config import config_from_values
+    from resnet_tui.training.events import IterationEnd
+    from resnet_tui.training.trainer import Trainer
+
+    config = config_from_values(dict(tui_env.values, EPOCHS_COUNT=3), "m8_tiny")
+    trainer = Trainer(config, store=tui_env.store,
+                      sink=lambda e: isinstance(e, IterationEnd) and e.iteration == 7 and trainer.stop(False))
+    stopped = trainer.run()
+    assert stopped["status"] == "stopped"
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        table = pilot.app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 1, 20, "the stopped run")
+        table.focus()
+        await pilot.press("r")
+        session = pilot.app.session
+        assert session is not None and session.resume_run_id == stopped["run_id"]
+        await wait_for(pilot, lambda: session.state == "completed", 240, "the resumed run to finish")
+        assert session.started.run_id == stopped["run_id"] and session.started.start_iteration == 7
+        total = session.started.total_iterations
+        assert list(session.history.iterations["iteration"]) == list(range(1, total + 1))  # old curve + new, no gap
+    run = tui_env.store.open_run(stopped["run_id"])
+    assert run.info().status == "completed"
+    assert [int(r["iteration"]) for r in run.read_iterations()] == list(range(1, total + 1))

@@ -124,22 +124,12 @@ class Trainer:
         from resnet_tui.training.checkpoint import TrainingState
 
         run = store.open_run(run_id)
-        info = run.info()
-        if info.status == "running":
-            raise ResumeError(f"run {run.id} is still running (pid {run.lock_owner()}); it cannot be resumed twice")
-        if info.status == "completed":
-            raise ResumeError(f"run {run.id} already completed ({info.result.get('stop_reason', '')})")
-        try:
-            state = TrainingState.read(run.paths.checkpoint)
-        except (OSError, ValueError, TypeError) as exc:
-            raise ResumeError(f"run {run.id}: its saved state is unreadable ({exc})") from None
-        if state is None:
-            raise ResumeError(f"run {run.id} has no saved state (it ended before its first epoch did)")
-        try:
-            values = run.read_config()
-        except (OSError, ValueError) as exc:
-            raise ResumeError(f"run {run.id}: its config.json is unreadable ({exc})") from None
-        name = (run.read_meta() or {}).get("config_name") or info.config_name
+        problem = run.resume_problem()
+        if problem:
+            raise ResumeError(problem)
+        state = TrainingState.read(run.paths.checkpoint)
+        values = run.read_config()
+        name = (run.read_meta() or {}).get("config_name") or run.info().config_name
         trainer = cls(config_from_values(values, name), sink, store, capture_stderr, resume_run=run)
         trainer.resume_state = state
         return trainer
@@ -233,9 +223,11 @@ class Trainer:
         import keras
 
         from resnet_tui.data import dispatch_load_dataset, make_eval_dataset, make_train_dataset
-        from resnet_tui.models import compile_model, count_params, dispatch_build_model, model_summary_text
+        from resnet_tui.models import (compile_model, count_params, dispatch_build_model, mixed_precision_warning,
+                                       model_summary_text)
         from resnet_tui.training.callbacks import ControlCallback, StreamingCallback
         from resnet_tui.training.checkpoint import StateCheckpoint, restore
+        from resnet_tui.training.distribute import DistributeError, Distribution
         from resnet_tui.training.events import DatasetProgress
         from resnet_tui.training.schedules import IterationStepDecay
 
@@ -250,17 +242,34 @@ class Trainer:
         self.sink(LogMessage("info", dataset.description))
         train_count = len(dataset.y_train)
         plan = plan_training(config, train_count)
+        distribution = Distribution.from_config(config)  # DISTRIBUTE: none or MirroredStrategy
+        result["distribute"] = distribution.record()
+        for text in distribution.messages:
+            self.sink(LogMessage("info", text))
+        for text in distribution.check_batches(config.BATCH_SIZE, train_count):
+            self.sink(LogMessage("warning", text))
+        steps_per_execution = config.get("STEPS_PER_EXECUTION") or 1
+        if distribution.replicas > 1 and steps_per_execution > 1:
+            # Keras' multi-step loop fails inside MirroredStrategy ("You must feed a value for
+            # placeholder tensor", keras-team/keras issue 19246); one replica is fine.
+            raise DistributeError(f"STEPS_PER_EXECUTION {steps_per_execution} does not work with "
+                                  f"{distribution.replicas} replicas in Keras {keras.__version__} "
+                                  f"(keras-team/keras issue 19246): set it to 1 with DISTRIBUTE=mirrored")
+        slow = mixed_precision_warning(config.get("MIXED_PRECISION") or "float32")
+        if slow:
+            self.sink(LogMessage("warning", slow))
 
-        model = dispatch_build_model(config.model_number, config)
-        self.model = model
-        step = config.STEP_SCHEDULE
-        opt = config.OPTIMIZER
-        schedule = None
-        if step["enabled"]:
-            schedule = IterationStepDecay(opt["learning_rate"], step["boundaries"], step["factor"])
-        compile_model(model, config, schedule or opt["learning_rate"])
-        if state:
-            restore(model, run.paths.checkpoint, state)
+        with distribution.scope():  # model and optimizer variables are created mirrored
+            model = dispatch_build_model(config.model_number, config)
+            self.model = model
+            step = config.STEP_SCHEDULE
+            opt = config.OPTIMIZER
+            schedule = None
+            if step["enabled"]:
+                schedule = IterationStepDecay(opt["learning_rate"], step["boundaries"], step["factor"])
+            compile_model(model, config, schedule or opt["learning_rate"])
+            if state:
+                restore(model, run.paths.checkpoint, state)
         summary = model_summary_text(model)
         result["param_count"] = count_params(model)
 
@@ -268,9 +277,11 @@ class Trainer:
         start_iteration = state.iteration if state else 0
         train_ds = make_train_dataset(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED,
                                       start_epoch=start_epoch)
-        val_ds = (make_eval_dataset(dataset.x_val, dataset.y_val, dataset, config.BATCH_SIZE)
+        val_ds = (make_eval_dataset(dataset.x_val, dataset.y_val, dataset,
+                                    distribution.eval_batch_size(config.BATCH_SIZE, len(dataset.y_val), "validation"))
                   if len(dataset.y_val) else None)
-        test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE)
+        test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, dataset,
+                                    distribution.eval_batch_size(config.BATCH_SIZE, len(dataset.y_test), "test"))
 
         self.sink(RunStarted(
             run_id=run.id, config_name=config.name, config=config.values, model_summary=summary,
@@ -284,9 +295,10 @@ class Trainer:
                                       start_iteration=start_iteration, start_epoch=start_epoch)
         streaming.elapsed_before = state.elapsed if state else 0.0
         self._streaming = streaming
-        control = ControlCallback(self.control, config.MAX_ITERATIONS, start_iteration=start_iteration)
+        control = ControlCallback(self.control, config.MAX_ITERATIONS, start_iteration=start_iteration,
+                                  streaming=streaming)  # exact counts with STEPS_PER_EXECUTION > 1
         best = state.best_val_accuracy if state else None
-        callbacks = [*self.extra_callbacks, streaming, control]
+        callbacks = [*distribution.callbacks(train_ds), *self.extra_callbacks, streaming, control]
         if val_ds is not None:
             run.paths.checkpoint.mkdir(parents=True, exist_ok=True)
             # initial_value_threshold: a resumed run must not forget its best so far.

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
-from resnet_tui.config import default_values
+from resnet_tui.config import Config, default_values
 from resnet_tui.runs import RunStore
 from resnet_tui.tui.screens.config_screen import ConfigScreen
 from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen
@@ -118,6 +118,27 @@ class ResnetTuiApp(App):
         if self.session is not None and self.session.following and self.session.active:
             self.notify(f"Stopped watching {self.session.config.name}; it goes on training elsewhere.")
         self.session = TrainingSession(config, store)
+        self.training_worker = self.run_worker(self.session.run, name="training", group="training",
+                                               thread=True, exit_on_error=False)
+        self.action_show("train")
+        self._show_session(None)
+
+    def resume_run(self, store: RunStore, run_id: str) -> None:
+        """Continue a stopped or interrupted run under its own id, in a worker thread."""
+        if self.session is not None and self.session.active and not self.session.following:
+            self.notify(f"A run of {self.session.config.name} is {self.session.state}: "
+                        "stop it (F7) before resuming another.", severity="warning")
+            return
+        try:
+            run = store.open_run(run_id)
+            problem = run.resume_problem()
+            config = None if problem else Config(run.read_config(), (run.read_meta() or {}).get("config_name", run_id))
+        except (OSError, ValueError, LookupError) as exc:
+            problem = str(exc)
+        if problem:
+            self.notify(f"Can't resume: {problem}", severity="error")
+            return
+        self.session = TrainingSession(config, store, resume_run_id=run.id)
         self.training_worker = self.run_worker(self.session.run, name="training", group="training",
                                                thread=True, exit_on_error=False)
         self.action_show("train")

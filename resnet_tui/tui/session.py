@@ -73,10 +73,11 @@ class TrainingSession:
     """
 
     def __init__(self, config: Config, store: RunStore, log_lines: int = 2000,
-                 follower: RunFollower | None = None):
+                 follower: RunFollower | None = None, resume_run_id: str | None = None):
         self.config = config
         self.store = store
         self.follower = follower
+        self.resume_run_id = resume_run_id  # continue this stopped/interrupted run
         self.buffer = EventBuffer()
         self.history = RunHistory()
         self.state = "starting"
@@ -113,7 +114,10 @@ class TrainingSession:
         """Body of the thread worker: import the trainer (and TensorFlow), train."""
         from resnet_tui.training.trainer import Trainer
 
-        trainer = Trainer(self.config, sink=self.buffer, store=self.store, capture_stderr=True)
+        if self.resume_run_id:
+            trainer = Trainer.resuming(self.store, self.resume_run_id, sink=self._resumed_sink, capture_stderr=True)
+        else:
+            trainer = Trainer(self.config, sink=self.buffer, store=self.store, capture_stderr=True)
         with self._lock:
             self.trainer = trainer
             for action, evaluate in self._requests:
@@ -122,6 +126,17 @@ class TrainingSession:
                 else:
                     getattr(trainer, action)()
         return trainer.run()
+
+    def _resumed_sink(self, event) -> None:
+        """A resumed run's events, with its earlier curves replayed from disk first
+        (the trainer has cut them back to the saved epoch by the time it starts)."""
+        self.buffer(event)
+        if isinstance(event, RunStarted) and event.start_iteration:
+            from resnet_tui.follow import events_from_rows
+
+            run = self.store.open_run(event.run_id)
+            for past in events_from_rows(run.read_iterations(), run.read_epochs()):
+                self.buffer(past)
 
     # -- controls, from the UI thread -----------------------------------------
     @property

@@ -129,6 +129,7 @@ class RunsScreen(Screen):
         Binding("c", "clear_marks", "Unmark"),
         Binding("g", "reload", "Reload"),
         Binding("w", "watch", "Watch"),
+        Binding("r", "resume", "Resume"),
         *CHART_BINDINGS,
     ]
 
@@ -249,6 +250,13 @@ class RunsScreen(Screen):
                         severity="warning")
             return
         self.app.follow_run(self.stores[run_id], run_id)
+
+    def action_resume(self) -> None:
+        """Continue the selected stopped or interrupted run (same run id)."""
+        table = self.query_one(RunsTable)
+        run_id = table.current_run_id()
+        if run_id is not None:
+            self.app.resume_run(self.stores[run_id], run_id)
 
     def action_reload(self) -> None:
         self.details.clear()
