@@ -1,25 +1,53 @@
-"""Training throughput of m8: plain ``model.fit`` against fit with the streaming
-and recording callbacks, interleaved in one process (this CPU's speed flips
-between modes from one epoch to the next, so only paired medians mean anything).
+"""Training throughput of m8, every variant interleaved in one process.
+
+This CPU's speed flips between modes from one epoch to the next and the
+machine is shared, so only paired comparisons mean anything: each round runs
+one epoch of every variant in turn, and each ratio is the median over rounds
+of the per-round ratio.
 
     .venv/bin/python benchmarks/bench_training.py [--rounds 5] [--steps 50] [--batch 128]
+        [--options jit:20,spe4:20,spe8:20,bf16:5] [--torch-steps 20] [--no-torch]
 
-Prints images/s for each variant (median of the rounds), the ratio
-streaming/plain, and the input pipeline's images/s alone.
+Prints, as images/s (median of the rounds, after one warm-up round):
+
+1. plain ``model.fit`` against fit with the streaming and recording callbacks
+   (the trainer's path), each on its own model (the streaming callback
+   installs its step log on the model it watches);
+2. each speed option (``--options``; ``name:N`` runs N steps per epoch for
+   that one, to keep a round short on a slow machine) with the streaming
+   callbacks, against the float32 default;
+3. the reference PyTorch ResNet-20 (``torch_reference.py``, a worker process
+   whose epochs, ``--torch-steps`` long, are interleaved with these): eager,
+   channels_last and torch.compile;
+4. the input pipeline alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-sample.npz"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+SAMPLE = HERE.parent.parent / "shared" / "data" / "cifar10-sample.npz"
+
+# Speed options: config changes, by the short names the benchmarks take.
+OPTIONS: dict[str, dict] = {
+    "jit": {"JIT_COMPILE": True},
+    "bf16": {"MIXED_PRECISION": "mixed_bfloat16"},
+    "fp16": {"MIXED_PRECISION": "mixed_float16"},
+    "spe4": {"STEPS_PER_EXECUTION": 4},
+    "spe8": {"STEPS_PER_EXECUTION": 8},
+    "spe4+jit": {"STEPS_PER_EXECUTION": 4, "JIT_COMPILE": True},
+}
 
 
 def make_config(batch: int, steps: int, artifact: Path):
@@ -38,11 +66,64 @@ def make_config(batch: int, steps: int, artifact: Path):
     return config_from_values(values, "m8_bench")
 
 
+def cpu_description() -> str:
+    name, flags = "CPU", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name") and name == "CPU":
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}) or ["no AVX-512 BF16/AMX"]
+    return f"{name}, {os.cpu_count()} cores, {'avx512f' if 'avx512f' in flags else 'no AVX-512'}, {', '.join(bf16)}"
+
+
+def load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+class TorchWorker:
+    """torch_reference.py --serve in a child process (torch and TensorFlow cannot share one)."""
+
+    def __init__(self, batch: int):
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "torch_reference.py"), "--serve", "--batch", str(batch)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError((self.proc.stderr.read().strip().splitlines() or ["no output"])[-1])
+        self.info = json.loads(line)
+
+    def run(self, variant: str, steps: int) -> dict:
+        self.proc.stdin.write(f"{variant} {steps}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the torch worker died")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="epochs per variant (after one warm-up each)")
     parser.add_argument("--steps", type=int, default=50, help="iterations per epoch")
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--options", default="jit:20,spe4:20,spe8:20,bf16:5",
+                        help="comma-separated speed options, name[:steps]: " + ", ".join(OPTIONS))
+    parser.add_argument("--torch-steps", type=int, default=20, help="steps per PyTorch epoch")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     args = parser.parse_args()
 
     import keras
@@ -58,40 +139,99 @@ def main() -> int:
     artifact = Path(tempfile.mkdtemp(prefix="bench-"))
     config = make_config(args.batch, args.steps, artifact)
     data = dispatch_load_dataset(8, config)
-    print(f"data: {data.description}; {args.steps} steps of {args.batch} per epoch; "
-          f"{args.rounds} paired epochs; device: {tf.config.list_physical_devices()[-1].name}")
-    train = make_train_dataset(data, args.batch, True, 0).take(args.steps)
-    images = args.steps * args.batch
+    store = RunStore.from_values(config.values)
+    print(f"data: {data.description}; batch {args.batch}; {args.steps} steps per epoch unless noted; "
+          f"{args.rounds} rounds after a warm-up")
+    print(f"machine: {cpu_description()}; TensorFlow {tf.__version__}, Keras {keras.__version__}; "
+          f"load average at start {load()}")
 
-    keras.utils.set_random_seed(0)
-    model = dispatch_build_model(8, config)
-    schedule = IterationStepDecay(0.1, [32000, 48000], 0.1)
-    compile_model(model, config, schedule)
+    # name -> (model, callbacks, steps, dataset)
+    variants: dict[str, tuple] = {}
+    runs = []
 
-    run = RunStore.from_values(config.values).create_run("m8_bench")
-    control = TrainingControl()
-    streaming = StreamingCallback(RunRecorder(run), args.batch, images, schedule.value_at, control)
-    variants = {
-        "plain fit": [],
-        "fit + streaming + recording": [streaming, ControlCallback(control, 0)],
-    }
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for round_ in range(args.rounds + 1):  # round 0 warms up (tracing, caches)
-        for name, callbacks in variants.items():
+    def add(name: str, changes: dict, streaming: bool, steps: int) -> None:
+        cfg = config.with_values(changes)
+        keras.utils.set_random_seed(0)  # the same initial weights for every variant
+        model = dispatch_build_model(8, cfg)
+        schedule = IterationStepDecay(0.1, [32000, 48000], 0.1)
+        compile_model(model, cfg, schedule)
+        callbacks = []
+        if streaming:
+            run = store.create_run(f"m8_bench_{len(runs)}")
+            runs.append(run)
+            control = TrainingControl()
+            stream = StreamingCallback(RunRecorder(run), args.batch, steps * args.batch, schedule.value_at, control)
+            callbacks = [stream, ControlCallback(control, 0, streaming=stream)]
+        train = make_train_dataset(data, args.batch, True, 0).take(steps)
+        variants[name] = (model, callbacks, steps, train)
+
+    add("plain fit", {}, False, args.steps)
+    add("fit + streaming + recording", {}, True, args.steps)
+    for spec in filter(None, args.options.split(",")):
+        name, _, steps = spec.partition(":")
+        label = ", ".join(f"{k}={json.dumps(v)}" for k, v in OPTIONS[name].items())
+        add(label + (f" ({steps} steps)" if steps else ""), OPTIONS[name], True, int(steps or args.steps))
+
+    torch_worker = None
+    if not args.no_torch:
+        try:
+            torch_worker = TorchWorker(args.batch)
+            print(f"PyTorch reference: torch {torch_worker.info['torch']}, {torch_worker.info['threads']} threads, "
+                  f"worker process")
+        except Exception as exc:
+            print(f"PyTorch reference skipped: {exc}")
+    torch_variants = ["eager", "channels_last", "compile"] if torch_worker else []
+    torch_failed: dict[str, str] = {}
+
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    def torch_name(variant: str) -> str:
+        return f"PyTorch {variant}" + (f" ({args.torch_steps} steps)" if args.torch_steps != args.steps else "")
+
+    rates.update({torch_name(v): [] for v in torch_variants})
+    for round_ in range(args.rounds + 1):  # round 0 warms up (tracing, XLA and torch.compile compilation)
+        for name, (model, callbacks, steps, train) in variants.items():
             start = time.perf_counter()
             model.fit(train, epochs=1, callbacks=callbacks, verbose=0, shuffle=False)
             seconds = time.perf_counter() - start
             if round_:
-                times[name].append(seconds)
-    run.close()
+                rates[name].append(steps * args.batch / seconds)
+        for variant in torch_variants:
+            if variant in torch_failed:
+                continue
+            reply = torch_worker.run(variant, args.torch_steps)
+            if "error" in reply:
+                torch_failed[variant] = reply["error"]
+            elif round_:
+                rates[torch_name(variant)].append(reply["images"] / reply["seconds"])
+        print(f"  round {round_}{' (warm-up)' if not round_ else ''} done, load average {load()}", flush=True)
+    for run in runs:
+        run.close()
+    if torch_worker:
+        torch_worker.close()
 
-    rates = {name: [images / s for s in secs] for name, secs in times.items()}
+    def paired(a: str, b: str) -> str:
+        ratios = [x / y for x, y in zip(rates[a], rates[b])]
+        return f"{statistics.median(ratios):6.3f}  (per round: {', '.join(f'{r:.3f}' for r in ratios)})"
+
+    print(f"\nimages/s, median of {args.rounds} rounds (each round's value in brackets); load average at end {load()}")
     for name, values in rates.items():
-        print(f"{name:<30} {statistics.median(values):8.1f} img/s  (epochs: {', '.join(f'{v:.0f}' for v in values)})")
-    plain, streamed = times["plain fit"], times["fit + streaming + recording"]
-    paired = [p / s for p, s in zip(plain, streamed)]
-    print(f"{'ratio streaming/plain':<30} {statistics.median(paired):8.3f}  (paired per round: "
-          f"{', '.join(f'{r:.3f}' for r in paired)})")
+        if values:
+            print(f"  {name:<52} {statistics.median(values):7.1f}  ({', '.join(f'{v:.0f}' for v in values)})")
+    for variant, error in torch_failed.items():
+        print(f"  PyTorch {variant:<44} failed: {error}")
+    default = "fit + streaming + recording"
+    print("\npaired ratios (median of per-round ratios)")
+    print(f"  {'streaming + recording / plain fit':<52} {paired(default, 'plain fit')}")
+    for name in variants:
+        if name not in ("plain fit", default):
+            print(f"  {name + ' / float32 default':<52} {paired(name, default)}")
+    best_torch = max((n for n in rates if n.startswith("PyTorch") and rates[n]),
+                     key=lambda n: statistics.median(rates[n]), default=None)
+    if best_torch:
+        print(f"  {'m8 default / ' + best_torch:<52} {paired(default, best_torch)}")
+        fastest = max((n for n in variants if n != "plain fit"), key=lambda n: statistics.median(rates[n]))
+        if fastest != default:
+            print(f"  {'fastest m8 (' + fastest + ') / ' + best_torch:<52} {paired(fastest, best_torch)}")
 
     # The input pipeline alone, over the same images.
     pipeline = make_train_dataset(data, args.batch, True, 1)
@@ -101,8 +241,8 @@ def main() -> int:
         for x, _y in pipeline:
             count += int(x.shape[0])
         passes.append(count / (time.perf_counter() - start))
-    ratio = statistics.median(passes) / statistics.median(rates["plain fit"])
-    print(f"{'input pipeline alone':<30} {statistics.median(passes):8.0f} img/s  ({ratio:.0f}x training)")
+    ratio = statistics.median(passes) / statistics.median(rates[default])
+    print(f"\n  {'input pipeline alone':<52} {statistics.median(passes):7.0f}  ({ratio:.0f}x the m8 default's training)")
     return 0
 
 

@@ -68,6 +68,14 @@ PATH_KEYS = ("CONFIG_PATH", "DATA_PATH", "LOG_PATH", "CHECKPOINT_PATH",
              "RESULT_PATH", "MODEL_PATH", "ERROR_PATH")
 DATASET_SOURCES = ("cifar10", "npz", "synthetic", "torchvision")
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
+DISTRIBUTE_MODES = ("none", "mirrored")
+MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+MULTI_WORKER_REFUSAL = (
+    "multi-machine training is not supported: Keras 3 on TensorFlow does not support "
+    "MultiWorkerMirroredStrategy (keras-team/keras issue 20585); "
+    'use "mirrored" for several GPUs on one machine')
+# Values refused with their own reason rather than the generic "expected one of".
+REFUSED_VALUES: dict[str, dict[str, str]] = {"DISTRIBUTE": {"multi_worker": MULTI_WORKER_REFUSAL}}
 
 SCHEMA: tuple[Field, ...] = (
     # Model and data
@@ -108,7 +116,9 @@ SCHEMA: tuple[Field, ...] = (
     Field("MAX_ITERATIONS", int, 64000, "Stop after this many iterations even if epochs remain (0 = no cap).",
           "Training", minimum=0),
     Field("EPOCHS_COUNT", int, 200, "Maximum number of epochs.", "Training", minimum=1, maximum=100000),
-    Field("BATCH_SIZE", int, 128, "Images per iteration.", "Training", minimum=1, maximum=65536),
+    Field("BATCH_SIZE", int, 128,
+          "Images per iteration: the global batch, split evenly across the replicas when DISTRIBUTE is mirrored.",
+          "Training", minimum=1, maximum=65536),
     Field("SCHEDULE_MODE.enabled", bool, False,
           "Reduce-on-plateau schedule of m6/m7 (Keras ReduceLROnPlateau); excludes the step schedule.", "Plateau schedule"),
     Field("SCHEDULE_MODE.monitor", str, "val_loss", "Metric watched for a plateau.", "Plateau schedule", choices=MONITORS),
@@ -125,6 +135,26 @@ SCHEMA: tuple[Field, ...] = (
     Field("EARLY_STOP_MODE.min_delta", float, 0.0, "Smallest change that counts as improvement.", "Early stop", minimum=0.0),
     Field("EARLY_STOP_MODE.restore_best_weights", bool, True, "Restore the best epoch's weights when stopping.", "Early stop"),
     Field("EARLY_STOP_MODE.verbose", int, 1, "EarlyStopping verbosity.", "Early stop", choices=(0, 1)),
+    # Several devices of one machine (resnet_tui/training/distribute.py)
+    Field("DISTRIBUTE", str, "none",
+          "none: one device; mirrored: tf.distribute.MirroredStrategy over every GPU (every logical CPU when "
+          "there is no GPU; one replica when only one device is visible). Multi-machine (multi_worker) is "
+          "refused: Keras 3 on TensorFlow does not support MultiWorkerMirroredStrategy (keras issue 20585).",
+          "Distribution", choices=DISTRIBUTE_MODES),
+    Field("SYNC_BATCH_NORM", bool, False,
+          "Mirrored only: batch norm statistics over the global batch (BatchNormalization(synchronized=True)) "
+          "instead of each replica's slice.", "Distribution"),
+    # Speed (README "Performance" has the measurements behind the defaults)
+    Field("JIT_COMPILE", bool, False,
+          "XLA-compile the training step (Keras jit_compile). Off by default: slower on the CPU it was measured on; "
+          "try it on a GPU (benchmarks/gpu_check.py).", "Performance"),
+    Field("MIXED_PRECISION", str, "float32",
+          "Keras dtype policy: float32, mixed_bfloat16 (needs AVX-512 BF16/AMX or a GPU to gain) or mixed_float16 "
+          "(GPU; Keras adds dynamic loss scaling). Weights and the softmax stay float32.",
+          "Performance", choices=MIXED_PRECISION_POLICIES),
+    Field("STEPS_PER_EXECUTION", int, 1,
+          "Training steps per call into TensorFlow (Keras steps_per_execution). Every iteration is still recorded; "
+          "stop, pause and the iteration cap act once per execution.", "Performance", minimum=1, maximum=1024),
     # Where things go (the seed's meaning: one folder per run id under each)
     Field("CONFIG_PATH", str, "artifact/config", "Each run's resolved config.", "Paths"),
     Field("DATA_PATH", str, "artifact/data",
@@ -192,6 +222,10 @@ def _check_value(f: Field, value: Any) -> str | None:
     """Why ``value`` is not allowed for ``f``, or None when it is."""
     def wrong() -> str:
         return f"got {json.dumps(value)}, expected {f.allowed()}"
+
+    refused = REFUSED_VALUES.get(f.key, {})
+    if isinstance(value, str) and value in refused:
+        return f"got {json.dumps(value)}: {refused[value]}"
 
     if f.type is bool:
         if not isinstance(value, bool):
@@ -273,6 +307,8 @@ def check_values(raw: dict, name: str = "") -> tuple[dict, list[ConfigIssue], li
     issues.extend(_check_combinations(resolved))
     if resolved["DROPOUT_MODE"]["enabled"] and resolved["MODEL_NUMBER"] == 8:
         warnings.append("DROPOUT_MODE is enabled but m8 (ResNet-20) has no dropout, as in the paper: it is ignored.")
+    if resolved["SYNC_BATCH_NORM"] and resolved["DISTRIBUTE"] == "none":
+        warnings.append("SYNC_BATCH_NORM has an effect only with DISTRIBUTE=mirrored: it is ignored.")
     return resolved, issues, warnings
 
 

@@ -525,7 +525,11 @@ def make_train_dataset(ds: Dataset, batch_size: int, augment: bool, seed: int,
     data = tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
     # flat_map hides the length; Keras needs it for steps per epoch and its progress bar.
     data = data.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
-    return data.map(load, num_parallel_calls=autotune).prefetch(autotune)
+    data = data.map(load, num_parallel_calls=autotune).prefetch(autotune)
+    # The generator whose state is the position in the seeded sequence of epochs
+    # (a distributed fit rewinds it after Keras' build pass: training/distribute.py).
+    data.seed_generator = generator
+    return data
 
 
 def make_eval_dataset(x: np.ndarray, y: np.ndarray, ds: "Dataset | tuple[np.ndarray, np.ndarray]",

@@ -6,6 +6,7 @@ dashboard) does not wait for TensorFlow to load.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING, Callable
 
@@ -40,12 +41,14 @@ def build_model_m8(config: "Config") -> "keras.Model":
     l2 = config.L2_MODE
     reg = keras.regularizers.L2(l2["lambda"]) if l2["enabled"] else None
     conv_args = dict(padding="same", use_bias=False, kernel_initializer="he_normal", kernel_regularizer=reg)
+    # Under MirroredStrategy: batch statistics over the global batch, all-reduced across replicas.
+    sync_bn = bool(config.get("SYNC_BATCH_NORM")) and config.get("DISTRIBUTE") not in (None, "none")
 
     def conv_bn(x, filters, kernel, stride, name):
         x = layers.Conv2D(filters, kernel, strides=stride, name=f"{name}_conv", **conv_args)(x)
         # momentum 0.9 (Torch's 0.1) rather than Keras' 0.99: the moving statistics
         # catch up within an epoch, so short runs validate sensibly too.
-        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=sync_bn, name=f"{name}_bn")(x)
 
     def basic_block(x, filters, stride, name):
         y = conv_bn(x, filters, 3, stride, f"{name}_1")
@@ -63,8 +66,10 @@ def build_model_m8(config: "Config") -> "keras.Model":
             stride = 2 if stage > 1 and block == 1 else 1
             x = basic_block(x, filters, stride, f"stage{stage}_block{block}")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
+    # float32 whatever MIXED_PRECISION says: logits and softmax of a 16-bit policy
+    # would lose the small probabilities the cross-entropy needs (a 64x10 matmul).
     outputs = layers.Dense(10, activation="softmax", kernel_initializer="he_normal",
-                           kernel_regularizer=reg, name="classifier")(x)
+                           kernel_regularizer=reg, dtype="float32", name="classifier")(x)
     return keras.Model(inputs, outputs, name="m8_resnet20")
 
 
@@ -78,7 +83,53 @@ def dispatch_build_model(model_number: int, config: "Config") -> "keras.Model":
     except KeyError:
         known = ", ".join(f"m{n} ({desc})" for n, desc in KNOWN_MODELS.items())
         raise UnknownModelError(f"no model m{model_number}; known models: {known}") from None
-    return build(config)
+    with dtype_policy(config.get("MIXED_PRECISION") or "float32"):
+        return build(config)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Build under Keras dtype policy ``name`` (MIXED_PRECISION), then restore the previous one.
+
+    Keras keeps its global policy per thread; restoring it keeps a mixed run from
+    leaking its policy into models built later in the same thread.
+    """
+    import keras
+
+    saved = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(saved)
+
+
+def mixed_precision_warning(policy: str) -> str | None:
+    """Why MIXED_PRECISION ``policy`` will likely be slower than float32 here, or None.
+
+    16-bit compute pays off on GPUs and on CPUs with bfloat16 instructions
+    (AVX-512 BF16, AMX); elsewhere TensorFlow emulates it at a loss.
+    """
+    if policy == "float32":
+        return None
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return None
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return None  # cannot tell
+    if policy == "mixed_bfloat16" and flags & {"avx512_bf16", "amx_bf16"}:
+        return None
+    need = "AVX-512 BF16 or AMX" if policy == "mixed_bfloat16" else "a GPU"
+    return (f"MIXED_PRECISION={policy} without {need}: TensorFlow emulates the 16-bit math on this CPU, "
+            f"which is usually slower than float32 (see README, Performance)")
 
 
 def make_optimizer(config: "Config", learning_rate):
@@ -91,13 +142,20 @@ def make_optimizer(config: "Config", learning_rate):
 
 
 def compile_model(model: "keras.Model", config: "Config", learning_rate) -> None:
-    """SGD (momentum from OPTIMIZER) and sparse categorical cross-entropy, as the seed."""
+    """SGD (momentum from OPTIMIZER) and sparse categorical cross-entropy, as the seed.
+
+    JIT_COMPILE and STEPS_PER_EXECUTION go to Keras as they are. A model built
+    under the mixed_float16 policy gets its optimizer wrapped in Keras'
+    LossScaleOptimizer (dynamic loss scaling) by ``compile`` itself.
+    """
     import keras
 
     model.compile(
         optimizer=make_optimizer(config, learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy"],
+        jit_compile=bool(config.get("JIT_COMPILE")),
+        steps_per_execution=int(config.get("STEPS_PER_EXECUTION") or 1),
     )
 
 

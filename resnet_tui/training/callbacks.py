@@ -1,7 +1,9 @@
 """Keras callbacks that turn model.fit into plain events, and obey stop/pause.
 
-``on_train_batch_end`` runs once per iteration (64,000 times in a full run):
-keep it to arithmetic on Python floats and one sink call.
+``on_train_batch_end`` runs once per execution (once per iteration unless
+STEPS_PER_EXECUTION is above 1; 64,000 times in a full run): keep it to one
+read of the step log, arithmetic on Python floats and one sink call per
+iteration.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Callable
 import keras
 
 from resnet_tui.training.events import EpochEnd, IterationEnd, Sink
+from resnet_tui.training.steplog import StepLog
 
 
 class TrainingControl:
@@ -55,11 +58,17 @@ class TrainingControl:
 
 
 class StreamingCallback(keras.callbacks.Callback):
-    """Emits IterationEnd per batch and EpochEnd per epoch to ``sink``.
+    """Emits IterationEnd per iteration and EpochEnd per epoch to ``sink``.
 
-    Keras 3 batch logs are running means over the epoch, weighted by the
-    samples seen. With ``N_k`` samples after batch ``k`` and running mean
-    ``m_k``, the batch's own value is ``(m_k*N_k - m_{k-1}*N_{k-1}) / n_k``.
+    Keras 3 batch logs are running means over the epoch, and with
+    ``steps_per_execution`` k > 1 they arrive once per k steps. The values come
+    instead from the model's :class:`StepLog` (installed on ``set_model``): the
+    metrics' running sums ``S_i`` and sample counts ``N_i`` after every step
+    ``i``, so each batch's own value is ``(S_i - S_{i-1}) / (N_i - N_{i-1})``
+    and the running mean ``S_i / N_i``, one event per iteration, in order.
+    Within one execution the iterations share its images/s, and their elapsed
+    times are spread evenly over it. (``batch_size`` and ``train_count`` are
+    kept for callers: the sample counts now come from the metrics themselves.)
     """
 
     def __init__(self, sink: Sink, batch_size: int, train_count: int,
@@ -75,11 +84,18 @@ class StreamingCallback(keras.callbacks.Callback):
         self.epoch = start_epoch
         self.completed_epochs = start_epoch
         self.elapsed_before = 0.0  # from an earlier process, when resumed
+        self.first_non_finite: int | None = None  # first iteration whose batch loss was NaN or infinite
+        self.step_log: StepLog | None = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.step_log = StepLog.attach(model)  # before fit() builds its train function
 
     def _optimizer_lr(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_begin(self, logs=None):
+        self.step_log.skip_to_now()
         self._t0 = time.perf_counter()
         self._paused0 = self.control.paused_total
 
@@ -91,9 +107,7 @@ class StreamingCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
-        self._seen = 0
-        self._loss_sum = 0.0
-        self._acc_sum = 0.0
+        self._sums = (0.0, 0.0, 0.0, 0.0)  # Keras resets the metrics at each epoch start
         self._epoch_lr = None if self.lr_at else self._optimizer_lr()
         self._prev_time = self._epoch_start = time.perf_counter()
         self._prev_paused = self._epoch_paused = self.control.paused_total
@@ -104,19 +118,26 @@ class StreamingCallback(keras.callbacks.Callback):
         seconds = now - self._prev_time - (paused - self._prev_paused)
         self._prev_time, self._prev_paused = now, paused
 
-        seen = min((batch + 1) * self.batch_size, self.train_count)
-        count = seen - self._seen
-        mean_loss, mean_acc = logs["loss"], logs["accuracy"]
-        loss_sum, acc_sum = mean_loss * seen, mean_acc * seen
-        batch_loss = (loss_sum - self._loss_sum) / count
-        batch_acc = (acc_sum - self._acc_sum) / count
-        self._seen, self._loss_sum, self._acc_sum = seen, loss_sum, acc_sum
-
-        lr = self.lr_at(self.iteration) if self.lr_at else self._epoch_lr
-        self.iteration += 1
-        self.sink(IterationEnd(self.iteration, self.epoch, batch_loss, batch_acc, lr,
-                               count / seconds if seconds > 0 else 0.0,
-                               mean_loss, mean_acc, self._elapsed(now)))
+        rows = self.step_log.take().tolist()  # one row per step of this execution
+        if not rows:
+            return
+        images = rows[-1][1] - self._sums[1]
+        rate = images / seconds if seconds > 0 else 0.0
+        end = self._elapsed(now)
+        start = end - seconds
+        loss_total0, loss_count0, acc_total0, acc_count0 = self._sums
+        for k, (loss_total, loss_count, acc_total, acc_count) in enumerate(rows, start=1):
+            batch_loss = (loss_total - loss_total0) / (loss_count - loss_count0)
+            batch_acc = (acc_total - acc_total0) / (acc_count - acc_count0)
+            loss_total0, loss_count0, acc_total0, acc_count0 = loss_total, loss_count, acc_total, acc_count
+            lr = self.lr_at(self.iteration) if self.lr_at else self._epoch_lr
+            self.iteration += 1
+            if self.first_non_finite is None and not math.isfinite(batch_loss):
+                self.first_non_finite = self.iteration
+            self.sink(IterationEnd(self.iteration, self.epoch, batch_loss, batch_acc, lr, rate,
+                                   loss_total / loss_count, acc_total / acc_count,
+                                   start + seconds * k / len(rows)))
+        self._sums = (loss_total0, loss_count0, acc_total0, acc_count0)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -137,22 +158,36 @@ def _maybe_float(value) -> float | None:
 
 class ControlCallback(keras.callbacks.Callback):
     """Stops on a non-finite loss, at the iteration cap or on request (after the
-    current step); pauses between steps."""
+    current step); pauses between steps.
 
-    def __init__(self, control: TrainingControl, max_iterations: int, start_iteration: int = 0):
+    Keras gives control back once per execution: with STEPS_PER_EXECUTION k > 1
+    a stop, a pause and the cap take effect at the end of the execution under
+    way, so a cap that is not a whole number of executions into its epoch is
+    overshot by up to k-1 iterations (all of them recorded; the stop reason
+    says so). Given the ``streaming`` callback (placed before this one), the
+    iteration count and the first non-finite iteration are exact.
+    """
+
+    def __init__(self, control: TrainingControl, max_iterations: int, start_iteration: int = 0,
+                 streaming: StreamingCallback | None = None):
         super().__init__()
         self.control = control
         self.max_iterations = max_iterations  # 0: no cap
         self.iteration = start_iteration
+        self.streaming = streaming
         self.stop_reason: str | None = None
         self.non_finite_at: int | None = None
 
     def on_train_batch_end(self, batch, logs=None):
-        self.iteration += 1
+        if self.streaming is not None:
+            self.iteration = self.streaming.iteration  # every step of the execution counted
+        else:
+            self.iteration += 1
         loss = logs["loss"]  # the epoch's running mean: non-finite from the first bad batch on
         if not math.isfinite(loss):
-            self.non_finite_at = self.iteration
-            self.stop_reason = f"non-finite loss ({loss}) at iteration {self.iteration}"
+            first = self.streaming.first_non_finite if self.streaming is not None else None
+            self.non_finite_at = first or self.iteration
+            self.stop_reason = f"non-finite loss ({loss}) at iteration {self.non_finite_at}"
             self.model.stop_training = True
             return
         self.control.wait_while_paused()
@@ -161,6 +196,9 @@ class ControlCallback(keras.callbacks.Callback):
             self.model.stop_training = True
         elif self.max_iterations and self.iteration >= self.max_iterations:
             self.stop_reason = f"iteration cap ({self.max_iterations} iterations)"
+            if self.iteration > self.max_iterations:
+                self.stop_reason += (f"; reached at {self.iteration}: STEPS_PER_EXECUTION "
+                                     f"{self.model.steps_per_execution} checks once per execution")
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):

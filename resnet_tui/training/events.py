@@ -6,8 +6,10 @@ dashboard puts them in a thread-safe buffer and drains it on a timer.
 
 Per-iteration numbers come in two flavours, labelled by name:
 ``loss``/``accuracy`` are the value for that one batch (derived exactly from
-Keras' running means), ``epoch_loss``/``epoch_accuracy`` are Keras' running
-means over the epoch so far. Losses include the L2 penalty, as Keras reports.
+Keras' running sums after each step, see ``steplog.py``), ``epoch_loss``/
+``epoch_accuracy`` are Keras' running means over the epoch so far. Losses
+include the L2 penalty, as Keras reports. There is one IterationEnd per
+iteration, in order, whatever STEPS_PER_EXECUTION is.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class IterationEnd:
     loss: float  # this batch
     accuracy: float  # this batch
     lr: float  # learning rate used for this update
-    images_per_sec: float  # this batch, host wall time
+    images_per_sec: float  # this batch, host wall time (the execution's average when STEPS_PER_EXECUTION > 1)
     epoch_loss: float  # Keras' running mean over the epoch so far
     epoch_accuracy: float
     elapsed: float  # seconds since the run started (pauses excluded)

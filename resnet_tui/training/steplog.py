@@ -1,0 +1,135 @@
+"""Every iteration's exact loss and accuracy, however many steps Keras runs per call.
+
+With ``steps_per_execution = k`` Keras runs k training steps inside one call
+into TensorFlow and calls ``on_train_batch_end`` once, with the running means
+after the last of them: the k-1 steps before it leave no trace in the logs.
+:class:`StepLog` keeps that trace on the device. It wraps the model's
+``train_step``: after Keras' own step it copies the running sums of the loss
+tracker and of the accuracy metric (each metric's ``total`` and ``count``
+variables, which Keras has just updated) into row ``step % capacity`` of a
+small ring-buffer variable and counts the step. The streaming callback reads
+the buffer and the counter once per execution (two small reads; with k = 1
+that is all the per-batch work) and turns consecutive sums into each step's own
+values: ``(total_i - total_{i-1}) / (count_i - count_{i-1})``. That is exact up
+to the float32 rounding of Keras' own accumulation, with no running mean
+multiplied back by a guessed sample count. The buffer is not part of the
+model: saved weights and checkpoints are unchanged.
+
+Under ``tf.distribute`` the buffer is created in the model's strategy scope as
+a sync-on-read variable summed across replicas, like Keras' metric variables:
+each replica writes its own sums, and the host read adds them up into the
+global batch's sums; the counter reads the first replica's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+METRICS = ("loss", "accuracy")  # columns: loss total, loss count, accuracy total, accuracy count
+ATTRIBUTE = "_resnet_tui_steplog"  # where a model keeps its StepLog (a plain object: Keras does not track it)
+
+
+class StepLogError(RuntimeError):
+    pass
+
+
+def _sum_metrics(model: "keras.Model") -> dict:
+    """The compiled metrics that keep a ``total`` and a ``count`` (Keras' Mean family), by name."""
+    found: dict = {}
+
+    def visit(metric) -> None:
+        if hasattr(metric, "total") and hasattr(metric, "count"):
+            found.setdefault(metric.name, metric)
+            return
+        for inner in getattr(metric, "metrics", None) or ():  # CompileMetrics holds the real ones
+            visit(inner)
+
+    for metric in model.metrics:
+        visit(metric)
+    return found
+
+
+class StepLog:
+    """A device-side ring buffer of the metrics' running sums after each training step."""
+
+    def __init__(self, model: "keras.Model", capacity: int):
+        import tensorflow as tf
+
+        self.capacity = int(capacity)
+        self.read_upto = 0  # steps already handed out by take()
+        strategy = model.distribute_strategy
+        with strategy.scope():
+            self.rows = tf.Variable(tf.zeros((self.capacity, 2 * len(METRICS)), tf.float32), trainable=False,
+                                    name="steplog_rows", synchronization=tf.VariableSynchronization.ON_READ,
+                                    aggregation=tf.VariableAggregation.SUM)
+            self.steps = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="steplog_steps",
+                                     synchronization=tf.VariableSynchronization.ON_READ,
+                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.model = model
+        self._original_train_step = model.train_step
+
+    # On the device ---------------------------------------------------------
+    def _train_step(self, data):
+        import tensorflow as tf
+
+        logs = self._original_train_step(data)
+        metrics = _sum_metrics(self.model)  # Python, once per trace: the metrics are built by now
+        missing = [name for name in METRICS if name not in metrics]
+        if missing:
+            raise StepLogError(f"the model has no {' or '.join(missing)} metric with total and count "
+                               f"(compile it with metrics=['accuracy'])")
+        sums = []
+        for name in METRICS:
+            sums += [tf.cast(tf.convert_to_tensor(metrics[name].total), tf.float32),
+                     tf.cast(tf.convert_to_tensor(metrics[name].count), tf.float32)]
+        slot = tf.math.floormod(self.steps.read_value(), self.capacity)
+        self.rows.assign(tf.tensor_scatter_nd_update(self.rows.read_value(), [[slot]], [tf.stack(sums)]))
+        self.steps.assign_add(1)
+        return logs
+
+    # On the host -------------------------------------------------------------
+    @classmethod
+    def attach(cls, model: "keras.Model") -> "StepLog":
+        """The model's StepLog, installing one (and dropping a train function built without it) if needed."""
+        capacity = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)
+        log = getattr(model, ATTRIBUTE, None)
+        if log is not None and log.capacity >= capacity:
+            return log
+        if log is not None:  # recompiled with more steps per execution: a bigger buffer
+            log.detach()
+        log = cls(model, capacity)
+        model.train_step = log._train_step
+        model.train_function = None  # fit() builds it again, around the wrapped step
+        setattr(model, ATTRIBUTE, log)
+        return log
+
+    def detach(self) -> None:
+        """Give the model back its own train_step."""
+        model = self.model
+        if getattr(model, ATTRIBUTE, None) is self:
+            setattr(model, ATTRIBUTE, None)
+        model.train_step = self._original_train_step
+        model.train_function = None
+
+    def skip_to_now(self) -> None:
+        """Forget steps not taken yet (e.g. a fit run without the streaming callback)."""
+        self.read_upto = int(self.steps.numpy())
+
+    def take(self) -> np.ndarray:
+        """The rows of the steps since the last call, oldest first: float64 (n, 4) running sums
+        ``[loss total, loss count, accuracy total, accuracy count]`` after each step."""
+        done = int(self.steps.numpy())
+        new = done - self.read_upto
+        if new <= 0:
+            return np.empty((0, 2 * len(METRICS)))
+        if new > self.capacity:
+            raise StepLogError(f"{new} steps ran since the last read but the step log holds {self.capacity}")
+        rows = self.rows.numpy().astype(np.float64)
+        first = self.read_upto % self.capacity
+        self.read_upto = done
+        return np.roll(rows, -first, axis=0)[:new]
