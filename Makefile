@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test install-cuda bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# A GPU box: TensorFlow with its CUDA libraries (several GB), then `make run` as usual.
+$(VENV)/.installed-cuda: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[cuda]'
+	touch $@ $(VENV)/.installed
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-cuda: $(VENV)/.installed-cuda
 
 run: install
 	$(BIN)/resnet-tui

@@ -313,9 +313,11 @@ def cmd_serve(args) -> int:
     command = [sys.executable, "-m", "resnet_tui.cli"]
     if args.artifact:
         command += ["--artifact", args.artifact]
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if args.read_only:
+        command.append("--read-only")
+    elif args.host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[yellow]warning:[/] serving on {args.host}: anyone who can reach this port can "
-                          "start and stop training. Prefer an SSH tunnel to a loopback server.")
+                          "start and stop training. Prefer an SSH tunnel to a loopback server, or --read-only.")
     Server(shlex.join(command), host=args.host, port=args.port, title="resnet-tui").serve()
     return 0
 
@@ -325,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--configs", default="configs", help="folder of configs the dashboard lists")
     parser.add_argument("--artifact", dest="dashboard_artifact", metavar="DIR",
                         help="runs folder the dashboard browses (default: the default config's paths)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="browse and watch runs only: no training, resuming or saving (also chosen "
+                             "when the runs folder is not writable)")
     sub = parser.add_subparsers(dest="command")
 
     def with_sets(p):
@@ -349,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--artifact", help="runs folder to show (default: the default config's paths)")
+    p.add_argument("--read-only", action="store_true", help="browsers can browse and watch runs, not train")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("validate", help="check a config")
     p.add_argument("config")
@@ -367,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         from resnet_tui.tui.app import run_app
 
-        run_app(configs_dir=args.configs, artifact_dir=args.dashboard_artifact)
+        run_app(configs_dir=args.configs, artifact_dir=args.dashboard_artifact, read_only=args.read_only)
         return 0
     try:
         return args.func(args)

@@ -88,3 +88,12 @@ def test_runs_lists_corrupt_and_interrupted_runs_without_failing(tmp_path, capsy
     assert infos[bad.id].status == "corrupt" and "unreadable" in infos[bad.id].problem
     code, out, _ = run_cli(capsys, "runs", "--artifact", str(tmp_path / "artifact"))
     assert code == 0 and "interrupted" in out and "corrupt" in out
+
+
+def test_read_only_flags_reach_the_dashboard_and_serve():
+    from resnet_tui.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--artifact", "x", "--read-only"]).read_only
+    assert not parser.parse_args([]).read_only
+    assert parser.parse_args(["serve", "--read-only"]).read_only

@@ -194,3 +194,50 @@ async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
     run = tui_env.store.open_run(stopped["run_id"])
     assert run.info().status == "completed"
     assert [int(r["iteration"]) for r in run.read_iterations()] == list(range(1, total + 1))
+
+
+def tree_state(root) -> dict:
+    """Every file under root with its size and contents' hash: what 'nothing was written' means."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+async def test_read_only_dashboard_browses_and_never_writes(tui_fake_runs):
+    """--read-only (or a runs folder it cannot write): runs are listed and shown; start, resume, save refused."""
+    from tui_support import record_notifications
+
+    from resnet_tui.tui.app import ResnetTuiApp
+
+    before = tree_state(tui_fake_runs.root)
+    app = ResnetTuiApp(tui_fake_runs.configs, store=tui_fake_runs.store, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        notes = record_notifications(app)
+        assert app.screen.title == "Configs · read-only"
+        await pilot.press("f5")  # dimmed in the footer: nothing happens
+        await pilot.pause()
+        assert app.session is None
+        await pilot.click("#start")  # the form's Start button says why
+        await pilot.pause()
+        assert app.session is None
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        screen, table = await open_runs(pilot)
+        table.move_cursor(row=ids(table).index("20250103-080000-m8_demo"))  # interrupted: resumable
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.session is None
+        refused = [msg for _, msg in notes if msg.startswith("Read-only dashboard")]
+        assert len(refused) == 3, notes
+        assert any("start training" in m for m in refused) and any("resume" in m for m in refused)
+        assert len(ids(table)) == 4 and screen.shown  # browsing works as usual
+    assert tree_state(tui_fake_runs.root) == before
+
+
+def test_unwritable_runs_folder_is_detected(tmp_path):
+    from resnet_tui.tui.app import not_writable
+
+    assert not_writable(tmp_path / "new" / "log") is None  # created, then writable
+    (tmp_path / "a-file").write_text("x")
+    assert not_writable(tmp_path / "a-file" / "log")  # cannot exist: a file is in the way

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -53,9 +54,12 @@ class ResnetTuiApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, configs_dir: str | os.PathLike = "configs", store: RunStore | None = None):
+    def __init__(self, configs_dir: str | os.PathLike = "configs", store: RunStore | None = None,
+                 read_only: bool = False):
         super().__init__()
         self.configs_dir = Path(configs_dir)
+        # Read-only: browse and watch runs, never write (no start, resume or config save).
+        self.read_only = read_only
         self.store_given = store is not None
         self.store = store or RunStore.from_values(default_values())
         self.session: TrainingSession | None = None
@@ -67,6 +71,10 @@ class ResnetTuiApp(App):
         self.install_screen(ConfigScreen(self.configs_dir), "config")
         self.install_screen(TrainScreen(), "train")
         self.install_screen(RunsScreen(), "runs")
+        if self.read_only:  # in every screen's header
+            for name in ("config", "train", "runs"):
+                screen = self.get_screen(name)
+                screen.title = f"{screen.TITLE} · read-only"
         self.push_screen("config")
         self.set_interval(DRAIN_SECONDS, self.drain)
 
@@ -103,8 +111,21 @@ class ResnetTuiApp(App):
             stores.append(self.session.store)
         return stores
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # Read-only: the training keys show dimmed in the footer (None) and do nothing.
+        if self.read_only and action in ("start", "pause", "stop"):
+            return None
+        return True
+
+    def refuse_if_read_only(self, what: str) -> bool:
+        """Say why ``what`` is not done in a read-only dashboard; True when it is."""
+        if self.read_only:
+            self.notify(f"Read-only dashboard: it does not {what}. It browses runs and watches running ones (w).",
+                        severity="warning")
+        return self.read_only
+
     def action_start(self) -> None:
-        if isinstance(self.screen, ModalScreen):
+        if isinstance(self.screen, ModalScreen) or self.refuse_if_read_only("start training"):
             return
         if self.session is not None and self.session.active and not self.session.following:
             self.notify(f"A run of {self.session.config.name} is {self.session.state}: "
@@ -125,6 +146,8 @@ class ResnetTuiApp(App):
 
     def resume_run(self, store: RunStore, run_id: str) -> None:
         """Continue a stopped or interrupted run under its own id, in a worker thread."""
+        if self.refuse_if_read_only("resume runs"):
+            return
         if self.session is not None and self.session.active and not self.session.following:
             self.notify(f"A run of {self.session.config.name} is {self.session.state}: "
                         "stop it (F7) before resuming another.", severity="warning")
@@ -272,6 +295,17 @@ class ResnetTuiApp(App):
         self.exit()
 
 
+def not_writable(folder: Path) -> str | None:
+    """Why ``folder`` (created if missing) cannot take a file, or None when it can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 @contextlib.contextmanager
 def stderr_to_log(path: Path) -> Iterator[None]:
     """Keep the terminal for Textual and send fd 2 to a log file.
@@ -308,13 +342,23 @@ def stderr_to_log(path: Path) -> Iterator[None]:
         os.close(terminal)
 
 
-def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.PathLike | None = None) -> None:
-    """Open the dashboard. ``artifact_dir`` puts runs under one folder instead of the configs' paths."""
+def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.PathLike | None = None,
+            read_only: bool = False) -> None:
+    """Open the dashboard. ``artifact_dir`` puts runs under one folder instead of the configs' paths.
+
+    ``read_only`` (or a runs folder this process cannot write) opens it to browse and watch only.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     store = RunStore.under(artifact_dir) if artifact_dir is not None else None
     log_root = Path(artifact_dir) if artifact_dir is not None else Path(default_values()["LOG_PATH"])
+    unwritable = None if read_only else not_writable(log_root)
+    if unwritable:
+        print(f"{log_root} is not writable ({unwritable}): opening the dashboard read-only.", flush=True)
+        read_only = True
+    if read_only:  # fd 2's log goes where this user can write, not into the runs folder
+        log_root = Path(tempfile.gettempdir()) / f"resnet-tui-{os.getuid()}"
     with stderr_to_log(log_root / "dashboard-stderr.log"):
-        app = ResnetTuiApp(configs_dir, store=store)
+        app = ResnetTuiApp(configs_dir, store=store, read_only=read_only)
         try:
             app.run()
         finally:

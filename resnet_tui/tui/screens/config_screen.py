@@ -332,6 +332,8 @@ class ConfigScreen(Screen):
         self.action_revert()
 
     def action_save_as(self) -> None:
+        if self.app.refuse_if_read_only("save configs"):
+            return
         config = self.current_config()
         if config is None:
             self.notify("Fix the problems before saving", severity="error")
