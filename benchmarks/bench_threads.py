@@ -27,8 +27,8 @@ sys.path.insert(0, str(HERE))
 
 SETTINGS: dict[str, dict[str, str]] = {
     "default": {},
-    "intra-op 2, inter-op 1": {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"},
-    "intra-op 1, inter-op 1": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+    "intra-op 2 + inter-op 1": {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"},
+    "intra-op 1 + inter-op 1": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
     "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"TF_ENABLE_ONEDNN_OPTS": "0"},
 }
 

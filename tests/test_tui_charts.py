@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from tui_support import make_app, tui_env  # noqa: F401
@@ -141,3 +142,43 @@ async def test_64k_iterations_through_the_ui_path_stay_bounded(tui_env):
         _, lrs = charts[2].drawn["#0"]
         assert {0.1, 0.01, 0.001} <= set(np.round(lrs, 6))  # the step drops at 32k and 48k
         assert "iteration 64,000 / 64,000" in str(screen.query_one("#progress-line").content)
+
+
+async def test_live_charts_pace_themselves_by_their_cost(tui_env):
+    """The chart timer redraws at most once a second, and waits longer when a rebuild is slow."""
+    from resnet_tui.tui.screens import train_screen
+
+    app = make_app(tui_env)
+    async with app.run_test(size=(160, 50)) as pilot:
+        session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
+        session.state = "running"
+        app.session = session
+        await pilot.press("f3")
+        screen = app.screen
+        session.buffer(RunStarted("run", "m8_tiny", {}, "summary", 274_042, 10, 100, 10, 128, 1280, 0, 0, time=0.0))
+
+        def feed(first: int) -> None:
+            for i in range(first, first + 5):
+                session.buffer(IterationEnd(i, 1, 1.0 / i, 0.5, 0.1, 100.0, 1.0, 0.5, i / 10))
+            app.drain()
+
+        feed(1)  # the run's start: drawn at once
+        await pilot.pause()
+        feed(6)  # iterations only: drawn by the timer
+        screen._charts_due = 0.0
+        screen._charts_tick()
+        await pilot.pause()
+        charts = list(screen.query(MetricChart))
+        assert all(chart.render_seconds > 0 for chart in charts)
+        cost = sum(chart.render_seconds for chart in charts)
+        wait = screen._charts_due - time.monotonic()
+        assert wait > max(train_screen.CHART_SECONDS, cost / train_screen.CHART_BUDGET) - 0.5
+        renders = [chart.renders for chart in charts]
+        feed(11)  # new data, but the charts are not due yet
+        screen._charts_tick()
+        await pilot.pause()
+        assert [chart.renders for chart in charts] == renders
+        screen._charts_due = 0.0  # due: the new points are drawn
+        screen._charts_tick()
+        await pilot.pause()
+        assert all(chart.renders > before for chart, before in zip(charts, renders))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -12,10 +14,15 @@ from textual.widgets import Button, Footer, Header, RichLog, Static, TabbedConte
 
 from resnet_tui.tui.session import Changes, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
+from resnet_tui.tui.widgets.metric_chart import MetricChart
 from resnet_tui.tui.widgets.model_summary import ModelSummary
 from resnet_tui.tui.widgets.progress import ProgressPanel
 
-CHART_SECONDS = 1.0  # charts cost ~10 ms each to rebuild: once a second is live enough
+# Live charts redraw at most once a second, and less often when a rebuild is slow
+# (a 64k-iteration run, a wide terminal) so they never take more than CHART_BUDGET
+# of one core from training: the UI thread shares the CPU with TensorFlow.
+CHART_SECONDS = 1.0
+CHART_BUDGET = 0.03
 LOG_STYLES = {"error": "bold red", "warning": "yellow", "info": ""}
 
 CHART_BINDINGS = [
@@ -41,6 +48,7 @@ class TrainScreen(Screen):
         self._log_seq = 0
         self._controls_state: tuple | None = None
         self.ready = False  # composed: the app may call show_session before that
+        self._charts_due = 0.0  # time.monotonic() after which the live charts may redraw
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,11 +71,15 @@ class TrainScreen(Screen):
     def on_mount(self) -> None:
         self.ready = True
         self.show_session(self.app.session, None)
-        self.set_interval(CHART_SECONDS, self._charts_tick)
+        self.set_interval(CHART_SECONDS / 4, self._charts_tick)
 
     def _charts_tick(self) -> None:
-        if self.session is not None and self.is_current:
-            self.redraw_charts()  # a no-op unless the history moved
+        now = time.monotonic()
+        if self.session is None or not self.is_current or now < self._charts_due:
+            return
+        if self.redraw_charts():  # a no-op unless the history moved
+            cost = sum(chart.render_seconds for chart in self.query(MetricChart))
+            self._charts_due = now + max(CHART_SECONDS, cost / CHART_BUDGET)
 
     def on_screen_resume(self) -> None:
         if self.ready:
@@ -92,7 +104,7 @@ class TrainScreen(Screen):
             self.query_one(ChartGrid).clear()
             return
         self.sub_title = f"{session.config.name}" + (f" · {session.started.run_id}" if session.started else "")
-        if everything or changes.epochs or changes.status:  # iterations: on the chart timer
+        if everything or changes.status:  # iterations and epochs: on the chart timer
             self.redraw_charts()
         if everything or changes.log:
             self._append_log(session)
@@ -100,11 +112,13 @@ class TrainScreen(Screen):
             self.query_one("#train-summary", ModelSummary).show(
                 session.started.model_summary + f"\nparameters: {session.started.param_count:,}\n")
 
-    def redraw_charts(self, force: bool = False) -> None:
+    def redraw_charts(self, force: bool = False) -> bool:
+        """Redraw the charts if the history or the options moved; returns whether they were."""
         options = self.app.chart_options
         self.query_one("#chart-options", Static).update(options.describe(self.size.width < 120))
-        if self.session is not None:
-            self.query_one(ChartGrid).show([(self.session.config.name, self.session.history)], options, force)
+        if self.session is None:
+            return False
+        return self.query_one(ChartGrid).show([(self.session.config.name, self.session.history)], options, force)
 
     def _append_log(self, session: TrainingSession) -> None:
         log = self.query_one("#train-log", RichLog)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,7 @@ class MetricChart(PlotextPlot):
         self.xlabel = ""
         self.log_y = False
         self.renders = 0  # how many times the plot was rebuilt (for tests)
+        self.render_seconds = 0.0  # what the last rebuild cost (the live view paces itself by it)
         self.plotted: dict[str, int] = {}  # points handed to plotext per trace at the last render
         self.drawn: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # and those points
 
@@ -47,6 +49,7 @@ class MetricChart(PlotextPlot):
         self.refresh()
 
     def render(self) -> RenderResult:
+        start = time.perf_counter()
         plt = self.plt
         plt.clear_data()
         # The x axis is named in the title: one row less than plotext's own x label.
@@ -76,7 +79,9 @@ class MetricChart(PlotextPlot):
         if drawn:
             self._set_y_axis()
         self.renders += 1
-        return super().render()
+        rendered = super().render()
+        self.render_seconds = time.perf_counter() - start
+        return rendered
 
     def _set_y_axis(self) -> None:
         """Log or linear; a constant series (a flat lr) gets a linear axis with some height.
