@@ -115,7 +115,7 @@ class TrainScreen(Screen):
     def redraw_charts(self, force: bool = False) -> bool:
         """Redraw the charts if the history or the options moved; returns whether they were."""
         options = self.app.chart_options
-        self.query_one("#chart-options", Static).update(options.describe(self.size.width < 120))
+        self.query_one("#chart-options", Static).update(options.describe(self.size.width < 120), layout=False)
         if self.session is None:
             return False
         return self.query_one(ChartGrid).show([(self.session.config.name, self.session.history)], options, force)
