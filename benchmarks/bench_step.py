@@ -53,8 +53,9 @@ def main() -> int:
     models = {}
     for name, changes in variants.items():
         keras.utils.set_random_seed(0)
-        model = dispatch_build_model(8, config.with_values(changes))
-        compile_model(model, config.with_values(changes), IterationStepDecay(0.1, [32000, 48000], 0.1))
+        variant_config = config.with_values(changes)
+        model = dispatch_build_model(8, variant_config)
+        compile_model(model, variant_config, IterationStepDecay(0.1, [32000, 48000], 0.1))
         for _ in range(3):  # trace (and XLA-compile) before timing
             model.train_on_batch(x, y)
         models[name] = model
