@@ -10,6 +10,8 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Callable
 
+from resnet_tui.machine import cpu_flags
+
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
@@ -116,14 +118,8 @@ def mixed_precision_warning(policy: str) -> str | None:
 
     if tf.config.list_logical_devices("GPU"):
         return None
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
+    flags = cpu_flags()
+    if flags is None:
         return None  # cannot tell
     if policy == "mixed_bfloat16" and flags & {"avx512_bf16", "amx_bf16"}:
         return None
@@ -153,7 +149,9 @@ def compile_model(model: "keras.Model", config: "Config", learning_rate) -> None
     model.compile(
         optimizer=make_optimizer(config, learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=["accuracy"],
+        # Weighted: evaluation batches padded for several replicas carry sample
+        # weights (data.make_eval_dataset); training batches carry none.
+        weighted_metrics=["accuracy"],
         jit_compile=bool(config.get("JIT_COMPILE")),
         steps_per_execution=int(config.get("STEPS_PER_EXECUTION") or 1),
     )

@@ -143,14 +143,14 @@ def test_light_mode_sizes():
     assert "LIGHT_MODE" in ds.description
 
 
-def test_synthetic_is_learnable():
-    """A tiny CNN gets far above chance (10%) in a few hundred steps; fit re-iterates the dataset."""
+def synthetic_learnable_accuracy(seed: int = 0) -> float:
+    """Validation accuracy of a tiny CNN after 200 Adam steps on 1000 synthetic images."""
     import keras
 
     cfg = make_config(DATASET__source="synthetic", DATASET__synthetic_train_count=1000,
                       DATASET__synthetic_test_count=10)
     ds = dispatch_load_dataset(8, cfg)
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential([
         keras.Input((32, 32, 3)),
         keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
@@ -159,11 +159,17 @@ def test_synthetic_is_learnable():
         keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    train = make_train_dataset(ds, 16, augment=True, seed=0)
+    train = make_train_dataset(ds, 16, augment=True, seed=seed)
     assert int(train.cardinality()) == 50  # known, so Keras knows the steps per epoch
     history = model.fit(train, epochs=4, verbose=0, shuffle=False)  # 200 steps
     assert len(history.history["loss"]) == 4
     _, accuracy = model.evaluate(make_eval_dataset(ds.x_val, ds.y_val, ds, 100), verbose=0)
+    return accuracy
+
+
+def test_synthetic_is_learnable():
+    """A tiny CNN gets far above chance (10%) in a few hundred steps; fit re-iterates the dataset."""
+    accuracy = synthetic_learnable_accuracy(0)
     print(f"synthetic val accuracy {accuracy:.3f}")
     assert accuracy > 0.5
 
@@ -498,3 +504,58 @@ def test_shuffle_changes_per_epoch_and_is_reproducible():
     # Without augmentation the images are exactly the standardized originals.
     (plain,) = epochs(make_train_dataset(ds, 10, augment=False, seed=5), 1)
     np.testing.assert_allclose(plain[0][0], standardized(ds, ds.x_train[plain[0][1]]), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- batches for several replicas
+
+def test_a_last_batch_smaller_than_the_replica_count_sits_out_its_epoch():
+    from resnet_tui.data import images_per_epoch
+
+    assert images_per_epoch(45000, 128, 8) == 45000  # the paper's split: last batch 72
+    assert images_per_epoch(97, 32, 2) == 96 and images_per_epoch(97, 32, 1) == 97
+    assert images_per_epoch(98, 32, 4) == 96 and images_per_epoch(100, 32, 4) == 100
+    ds = small_dataset(11)
+    train = make_train_dataset(ds, 4, augment=False, seed=3, replicas=2)  # 4 + 4 + 3: nothing dropped
+    assert [len(y) for _, y in epochs(train, 1)[0]] == [4, 4, 3]
+    train = make_train_dataset(ds, 5, augment=False, seed=3, replicas=2)  # 5 + 5 + 1: the 1 sits out
+    assert int(train.cardinality()) == 2
+    seen = [np.concatenate([y for _, y in epoch]) for epoch in epochs(train, 4)]
+    assert all(len(labels) == len(set(labels.tolist())) == 10 for labels in seen)
+    assert len({int(np.setdiff1d(np.arange(11), labels)[0]) for labels in seen}) > 1  # a different one each epoch
+
+
+@pytest.mark.parametrize("count", [19, 17, 3, 2, 1, 40])
+def test_eval_batches_for_two_replicas_split_evenly_and_weigh_exactly(count):
+    """Every batch a multiple of 2 images (so each replica gets an equal, non-empty slice);
+    the pads weigh 0 and the real images (N + P) / N, so the weighted means are the plain ones."""
+    ds = small_dataset(count)
+    rows = [batch for batch in make_eval_dataset(ds.x_train, ds.y_train, ds, 8, replicas=2)]
+    pad = count % 2
+    sizes = [len(b[1]) for b in rows]
+    assert all(size % 2 == 0 for size in sizes) and sum(sizes) == count + pad
+    assert all(len(b) == (3 if pad else 2) for b in rows)  # sample weights only when padded
+    labels = np.concatenate([b[1].numpy() for b in rows])
+    np.testing.assert_array_equal(labels[:count], ds.y_train)
+    if pad:
+        weights = np.concatenate([b[2].numpy() for b in rows])
+        np.testing.assert_allclose(weights, [(count + pad) / count] * count + [0.0] * pad, rtol=1e-7)
+
+
+def test_padded_evaluation_equals_the_plain_one():
+    """On one device too, the padded, weighted batches give Keras' plain loss and accuracy (with L2)."""
+    import keras
+
+    ds = small_dataset(19)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(19, activation="softmax",
+                                                 kernel_regularizer=keras.regularizers.L2(0.1))])
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    model.fit(make_train_dataset(ds, 19, augment=False, seed=0), epochs=30, verbose=0)
+    plain = model.evaluate(make_eval_dataset(ds.x_train, ds.y_train, ds, 8), verbose=0, return_dict=True)
+    assert set(plain) == {"loss", "accuracy"}  # the weighted metric keeps its plain name
+    for replicas in (2, 3, 4):
+        padded = model.evaluate(make_eval_dataset(ds.x_train, ds.y_train, ds, 4 * replicas, replicas),
+                                verbose=0, return_dict=True)
+        assert padded == pytest.approx(plain, rel=1e-6), replicas
+    assert 0 < plain["accuracy"] < 1  # neither metric is trivially exact

@@ -155,11 +155,12 @@ def test_batch_rules_for_two_replicas():
         two.check_batches(33, 1000)
     with pytest.raises(DistributeError, match=r"training split \(31 images\) is smaller than BATCH_SIZE"):
         two.check_batches(32, 31)
-    assert [two.eval_batch_size(32, n) for n in (5000, 32, 19, 2)] == [32, 32, 18, 32]
-    with pytest.raises(DistributeError, match="validation split has 1 images, fewer than the 2 replicas"):
-        two.eval_batch_size(32, 1, "validation")
+    # A last batch of 1 would leave replica 2 with nothing: it sits out the epoch.
+    assert "each epoch trains on 96 of the 97 images (a different 1 sit out each epoch)" in two.check_batches(32, 97)[0]
+    with pytest.raises(DistributeError, match=r"training split \(1 images\) is smaller than BATCH_SIZE"):
+        two.check_batches(32, 1)
     one = Distribution("mirrored", None, ["/device:CPU:0"])
-    assert one.check_batches(33, 19) == [] and one.eval_batch_size(33, 19) == 33
+    assert one.check_batches(33, 19) == []
     assert two.record() == {"strategy": "mirrored", "replicas": 2, "devices": ["/device:GPU:0", "/device:GPU:1"],
                             "sync_batch_norm": False}
 
@@ -229,9 +230,52 @@ def _child_one_step(tmp: str, dtype: str = "float64") -> dict:
 
 
 def _child_all(tmp: str) -> dict:
-    """Both two-replica checks in one child: TensorFlow starts once."""
-    runs = _child_tiny_runs(str(Path(tmp) / "runs"))
-    return {"runs": runs, "one_step": _child_one_step(str(Path(tmp) / "one-step"))}  # last: it sets floatx
+    """All two-replica checks in one child: TensorFlow starts once."""
+    return {"slices": _child_replica_slices(), "runs": _child_tiny_runs(str(Path(tmp) / "runs")),
+            "one_step": _child_one_step(str(Path(tmp) / "one-step"))}  # last: it sets floatx
+
+
+def _child_replica_slices() -> dict:
+    """The images each replica gets from the pipelines as MirroredStrategy splits them:
+    {"train 97/32": [[16, 16], [16, 16], [16, 16]], "eval 19/8": ...}."""
+    import tensorflow as tf
+
+    from resnet_tui.data import Dataset, make_eval_dataset, make_train_dataset
+    from resnet_tui.training.distribute import mirrored_devices, mirrored_strategy
+
+    strategy = mirrored_strategy(mirrored_devices())
+    rng = np.random.default_rng(0)
+
+    def split(dataset) -> list[list[int]]:
+        return [[int(tf.shape(x)[0]) for x in strategy.experimental_local_results(batch[0])]
+                for batch in strategy.experimental_distribute_dataset(dataset)]
+
+    slices = {}
+    for count, batch in [(97, 32), (65, 32), (33, 32), (5, 4), (64, 32)]:
+        x = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+        ds = Dataset(x, np.zeros(count, np.int64), x[:0], np.zeros(0, np.int64), x[:0], np.zeros(0, np.int64),
+                     np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32), "synthetic", "toy")
+        slices[f"train {count}/{batch}"] = split(make_train_dataset(ds, batch, True, 0, replicas=2))
+    for count in (19, 17, 3, 2, 1):
+        for batch in (32, 8):
+            x = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+            slices[f"eval {count}/{batch}"] = split(make_eval_dataset(x, np.zeros(count), (0.5, 0.25), batch, 2))
+    return slices
+
+
+def test_no_replica_ever_gets_an_empty_batch(two_cpu_results):
+    """The test of the cause, whatever this CPU does with an empty batch (oneDNN on
+    AVX-512 fails on one; AVX2 runs it): every slice holds images, and each first
+    batch splits evenly (Keras builds the model from it)."""
+    slices = two_cpu_results["slices"]
+    assert slices["train 97/32"] == [[16, 16]] * 3  # the 97th image sits out the epoch
+    assert slices["train 65/32"] == [[16, 16]] * 2 and slices["train 33/32"] == [[16, 16]]
+    assert slices["train 5/4"] == [[2, 2]] and slices["train 64/32"] == [[16, 16]] * 2
+    assert slices["eval 19/32"] == [[10, 10]] and slices["eval 19/8"] == [[4, 4], [4, 4], [2, 2]]
+    assert slices["eval 3/32"] == [[2, 2]] and slices["eval 1/8"] == [[1, 1]]
+    for name, batches in slices.items():
+        assert all(n > 0 for batch in batches for n in batch), name
+        assert batches[0][0] == batches[0][1], name
 
 
 @pytest.fixture(scope="module")
@@ -273,11 +317,11 @@ def _child_tiny_runs(tmp: str) -> dict:
         }
 
     # 115 synthetic images: 96 for training (3 global batches of 32), 19 for
-    # validation (fewer than a batch and odd: evaluated as 18 + 1); 18 test images.
-    # Batch shapes are kept few: every new one is another trace of m8 per replica.
+    # validation (fewer than a batch and odd: padded to 20, 10 per replica); 17 test
+    # images. Batch shapes are kept few: every new one is another trace of m8 per replica.
     config, result, seen = run("mirrored", DISTRIBUTE="mirrored", SYNC_BATCH_NORM=True,
                                **{"DATASET.synthetic_train_count": 115, "DATASET.validation_count": 19,
-                                  "DATASET.synthetic_test_count": 18})
+                                  "DATASET.synthetic_test_count": 17})
     store = RunStore.from_values(config.values)
     run_record = store.open_run(result["run_id"])
     saved = json.loads((run_record.paths.result / "result.json").read_text())
@@ -295,14 +339,58 @@ def _child_tiny_runs(tmp: str) -> dict:
     final.load_weights(run_record.paths.checkpoint / state.weights)
     restored_ok = all(bool((a == b).all()) for a, b in zip(fresh.get_weights(), final.get_weights()))
 
+    # Validation 3 and test 2 images (the replica count); 97 training images, whose
+    # last batch of 1 sits out each epoch: every count with a remainder under 2.
+    small_config, small, small_seen = run("small", DISTRIBUTE="mirrored", EPOCHS_COUNT=1, **{
+        "DATASET.synthetic_train_count": 100, "DATASET.validation_count": 3, "DATASET.synthetic_test_count": 2})
     _, odd, _ = run("odd", DISTRIBUTE="mirrored", BATCH_SIZE=33)  # refused before the model is built
     return {
+        "one_device": {"mirrored": _one_device_evaluation(config, result), "small": _one_device_evaluation(
+            small_config, small)},
+        "small": small, "small_seen": small_seen,
         "result": saved, "seen": seen, "rows": [int(r["iteration"]) for r in rows],
         "epochs": [int(r["epoch"]) for r in run_record.read_epochs()],
         "status": run_record.info().status, "state_iteration": state.iteration,
         "restored_ok": restored_ok, "restored_iterations": int(fresh.optimizer.iterations.numpy()),
         "odd": odd,
     }
+
+
+def _one_device_evaluation(config: Config, result: dict) -> dict:
+    """The run's own figures next to a plain single-device ``evaluate`` of its final model."""
+    import keras
+
+    from resnet_tui.data import dispatch_load_dataset, make_eval_dataset
+    from resnet_tui.runs import RunStore
+
+    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    model = keras.models.load_model(run.paths.model / "final.keras")  # no strategy scope: one device
+    data = dispatch_load_dataset(8, config)
+    test = model.evaluate(make_eval_dataset(data.x_test, data.y_test, data, 32), verbose=0, return_dict=True)
+    val = model.evaluate(make_eval_dataset(data.x_val, data.y_val, data, 32), verbose=0, return_dict=True)
+    last = run.read_epochs()[-1]
+    return {"counts": [len(data.y_train), len(data.y_val), len(data.y_test)], "status": result["status"],
+            "error": result.get("error"), "run_test": [result.get("test_loss"), result.get("test_accuracy")],
+            "one_device_test": [test["loss"], test["accuracy"]],
+            "run_val": [last["val_loss"], last["val_accuracy"]], "one_device_val": [val["loss"], val["accuracy"]]}
+
+
+@pytest.mark.parametrize("name, counts", [("mirrored", [96, 19, 17]), ("small", [97, 3, 2])])
+def test_mirrored_evaluation_equals_one_device_for_any_count(two_cpu_results, name, counts):
+    """Validation and test counts 19, 17, 3 and 2 (= the replicas) on 2 replicas: the run
+    completes, and its figures are a single-device evaluation's of the same weights."""
+    out = two_cpu_results["runs"]["one_device"][name]
+    assert out["status"] == "completed", out["error"]
+    assert out["counts"] == counts
+    assert out["run_test"] == pytest.approx(out["one_device_test"], rel=1e-5, abs=1e-6)
+    assert out["run_val"] == pytest.approx(out["one_device_val"], rel=1e-5, abs=1e-6)
+
+
+def test_a_last_batch_under_the_replica_count_sits_out(two_cpu_results):
+    small, seen = two_cpu_results["runs"]["small"], two_cpu_results["runs"]["small_seen"]
+    assert (seen["train_count"], seen["steps_per_epoch"]) == (97, 3)
+    assert seen["iterations"] == [1, 2, 3] and small["iterations"] == 3
+    assert any("each epoch trains on 96 of the 97 images" in t for t in seen["logs"] if t.startswith("warning"))
 
 
 def test_tiny_mirrored_run_on_two_cpus_keeps_a_full_record(two_cpu_results):

@@ -124,14 +124,20 @@ class Distribution:
         return self.strategy.scope() if self.mode != "none" else contextlib.nullcontext()
 
     def check_batches(self, batch_size: int, train_count: int) -> list[str]:
-        """Refuse a global batch that does not split evenly; warn about an uneven last batch.
+        """Refuse batches that cannot split across the replicas; warn about an epoch's odd last batch.
 
         Keras builds the model under a strategy from the first batch of each
         ``fit`` and ``evaluate`` (``_maybe_symbolic_build``) by averaging the
         replicas' slices elementwise: a first batch whose slices differ in
-        size fails there. Later uneven batches run, but Keras averages the
-        replicas' mean losses, which weights their images unevenly.
+        size fails there. A slice of no images fails on some CPUs, so a last
+        batch smaller than the replica count sits out its epoch
+        (``data.images_per_epoch``). Later uneven batches run, but Keras
+        averages the replicas' mean losses, which weights their images
+        unevenly. (Validation and test batches are padded to split evenly:
+        ``data.make_eval_dataset``.)
         """
+        from resnet_tui.data import images_per_epoch
+
         if self.replicas == 1:
             return []
         if batch_size % self.replicas:
@@ -143,26 +149,16 @@ class Distribution:
                 f"the training split ({train_count} images) is smaller than BATCH_SIZE and does not split "
                 f"evenly across {self.replicas} replicas; use a multiple of {self.replicas} images")
         last = train_count % batch_size
-        if last and last % self.replicas:
+        if images_per_epoch(train_count, batch_size, self.replicas) < train_count:
+            return [f"the last batch of each epoch ({last} images) is smaller than the {self.replicas} replicas, "
+                    f"so some replica would get no images: each epoch trains on "
+                    f"{train_count - last} of the {train_count} images (a different {last} sit out each epoch)"]
+        if last % self.replicas:
             return [f"the last batch of each epoch ({last} images) does not split evenly across {self.replicas} "
                     f"replicas: Keras averages the replicas' mean losses, so that one step weights its images "
                     f"slightly unevenly and its per-iteration loss and accuracy are approximate "
                     f"(epoch and evaluation values are exact)"]
         return []
-
-    def eval_batch_size(self, batch_size: int, count: int, what: str = "evaluation") -> int:
-        """A batch size for evaluating ``count`` images whose first batch splits evenly.
-
-        Evaluation results are exact whatever the batch size (Keras sums the
-        metrics' totals and counts across replicas), so a split smaller than
-        the batch is evaluated in a first batch of the largest multiple of the
-        replica count and a remainder.
-        """
-        if self.replicas == 1 or count >= batch_size or count % self.replicas == 0:
-            return batch_size
-        if count < self.replicas:
-            raise DistributeError(f"the {what} split has {count} images, fewer than the {self.replicas} replicas")
-        return count - count % self.replicas
 
     def record(self) -> dict:
         """What result.json keeps about the placement."""
@@ -170,11 +166,46 @@ class Distribution:
                 "sync_batch_norm": self.sync_batch_norm}
 
     def callbacks(self, train_ds: "tf.data.Dataset") -> list:
-        """Callbacks the strategy needs around ``fit(train_ds)``."""
-        generator = getattr(train_ds, "seed_generator", None)
-        if self.mode == "none" or generator is None:
+        """Callbacks the strategy needs around ``fit(train_ds)``; they go first in the list."""
+        if self.mode == "none":
             return []
-        return [RewindInputPipeline(generator)]
+        callbacks = [AverageReplicaStatistics()] if self.replicas > 1 else []
+        generator = getattr(train_ds, "seed_generator", None)
+        if generator is not None:
+            callbacks.append(RewindInputPipeline(generator))
+        return callbacks
+
+
+class AverageReplicaStatistics(keras.callbacks.Callback):
+    """Give every replica the mean of the replicas' batch-norm moving statistics.
+
+    Keras 3 creates BatchNormalization's moving mean and variance with no
+    cross-replica aggregation: without SYNC_BATCH_NORM each replica updates
+    its own copy from its own slices, so the replicas would validate with
+    different statistics and the saved model (the first replica's copy) would
+    not be the model that was evaluated. The update is linear
+    (``m <- 0.9 m + 0.1 batch_mean``), so the mean of the copies is exactly
+    what mean aggregation at every step (tf.keras 2's behaviour) gives. It is
+    taken before each validation, at each epoch end (before the checkpoints
+    save) and at the end of training (before the test set and the final save).
+    """
+
+    def _average(self) -> None:
+        import tensorflow as tf
+
+        for weight in self.model.non_trainable_weights:
+            copies = list(getattr(weight.value, "values", ()))  # a MirroredVariable's per-device copies
+            if len(copies) > 1:
+                weight.assign(tf.add_n(copies) / len(copies))
+
+    def on_test_begin(self, logs=None):
+        self._average()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._average()
+
+    def on_train_end(self, logs=None):
+        self._average()
 
 
 class RewindInputPipeline(keras.callbacks.Callback):

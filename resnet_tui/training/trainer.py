@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from resnet_tui.config import Config
+from resnet_tui.machine import cpu_line
 from resnet_tui.runs import ResumeError, Run, RunStore  # noqa: F401 (ResumeError re-exported)
 from resnet_tui.training.events import LogMessage, RunFinished, RunStarted, Sink, SinkFanout
 
@@ -30,9 +31,11 @@ class TrainingPlan:
     total_iterations: int
 
 
-def plan_training(config: Config, train_count: int) -> TrainingPlan:
+def plan_training(config: Config, train_count: int, replicas: int = 1) -> TrainingPlan:
     """How many iterations a run will do: epochs x steps, capped by MAX_ITERATIONS."""
-    steps = math.ceil(train_count / config.BATCH_SIZE)
+    from resnet_tui.data import images_per_epoch
+
+    steps = math.ceil(images_per_epoch(train_count, config.BATCH_SIZE, replicas) / config.BATCH_SIZE)
     total = steps * config.EPOCHS_COUNT
     if config.MAX_ITERATIONS:
         total = min(total, config.MAX_ITERATIONS)
@@ -74,16 +77,7 @@ def describe_device() -> str:
             details = tf.config.experimental.get_device_details(gpu)
             names.append(details.get("device_name", gpu.name))
         return ", ".join(names)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"CPU: {cpu} ({os.cpu_count()} cores)"
+    return f"CPU: {cpu_line()}"  # with the flags that change TensorFlow's kernels
 
 
 def library_versions() -> dict[str, str]:
@@ -241,19 +235,20 @@ class Trainer:
         result["dataset"] = {"source": dataset.source, "description": dataset.description, **dataset.stats()}
         self.sink(LogMessage("info", dataset.description))
         train_count = len(dataset.y_train)
-        plan = plan_training(config, train_count)
         distribution = Distribution.from_config(config)  # DISTRIBUTE: none or MirroredStrategy
+        replicas = distribution.replicas
+        plan = plan_training(config, train_count, replicas)
         result["distribute"] = distribution.record()
         for text in distribution.messages:
             self.sink(LogMessage("info", text))
         for text in distribution.check_batches(config.BATCH_SIZE, train_count):
             self.sink(LogMessage("warning", text))
         steps_per_execution = config.get("STEPS_PER_EXECUTION") or 1
-        if distribution.replicas > 1 and steps_per_execution > 1:
+        if replicas > 1 and steps_per_execution > 1:
             # Keras' multi-step loop fails inside MirroredStrategy ("You must feed a value for
             # placeholder tensor", keras-team/keras issue 19246); one replica is fine.
             raise DistributeError(f"STEPS_PER_EXECUTION {steps_per_execution} does not work with "
-                                  f"{distribution.replicas} replicas in Keras {keras.__version__} "
+                                  f"{replicas} replicas in Keras {keras.__version__} "
                                   f"(keras-team/keras issue 19246): set it to 1 with DISTRIBUTE=mirrored")
         slow = mixed_precision_warning(config.get("MIXED_PRECISION") or "float32")
         if slow:
@@ -276,12 +271,10 @@ class Trainer:
         start_epoch = state.epoch if state else 0
         start_iteration = state.iteration if state else 0
         train_ds = make_train_dataset(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED,
-                                      start_epoch=start_epoch)
-        val_ds = (make_eval_dataset(dataset.x_val, dataset.y_val, dataset,
-                                    distribution.eval_batch_size(config.BATCH_SIZE, len(dataset.y_val), "validation"))
+                                      start_epoch=start_epoch, replicas=replicas)
+        val_ds = (make_eval_dataset(dataset.x_val, dataset.y_val, dataset, config.BATCH_SIZE, replicas)
                   if len(dataset.y_val) else None)
-        test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, dataset,
-                                    distribution.eval_batch_size(config.BATCH_SIZE, len(dataset.y_test), "test"))
+        test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE, replicas)
 
         self.sink(RunStarted(
             run_id=run.id, config_name=config.name, config=config.values, model_summary=summary,
