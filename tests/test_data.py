@@ -168,7 +168,10 @@ def synthetic_learnable_accuracy(seed: int = 0) -> float:
 
 
 def test_synthetic_is_learnable():
-    """A tiny CNN gets far above chance (10%) in a few hundred steps; fit re-iterates the dataset."""
+    """A tiny CNN gets far above chance (10%) in a few hundred steps; fit re-iterates the dataset.
+
+    Measured (benchmarks/learning_margins.py, SEED 0-7, oneDNN on and off, AVX2
+    EPYC): 0.875-0.935; the bar of 0.5 is far under it."""
     accuracy = synthetic_learnable_accuracy(0)
     print(f"synthetic val accuracy {accuracy:.3f}")
     assert accuracy > 0.5

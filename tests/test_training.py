@@ -210,9 +210,15 @@ def test_dropout_warning_reaches_the_sink(tiny_config):
 
 @pytest.mark.slow
 def test_real_cifar10_sample_beats_chance_clearly(tiny_config, sample_npz_path):
-    """Two epochs of m8 on 10k real images (~1 min on 2 cores) reach far above 10%."""
+    """Two epochs of m8 on 10k real images (1-4 min on 2 cores) reach far above chance (10%).
+
+    The bar sits well under what any machine reached: best_val_accuracy measured
+    with benchmarks/learning_margins.py (this config, SEED 0-4 and 42, oneDNN on
+    and off) on an AVX2 EPYC was 0.3035-0.4370 (SEED 42: 0.3555 / 0.3410); the
+    lowest seen anywhere is 0.297 (SEED 42 on an AVX-512 EPYC). 0.20 is a third
+    under that and still twice chance."""
     config = tiny_config(**{"DATASET.source": "npz", "DATA_PATH": str(sample_npz_path), "BATCH_SIZE": 128,
                             "EPOCHS_COUNT": 2, "STEP_SCHEDULE.boundaries": [32000, 48000]})
     result = Trainer(config).run()
     assert result["status"] == "completed", result.get("error")
-    assert result["best_val_accuracy"] > 0.30, result
+    assert result["best_val_accuracy"] > 0.20, result
