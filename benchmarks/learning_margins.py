@@ -20,16 +20,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
+from resnet_tui.machine import cpu_line
 
-from resnet_tui.machine import cpu_line  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # each measure is a test's own training, imported from it
 
 
 def real_sample(seed: int) -> float:
     """tests/test_training.py::test_real_cifar10_sample_beats_chance_clearly: best val accuracy."""
-    sys.path.insert(0, str(REPO / "tests"))
     from conftest import SAMPLE_NPZ, tiny_values
 
     from resnet_tui.config import config_from_values
@@ -45,7 +43,6 @@ def real_sample(seed: int) -> float:
 
 def synthetic(seed: int) -> float:
     """tests/test_data.py::test_synthetic_is_learnable: val accuracy of the tiny CNN."""
-    sys.path.insert(0, str(REPO / "tests"))
     from test_data import synthetic_learnable_accuracy
 
     return synthetic_learnable_accuracy(seed)

@@ -573,7 +573,7 @@ def make_eval_dataset(x: np.ndarray, y: np.ndarray, ds: "Dataset | tuple[np.ndar
     standardize = _standardizer(mean, std)
     images, labels = tf.constant(np.asarray(x, np.uint8)), tf.constant(np.asarray(y, np.int64))
     count = len(x)
-    pad = -count % replicas if count else 0
+    pad = -count % replicas
     columns = (np.concatenate([np.arange(count), np.zeros(pad, np.int64)]),)  # indices: one gather per batch
     if pad:
         columns += (np.concatenate([np.full(count, (count + pad) / count), np.zeros(pad)]).astype(np.float32),)
