@@ -5,7 +5,7 @@
     resnet-tui show RUN
     resnet-tui resume RUN
     resnet-tui watch RUN
-    resnet-tui serve [--host H] [--port P]
+    resnet-tui serve [--host H] [--port P] [--token T] [--max-sessions N]
     resnet-tui validate CONFIG
     resnet-tui summary CONFIG
 """
@@ -305,20 +305,17 @@ def cmd_watch(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """The dashboard in a web browser, one app process per browser tab (textual-serve)."""
-    import shlex
+    """The dashboard in a web browser, behind a token (resnet_tui/serve.py)."""
+    from rich.markup import escape
 
-    from textual_serve.server import Server
+    from resnet_tui.serve import ServeError, serve
 
-    command = [sys.executable, "-m", "resnet_tui.cli"]
-    if args.artifact:
-        command += ["--artifact", args.artifact]
-    if args.read_only:
-        command.append("--read-only")
-    elif args.host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/] serving on {args.host}: anyone who can reach this port can "
-                          "start and stop training. Prefer an SSH tunnel to a loopback server, or --read-only.")
-    Server(shlex.join(command), host=args.host, port=args.port, title="resnet-tui").serve()
+    try:
+        serve(host=args.host, port=args.port, artifact=args.artifact, read_only=args.read_only, token=args.token,
+              allowed_origins=args.allow_origin, max_sessions=args.max_sessions)
+    except ServeError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
     return 0
 
 
@@ -355,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--artifact", help="runs folder to show (default: the default config's paths)")
     p.add_argument("--read-only", action="store_true", help="browsers can browse and watch runs, not train")
+    p.add_argument("--token", help="the token browsers must present (default: $RESNET_TUI_TOKEN, else random; "
+                                   "prefer the variable: a command line is visible to other users)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept WebSockets from pages of this origin, e.g. http://dash.example.org:8000 "
+                        "(deliberate cases only); repeatable")
+    p.add_argument("--max-sessions", type=int, default=4, metavar="N",
+                   help="most dashboard app processes (browser tabs) at once (default: 4)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("validate", help="check a config")
     p.add_argument("config")

@@ -97,3 +97,5 @@ def test_read_only_flags_reach_the_dashboard_and_serve():
     assert parser.parse_args(["--artifact", "x", "--read-only"]).read_only
     assert not parser.parse_args([]).read_only
     assert parser.parse_args(["serve", "--read-only"]).read_only
+    serve = parser.parse_args(["serve"])
+    assert serve.token is None and serve.allow_origin == [] and serve.max_sessions == 4

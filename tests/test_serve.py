@@ -1,8 +1,9 @@
-"""`resnet-tui serve`: the dashboard in a real (headless) browser, over loopback."""
+"""`resnet-tui serve`: the token, the Origin check and the session cap against a real
+server on a loopback port (aiohttp as the client), the dashboard in a real headless
+browser, and the one-line errors for a port or host it cannot listen on."""
 
 import asyncio
 import base64
-import json
 import os
 import re
 import shutil
@@ -14,11 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+TOKEN = "test-token-7f3a9c"
+FOREIGN = "http://evil.example"
 
 
 def free_port() -> int:
@@ -27,23 +31,148 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
-    import urllib.request
-
+def wait_listening(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2).read()
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
             return
         except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer")
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+class Served:
+    """A real `resnet-tui serve` in its own process group; its console goes to a file."""
+
+    def __init__(self, tmp_path: Path, *args: str):
+        self.port = free_port()
+        self.console_file = tmp_path / "serve-console.txt"
+        with open(self.console_file, "wb") as console:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "resnet_tui.cli", "serve", "--port", str(self.port),
+                 "--artifact", str(tmp_path / "art"), *args],
+                cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", RESNET_TUI_TOKEN=TOKEN, COLUMNS="200"),
+                stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_listening(self.port)
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}/ws"
+
+    def console(self) -> str:
+        return self.console_file.read_text()
+
+    def app_processes(self) -> list[int]:
+        """Pids whose parent is the server: the app processes textual-serve started."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)  # the server and the apps it spawned
+        self.process.wait(20)
+
+
+@pytest.fixture
+def served(tmp_path):
+    servers = []
+
+    def start(*args):
+        servers.append(Served(tmp_path, *args))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+async def upgrade_refused(url: str, **headers) -> tuple[int, str]:
+    """A WebSocket upgrade request; returns the refusal's status and body."""
+    headers.update({"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                    "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()})
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+        assert response.status != 101, f"{url} was accepted"
+        return response.status, await response.text()
+
+
+async def test_foreign_origin_is_refused_before_any_app_process_starts(served):
+    server = served()
+    for origin in (FOREIGN, "null", "http://127.0.0.1:1", f"http://localhost:{server.port}"):
+        status, body = await upgrade_refused(f"{server.ws}?token={TOKEN}", Origin=origin)
+        assert status == 403 and f"a page from {origin} may not open this dashboard" in body
+    await asyncio.sleep(1.0)  # an app process would be forked by now
+    assert server.app_processes() == []
+    assert "refused a WebSocket from Origin 'http://evil.example'" in server.console()
+
+
+async def test_missing_or_wrong_token_is_refused(served):
+    server = served()
+    cookie = f"resnet-tui-token-{server.port}"
+    for url, headers in ((server.ws, {}), (f"{server.ws}?token=wrong", {}), (f"{server.ws}?token=", {}),
+                         (server.ws, {"Cookie": f"{cookie}=wrong"}),
+                         (server.ws, {"Cookie": f"resnet-tui-token-1={TOKEN}"})):  # another port's cookie
+        status, body = await upgrade_refused(url, Origin=server.origin, **headers)
+        assert status == 403 and "missing or wrong token" in body, (url, headers)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{server.origin}/") as page:
+            assert page.status == 403 and "missing or wrong token" in await page.text()
+        async with session.get(f"{server.origin}/?token=wrong") as page:
+            assert page.status == 403
+        # The right one: a cookie, and the same page without the token in its address.
+        async with session.get(f"{server.origin}/?token={TOKEN}&fontsize=20", allow_redirects=False) as page:
+            assert page.status == 303 and page.headers["Location"] == "/?fontsize=20"
+            assert page.cookies[cookie].value == TOKEN and page.cookies[cookie]["samesite"] == "Strict"
+        async with session.get(f"{server.origin}/?fontsize=20", headers={"Cookie": f"{cookie}={TOKEN}"}) as page:
+            assert page.status == 200 and f'data-session-websocket-url="{server.ws}"' in await page.text()
+    await asyncio.sleep(1.0)
+    assert server.app_processes() == []
+
+
+async def test_session_cap_holds_under_one_connection_too_many(served):
+    server = served("--max-sessions", "2", "--allow-origin", "https://dash.example.org")
+    cookie = {"Cookie": f"resnet-tui-token-{server.port}={TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        first = await session.ws_connect(f"{server.ws}?token={TOKEN}", headers={"Origin": server.origin})
+        second = await session.ws_connect(server.ws, headers={"Origin": "https://dash.example.org", **cookie})
+        deadline = time.monotonic() + 30
+        while len(server.app_processes()) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        apps = server.app_processes()
+        assert len(apps) == 2
+
+        status, body = await upgrade_refused(server.ws, Origin=server.origin, **cookie)
+        assert status == 503 and "2 dashboard sessions are open, the most --max-sessions allows" in body
+        assert sorted(server.app_processes()) == sorted(apps)
+
+        # The app processes never see the token, so they cannot log it.
+        for pid in apps:
+            environ = Path(f"/proc/{pid}/environ").read_bytes() + Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert TOKEN.encode() not in environ and b"RESNET_TUI_TOKEN" not in environ
+
+        # A closed tab frees its place once its app process has quit.
+        await first.close()
+        third = None
+        deadline = time.monotonic() + 90
+        while third is None and time.monotonic() < deadline:
+            try:
+                third = await session.ws_connect(server.ws, headers={"Origin": server.origin, **cookie})
+            except aiohttp.WSServerHandshakeError as refused:
+                assert refused.status == 503
+                await asyncio.sleep(0.5)
+        assert third is not None, "the cap was not released when a session ended"
+        await third.close()
+        await second.close()
+    assert server.console().count(TOKEN) == 1  # in the banner's URL only, not in the access log
 
 
 async def browse(url: str, screenshot: Path, debug_port: int) -> str:
     """Open ``url`` in headless Chromium, wait for the app to paint, save a
     screenshot; returns the terminal output the page received over its websocket."""
-    import aiohttp
 
     profile = tempfile.mkdtemp()
     chrome = subprocess.Popen(
@@ -101,20 +230,17 @@ async def browse(url: str, screenshot: Path, debug_port: int) -> str:
     return "".join(received)
 
 
-def test_serve_shows_the_dashboard_in_a_browser(tmp_path):
-    port, debug_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "resnet_tui.cli", "serve", "--port", str(port), "--artifact", str(tmp_path / "art")],
-        cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/")
-        shot = tmp_path / "dashboard.png"
-        text = asyncio.run(browse(f"http://127.0.0.1:{port}/", shot, debug_port))
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)  # the server and the app it spawned for the tab
-        server.wait(20)
+@needs_chromium
+def test_serve_shows_the_dashboard_in_a_browser(served, tmp_path):
+    """The tokened URL the banner prints; the page's own WebSocket carries the token in
+    the cookie that first load set (the page it redirects to has none in its URL)."""
+    server = served()
+    url = re.search(r"http://\S+\?token=\S+", server.console()).group(0)
+    assert url == f"{server.origin}/?token={TOKEN}"
+    shot = tmp_path / "dashboard.png"
+    text = asyncio.run(browse(url, shot, free_port()))
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text.replace("\\u001b", "\x1b"))
     assert "Configs" in plain and "m8_base" in plain and "m8_demo" in plain
     assert shot.stat().st_size > 30_000  # a painted dashboard, not the blank start page (~15 kB)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert server.console().count(TOKEN) == 1

@@ -1,0 +1,203 @@
+"""`resnet-tui serve`: the dashboard in a web browser, one app process per tab.
+
+textual-serve starts an app process for every WebSocket opened to ``/ws``; it
+has no authentication and does not look at the ``Origin`` header. Browsers let
+any web site open a WebSocket to 127.0.0.1, so without more any page the user
+has open could drive the dashboard (cross-site WebSocket hijacking; loopback is
+no boundary against it). ``DashboardServer`` subclasses textual-serve's
+``Server`` and overrides its route handlers (``/``, ``/ws``, ``/download``)
+rather than forking it:
+
+- a per-server token, random unless given (``--token`` or ``RESNET_TUI_TOKEN``),
+  in the URL the banner prints; the first page load with ``?token=`` stores it
+  in a strict same-site cookie and redirects to the page without it (as Jupyter
+  does); the page's own WebSocket then carries the cookie. Scripts may pass
+  ``?token=`` on ``/ws`` instead;
+- the upgrade's ``Origin`` must name the host the request was sent to (or be
+  listed with ``--allow-origin``), else 403. The token, not this check, is what
+  stops DNS rebinding (the attacker's name then points at us, Origin == Host);
+- at most ``max_sessions`` app processes at once, else 503.
+
+Every refusal happens before an app process starts. Static files (textual-serve's
+own JS, CSS and fonts) stay public.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import shlex
+import sys
+from urllib.parse import quote, urlsplit
+
+import aiohttp_jinja2
+from aiohttp import web
+from rich.console import Console
+from rich.markup import escape
+from textual_serve.server import Server, to_int
+
+TOKEN_ENV = "RESNET_TUI_TOKEN"
+DEFAULT_MAX_SESSIONS = 4
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+log = logging.getLogger("resnet-tui.serve")
+
+
+class ServeError(Exception):
+    """Why the server cannot start, in one line for the user."""
+
+
+def serve(*, host: str, port: int, artifact: str | None = None, read_only: bool = False,
+          token: str | None = None, allowed_origins: list[str] | tuple[str, ...] = (),
+          max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+    """Check everything that can fail, then serve until Ctrl+C."""
+    if max_sessions < 1:
+        raise ServeError(f"--max-sessions must be at least 1, got {max_sessions}")
+    token = resolve_token(token)
+    # App processes inherit this environment: keep the token out of their reach (and their logs).
+    os.environ.pop(TOKEN_ENV, None)
+    if not read_only and host not in LOOPBACK_HOSTS:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] serving on {escape(host)}: anyone who can reach this port and has the "
+            "token can start and stop training, and the token travels unencrypted (no TLS). Prefer an SSH "
+            "tunnel to a loopback server, or --read-only.")
+    server = DashboardServer(dashboard_command(artifact, read_only), host=host, port=port, token=token,
+                             allowed_origins=allowed_origins, max_sessions=max_sessions)
+    server.serve()
+
+
+def resolve_token(given: str | None) -> str:
+    """``--token``, else ``$RESNET_TUI_TOKEN``, else a fresh random one."""
+    token = given if given is not None else os.environ.get(TOKEN_ENV)
+    if token is None:
+        return secrets.token_urlsafe(32)
+    if not token.strip():
+        raise ServeError(f"the token (--token or ${TOKEN_ENV}) is empty")
+    return token
+
+
+def dashboard_command(artifact: str | None, read_only: bool) -> str:
+    """The shell command each browser tab's app process runs."""
+    command = [sys.executable, "-m", "resnet_tui.cli"]
+    if artifact:
+        command += ["--artifact", artifact]
+    if read_only:
+        command.append("--read-only")
+    return shlex.join(command)
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class DashboardServer(Server):
+    """textual-serve's server with a token, an Origin check and a cap on app processes."""
+
+    def __init__(self, command: str, *, host: str, port: int, token: str,
+                 allowed_origins: list[str] | tuple[str, ...] = (), max_sessions: int = DEFAULT_MAX_SESSIONS):
+        super().__init__(command, host=host, port=port, title="resnet-tui")
+        self.token = token
+        self.allowed_origins = {origin.rstrip("/").lower() for origin in allowed_origins}
+        self.max_sessions = max_sessions
+        self.open_sessions = 0
+        # Cookies ignore ports: one name per port, so two servers on one host keep their own.
+        self.cookie_name = f"resnet-tui-token-{port}"
+
+    # --- checks -----------------------------------------------------------------------------
+
+    def has_token(self, request: web.Request) -> bool:
+        expected = self.token.encode()
+        offered = (request.query.get("token"), request.cookies.get(self.cookie_name))
+        return any(hmac.compare_digest(given.encode(), expected) for given in offered if given)
+
+    def require_token(self, request: web.Request) -> None:
+        if not self.has_token(request):
+            log.warning("refused %s %s: missing or wrong token", request.method, request.path)
+            raise web.HTTPForbidden(text="resnet-tui serve: missing or wrong token. Open the URL with "
+                                         "?token=... that `resnet-tui serve` printed when it started.\n")
+
+    def check_origin(self, request: web.Request) -> None:
+        """A browser always sends Origin with a WebSocket; only non-browser clients omit it."""
+        origin = request.headers.get("Origin")
+        if origin is None or origin.rstrip("/").lower() in self.allowed_origins:
+            return
+        if urlsplit(origin).netloc.lower() == request.host.lower():
+            return
+        log.warning("refused a WebSocket from Origin %r (this server is %r)", origin, request.host)
+        raise web.HTTPForbidden(text=f"resnet-tui serve: a page from {origin} may not open this dashboard "
+                                     f"(not this server's origin; see --allow-origin).\n")
+
+    # --- routes -----------------------------------------------------------------------------
+
+    async def handle_index(self, request: web.Request) -> web.Response:
+        """The page, with its URLs on the host it was requested by: textual-serve builds them
+        from --host, so a page opened as http://localhost would connect to ws://127.0.0.1,
+        another origin, which the Origin check refuses."""
+        self.require_token(request)
+        if "token" in request.query:
+            # From here on the cookie carries the token: out of the address bar, history and Referer.
+            redirect = web.HTTPSeeOther(request.rel_url.without_query_params("token"))
+            redirect.set_cookie(self.cookie_name, self.token, httponly=True, samesite="Strict",
+                                secure=request.secure)
+            raise redirect
+        scheme = "wss" if request.secure else "ws"
+        context = {
+            "font_size": to_int(request.query.get("fontsize", "16"), 16),
+            "app_websocket_url": f"{scheme}://{request.host}/ws",
+            "config": {"static": {"url": "/static/"}},
+            "application": {"name": self.title},
+        }
+        return aiohttp_jinja2.render_template("app_index.html", request, context)
+
+    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+        self.check_origin(request)
+        self.require_token(request)
+        if self.open_sessions >= self.max_sessions:
+            log.warning("refused a session: %d open, --max-sessions is %d", self.open_sessions, self.max_sessions)
+            raise web.HTTPServiceUnavailable(
+                text=f"resnet-tui serve: {self.open_sessions} dashboard sessions are open, the most "
+                     f"--max-sessions allows; close a tab, or restart the server with a larger "
+                     f"--max-sessions.\n")
+        # No await between the check and the count, so concurrent upgrades cannot both pass.
+        self.open_sessions += 1
+        try:
+            return await super().handle_websocket(request)
+        finally:
+            self.open_sessions -= 1
+
+    async def handle_download(self, request: web.Request) -> web.StreamResponse:
+        self.require_token(request)
+        return await super().handle_download(request)
+
+    # --- console ----------------------------------------------------------------------------
+
+    def url(self) -> str:
+        return f"http://{url_host(self.host)}:{self.port}/?token={quote(self.token, safe='')}"
+
+    def initialize_logging(self) -> None:
+        super().initialize_logging()
+        # aiohttp's access log prints each request line, query string and all.
+        logging.getLogger("aiohttp.access").addFilter(TokenRedactor(self.token))
+
+    async def on_startup(self, app: web.Application) -> None:
+        self.console.print(f"resnet-tui dashboard: one app process per browser tab, "
+                           f"at most {self.max_sessions} at once. Open", highlight=False)
+        self.console.print(f"    {escape(self.url())}", soft_wrap=True, highlight=False)
+        self.console.print("[cyan]Press Ctrl+C to quit")
+
+
+class TokenRedactor(logging.Filter):
+    """Replaces the token in log records with "(token)"."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.forms = {token, quote(token, safe="")}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for form in self.forms:
+            message = message.replace(form, "(token)")
+        record.msg, record.args = message, ()
+        return True
