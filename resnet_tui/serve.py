@@ -24,11 +24,13 @@ own JS, CSS and fonts) stay public.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
 import os
 import secrets
 import shlex
+import socket
 import sys
 from urllib.parse import quote, urlsplit
 
@@ -55,6 +57,7 @@ def serve(*, host: str, port: int, artifact: str | None = None, read_only: bool 
     """Check everything that can fail, then serve until Ctrl+C."""
     if max_sessions < 1:
         raise ServeError(f"--max-sessions must be at least 1, got {max_sessions}")
+    check_can_listen(host, port)
     token = resolve_token(token)
     # App processes inherit this environment: keep the token out of their reach (and their logs).
     os.environ.pop(TOKEN_ENV, None)
@@ -76,6 +79,29 @@ def resolve_token(given: str | None) -> str:
     if not token.strip():
         raise ServeError(f"the token (--token or ${TOKEN_ENV}) is empty")
     return token
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Fail now, in one line, where aiohttp would fail after printing its banner."""
+    if not 1 <= port <= 65535:
+        raise ServeError(f"port {port} is out of range (1-65535)")
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"unknown host {host!r}: {exc.strerror}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # As aiohttp's listening socket does, so a port in TIME_WAIT is not taken for busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ServeError(f"port {port} on {host} is already in use; choose another with --port") \
+                        from None
+                raise ServeError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
 
 
 def dashboard_command(artifact: str | None, read_only: bool) -> str:

@@ -244,3 +244,33 @@ def test_serve_shows_the_dashboard_in_a_browser(served, tmp_path):
     assert shot.stat().st_size > 30_000  # a painted dashboard, not the blank start page (~15 kB)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert server.console().count(TOKEN) == 1
+
+
+def serve_fails(*args: str) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-m", "resnet_tui.cli", "serve", *args], cwd=REPO, check=False,
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ, COLUMNS="200"))
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output and "Press Ctrl+C" not in output and "token=" not in output, output
+    assert len(output.strip().splitlines()) == 1, output
+    return done.returncode, output.strip()
+
+
+def test_serve_on_a_port_in_use_says_so():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, message = serve_fails("--port", str(port))
+    assert code == 2 and message == f"error: port {port} on 127.0.0.1 is already in use; choose another with --port"
+
+
+def test_serve_on_a_port_over_65535_says_so():
+    code, message = serve_fails("--port", "70000")
+    assert code == 2 and message == "error: port 70000 is out of range (1-65535)"
+
+
+def test_serve_on_an_unknown_host_says_so():
+    # Brackets: glibc rejects the name without asking DNS (no network), and they
+    # must reach the terminal literally, not as Rich markup.
+    code, message = serve_fails("--host", "[bold]no-such-host")
+    assert code == 2 and message.startswith("error: unknown host '[bold]no-such-host': ")
