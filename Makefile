@@ -31,6 +31,7 @@ run: install
 	$(BIN)/resnet-tui
 
 test: install-test
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -314,8 +314,8 @@ def bench_training(pairs: int, root: Path) -> None:
     store = RunStore.from_values(values)
 
     def rate(run_id: str) -> float:
-        rows = [r for r in store.open_run(run_id).read_iterations() if r["epoch"] > 1]
-        return (len(rows) - 1) * BATCH / (rows[-1]["elapsed"] - rows[0]["elapsed"])
+        rows = [r for r in store.open_run(run_id).read_iterations() if r.epoch > 1]
+        return (len(rows) - 1) * BATCH / (rows[-1].elapsed - rows[0].elapsed)
 
     def headless() -> float:
         result = Trainer(config, store=store).run()

@@ -35,8 +35,8 @@ SETTINGS: dict[str, dict[str, str]] = {
 
 def child(epochs: int, steps: int, batch: int) -> None:
     import keras
-
     from bench_training import make_config
+
     from resnet_tui.data import dispatch_load_dataset, make_train_dataset
     from resnet_tui.models import compile_model, dispatch_build_model
     from resnet_tui.runs import RunStore
@@ -51,8 +51,8 @@ def child(epochs: int, steps: int, batch: int) -> None:
     schedule = IterationStepDecay(0.1, [32000, 48000], 0.1)
     compile_model(model, config, schedule)
     control = TrainingControl()
-    stream = StreamingCallback(RunRecorder(RunStore.from_values(config.values).create_run("m8_threads")), batch,
-                               steps * batch, schedule.value_at, control)
+    stream = StreamingCallback(RunRecorder(RunStore.from_values(config.values).create_run("m8_threads")),
+                               schedule.value_at, control)
     callbacks = [stream, ControlCallback(control, 0, streaming=stream)]
     train = make_train_dataset(data, batch, True, 0).take(steps)
     rates = []

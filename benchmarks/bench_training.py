@@ -160,7 +160,7 @@ def main() -> int:
             run = store.create_run(f"m8_bench_{len(runs)}")
             runs.append(run)
             control = TrainingControl()
-            stream = StreamingCallback(RunRecorder(run), args.batch, steps * args.batch, schedule.value_at, control)
+            stream = StreamingCallback(RunRecorder(run), schedule.value_at, control)
             callbacks = [stream, ControlCallback(control, 0, streaming=stream)]
         train = make_train_dataset(data, args.batch, True, 0).take(steps)
         variants[name] = (model, callbacks, steps, train)

@@ -89,7 +89,6 @@ def main() -> int:
     began = time.perf_counter()
 
     import keras
-    import tensorflow as tf
 
     from resnet_tui.config import PATH_KEYS, config_from_values, default_values, set_dotted
     from resnet_tui.data import dispatch_load_dataset, make_train_dataset
@@ -131,8 +130,7 @@ def main() -> int:
         callbacks = []
         if not name.startswith("plain"):
             control = TrainingControl()
-            stream = StreamingCallback(RunRecorder(store.create_run("m8_gpu_check")), args.batch,
-                                       args.batch * args.steps, schedule.value_at, control)
+            stream = StreamingCallback(RunRecorder(store.create_run("m8_gpu_check")), schedule.value_at, control)
             callbacks = [stream, ControlCallback(control, 0, streaming=stream)]
         train = make_train_dataset(data, args.batch, True, 0).take(args.steps)
         start = time.perf_counter()

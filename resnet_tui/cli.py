@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import signal
 import sys
@@ -23,8 +22,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
-from resnet_tui.runs import ResumeError, RunBusyError, RunNotFoundError, RunStore, StorageError
+from resnet_tui.report import result_table
+from resnet_tui.runs import ResumeError, RunBusyError, RunInfo, RunNotFoundError, RunStore, StorageError
+from resnet_tui.stderr import fd2_to
+from resnet_tui.training.events import RunStatus
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,17 +42,9 @@ def import_tensorflow_quietly() -> None:
     """Import TensorFlow with fd 2 pointed at /dev/null: its C++ start-up lines
     (oneDNN, CUDA probes) bypass Python and TF_CPP_MIN_LOG_LEVEL."""
     quiet_tensorflow()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+    with fd2_to(os.devnull):
         import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        import tensorflow  # noqa: F401
 
 
 def load_with_overrides(path: str, assignments: list[str]) -> Config:
@@ -58,23 +53,6 @@ def load_with_overrides(path: str, assignments: list[str]) -> Config:
         changes = dict(parse_override(a) for a in assignments)
         config = config.with_values(changes)
     return config
-
-
-def fmt_pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def fmt_duration(seconds) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def fmt_time(timestamp) -> str:
-    return "-" if not timestamp else dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 class ProgressSink:
@@ -104,10 +82,10 @@ class ProgressSink:
                                                acc=float("nan"), lr=float("nan"), ips=0.0)
         elif isinstance(event, ev.EpochEnd):
             val = "" if event.val_accuracy is None else \
-                f"  val loss {event.val_loss:.4f}  val acc {fmt_pct(event.val_accuracy)}"
+                f"  val loss {event.val_loss:.4f}  val acc {fmt.percent(event.val_accuracy)}"
             self.progress.console.print(
                 f"epoch {event.epoch:>3}  iteration {event.iteration:>6}  loss {event.loss:.4f}  "
-                f"acc {fmt_pct(event.accuracy)}{val}  lr {event.lr:.4g}  {event.duration:.1f}s")
+                f"acc {fmt.percent(event.accuracy)}{val}  lr {event.lr:.4g}  {event.duration:.1f}s")
             if self.task is not None:
                 self.progress.update(self.task, completed=event.iteration)
         elif isinstance(event, ev.DatasetProgress):
@@ -120,25 +98,11 @@ class ProgressSink:
             self.progress.console.print(f"[{style}]{event.level}: {event.text}[/]")
 
 
-def result_table(result: dict) -> Table:
-    table = Table(title=f"run {result.get('run_id', '?')}", show_header=False)
-    rows = [
-        ("status", f"{result.get('status')} ({result.get('stop_reason', '')})"),
-        ("parameters", f"{result.get('param_count', 0):,}" if result.get("param_count") else "-"),
-        ("iterations", str(result.get("iterations", "-"))),
-        ("epochs", str(result.get("epochs", "-"))),
-        ("best val accuracy", fmt_pct(result.get("best_val_accuracy"))
-         + (f" (epoch {result['best_epoch']})" if result.get("best_epoch") else "")),
-        ("test accuracy", fmt_pct(result.get("test_accuracy"))),
-        ("test loss", "-" if result.get("test_loss") is None else f"{result['test_loss']:.4f}"),
-        ("duration", fmt_duration(result.get("duration"))),
-        ("device", str(result.get("device", "-"))),
-    ]
-    if result.get("error"):
-        rows.append(("error", f"[red]{result['error']}[/]"))
-    for key, value in rows:
-        table.add_row(key, value)
-    return table
+def print_result(result: dict) -> None:
+    """The result table of a run that just ended (from its result dict: the disk may be full)."""
+    info = RunInfo(result.get("run_id", "?"))
+    info.add_result(result)
+    console.print(result_table(info))
 
 
 def cmd_train(args) -> int:
@@ -188,8 +152,8 @@ def train_with_progress(make_trainer) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    console.print(result_table(result))
-    if result["status"] == "failed":
+    print_result(result)
+    if result["status"] == RunStatus.FAILED:
         err_console.print(f"[bold red]error:[/] {result['error']}")
         run = trainer.run_record
         if run is not None:
@@ -220,8 +184,8 @@ def cmd_runs(args) -> int:
     for info in infos:
         status = info.status + (f" ({info.problem})" if info.problem else "")
         table.add_row(info.run_id, info.config_name, status, str(info.epochs), str(info.iterations),
-                      fmt_pct(info.best_val_accuracy), fmt_pct(info.test_accuracy),
-                      fmt_duration(info.duration), fmt_time(info.started))
+                      fmt.percent(info.best_val_accuracy), fmt.percent(info.test_accuracy),
+                      fmt.duration(info.duration), fmt.date(info.started))
     console.print(table)
     return 0
 
@@ -241,13 +205,12 @@ def cmd_show(args) -> int:
         table = Table(title="epochs")
         for column in ("epoch", "iteration", "loss", "accuracy", "val loss", "val accuracy", "lr", "seconds"):
             table.add_column(column, justify="right")
-        for r in epochs:
-            table.add_row(f"{int(r['epoch'])}", f"{int(r['iteration'])}", f"{r['loss']:.4f}", fmt_pct(r["accuracy"]),
-                          "-" if r["val_loss"] is None else f"{r['val_loss']:.4f}", fmt_pct(r["val_accuracy"]),
-                          f"{r['lr']:.4g}", f"{r['duration']:.1f}")
+        for e in epochs:
+            table.add_row(str(e.epoch), str(e.iteration), fmt.number(e.loss), fmt.percent(e.accuracy),
+                          fmt.number(e.val_loss), fmt.percent(e.val_accuracy), fmt.lr(e.lr), f"{e.duration:.1f}")
         console.print(table)
     if info.result:
-        console.print(result_table(info.result))
+        console.print(result_table(info))
     error = run.read_error()
     if error:
         console.print(f"[red]{error}[/]")
@@ -291,7 +254,7 @@ def cmd_watch(args) -> int:
                     if isinstance(event, RunFinished):
                         finished = event
                 if finished is None:
-                    if run.lock_owner() is None and run.info().status == "interrupted":
+                    if run.lock_owner() is None and run.info().status == RunStatus.INTERRUPTED:
                         progress.console.print(f"[yellow]run {run.id} is not running: its process ended "
                                                f"without a result (resume it with `resnet-tui resume {run.id}`)[/]")
                         return 1
@@ -300,8 +263,8 @@ def cmd_watch(args) -> int:
             return 130
     info = run.info()
     if info.result:
-        console.print(result_table(info.result))
-    return 0 if finished.status != "failed" else 1
+        console.print(result_table(info))
+    return 0 if finished.status != RunStatus.FAILED else 1
 
 
 def cmd_serve(args) -> int:

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnet_tui.models import KNOWN_MODELS
+from resnet_tui.registry import MODELS
 
 
 class ConfigError(ValueError):
     """A config that cannot be used; ``str()`` is one message fit for a user."""
 
-    def __init__(self, message: str, issues: list["ConfigIssue"] | None = None):
+    def __init__(self, message: str, issues: list[ConfigIssue] | None = None):
         super().__init__(message)
         self.issues = issues or []
 
@@ -80,7 +80,7 @@ REFUSED_VALUES: dict[str, dict[str, str]] = {"DISTRIBUTE": {"multi_worker": MULT
 SCHEMA: tuple[Field, ...] = (
     # Model and data
     Field("MODEL_NUMBER", int, 8, "Which model to build (8 = ResNet-20); inferred from an 'm<N>_' file name when absent.",
-          "Model", choices=tuple(KNOWN_MODELS)),
+          "Model", choices=tuple(MODELS)),
     Field("DATASET.source", str, "cifar10",
           "Where images come from: cifar10 (download to DATA_PATH), npz (DATA_PATH is a .npz file), "
           "synthetic (offline demo data), torchvision (the seed's loader; needs the torchvision extra).",
@@ -298,11 +298,11 @@ def check_values(raw: dict, name: str = "") -> tuple[dict, list[ConfigIssue], li
     if get_dotted(raw, "MODEL_NUMBER") is None:
         inferred = model_number_from_name(name)
         if inferred is not None:
-            if inferred in KNOWN_MODELS:
+            if inferred in MODELS:
                 resolved["MODEL_NUMBER"] = inferred
             else:
                 issues.append(ConfigIssue("MODEL_NUMBER", f"the file name says model {inferred}, "
-                                          f"but known models are {', '.join(map(str, KNOWN_MODELS))}"))
+                                          f"but known models are {', '.join(map(str, MODELS))}"))
 
     issues.extend(_check_combinations(resolved))
     if resolved["DROPOUT_MODE"]["enabled"] and resolved["MODEL_NUMBER"] == 8:
@@ -353,7 +353,7 @@ class Config:
     def model_number(self) -> int:
         return self.values["MODEL_NUMBER"]
 
-    def with_values(self, changes: dict[str, Any], name: str | None = None) -> "Config":
+    def with_values(self, changes: dict[str, Any], name: str | None = None) -> Config:
         """A new validated config with dotted ``changes`` applied."""
         values = copy.deepcopy(self.values)
         for key, value in changes.items():

@@ -32,9 +32,10 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -91,21 +92,22 @@ class Dataset:
 
 # --------------------------------------------------------------------------- dispatch
 
-def dispatch_load_dataset(model_number: int, config: "Config", progress: Progress | None = None) -> Dataset:
+def dispatch_load_dataset(model_number: int, config: Config, progress: Progress | None = None) -> Dataset:
     """Load the dataset model ``model_number`` trains on, as ``config`` says.
 
     ``progress(done_bytes, total_bytes)`` is called while CIFAR-10 downloads.
     Every failure is a :class:`DatasetError` with a message for the user.
     """
+    from resnet_tui.registry import UnknownModelError, model_spec
+
     try:
-        load = LOADERS[model_number]
-    except KeyError:
-        known = ", ".join(f"m{n}" for n in LOADERS)
-        raise DatasetError(f"no data loader for model m{model_number}; known models: {known}") from None
+        load = model_spec(model_number).load_function()
+    except UnknownModelError as exc:
+        raise DatasetError(str(exc)) from None
     return load(config, progress)
 
 
-def _load_dataset_m8(config: "Config", progress: Progress | None = None) -> Dataset:
+def load_dataset_m8(config: Config, progress: Progress | None = None) -> Dataset:
     """CIFAR-10 (or a stand-in) for ResNet-20, split 45k/5k/10k as in the paper."""
     source = config.get("DATASET.source")
     val_count = int(config.get("DATASET.validation_count"))
@@ -142,9 +144,6 @@ def _load_dataset_m8(config: "Config", progress: Progress | None = None) -> Data
     mean, std = channel_stats(x_tr)
     description = f"{label}: {len(x_tr)} train / {len(x_val)} val / {len(x_test)} test{note}"
     return Dataset(x_tr, y_tr, x_val, y_val, x_test, y_test, mean, std, source, description)
-
-
-LOADERS: dict[int, Callable[["Config", Progress | None], Dataset]] = {8: _load_dataset_m8}
 
 
 def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -460,7 +459,7 @@ def _standardizer(mean: np.ndarray, std: np.ndarray):
     return standardize
 
 
-def augment_batch(x: "tf.Tensor", seed: "tf.Tensor") -> "tf.Tensor":
+def augment_batch(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Pad 4, random 32x32 crop and random horizontal flip, drawn per image.
 
     ``x`` is a standardized float batch (B, 32, 32, 3); ``seed`` a stateless
@@ -499,7 +498,7 @@ def images_per_epoch(count: int, batch_size: int, replicas: int = 1) -> int:
 
 
 def make_train_dataset(ds: Dataset, batch_size: int, augment: bool, seed: int,
-                       start_epoch: int = 0, replicas: int = 1) -> "tf.data.Dataset":
+                       start_epoch: int = 0, replicas: int = 1) -> tf.data.Dataset:
     """Shuffled, standardized and (optionally) augmented training batches.
 
     Yields (float32 (B, 32, 32, 3), int64 (B,)). Each pass over the dataset
@@ -547,8 +546,8 @@ def make_train_dataset(ds: Dataset, batch_size: int, augment: bool, seed: int,
     return data
 
 
-def make_eval_dataset(x: np.ndarray, y: np.ndarray, ds: "Dataset | tuple[np.ndarray, np.ndarray]",
-                      batch_size: int, replicas: int = 1) -> "tf.data.Dataset":
+def make_eval_dataset(x: np.ndarray, y: np.ndarray, ds: Dataset | tuple[np.ndarray, np.ndarray],
+                      batch_size: int, replicas: int = 1) -> tf.data.Dataset:
     """Standardized, unaugmented batches in order, for validation and test.
 
     ``ds`` gives the training statistics: a :class:`Dataset` or a (mean, std) pair.

@@ -10,22 +10,23 @@ reads; it never writes into the run.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-from resnet_tui.runs import EPOCH_COLUMNS, ITERATION_COLUMNS, Run
-from resnet_tui.training.events import EpochEnd, Event, IterationEnd, RunFinished, RunStarted
+from resnet_tui.records import FILES, from_row
+from resnet_tui.runs import FINISHED_STATUSES, Run
+from resnet_tui.training.events import EpochEnd, Event, IterationEnd, RunFinished, RunStarted, RunStatus
 
 
 class _Tail:
-    """New complete lines of a growing file (a torn last line waits for its end)."""
+    """The records of new complete lines of a growing metrics file (a torn last line waits for its end)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, cls: type):
         self.path = path
+        self.cls = cls
         self.offset = 0
         self.header: list[str] | None = None
 
-    def read_rows(self) -> list[list[str]]:
+    def read(self) -> list:
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
@@ -39,11 +40,13 @@ class _Tail:
         rows = [line.split(",") for line in chunk[:end].decode("utf-8").split("\n") if line]
         if self.header is None and rows:
             self.header = rows.pop(0)
-        return [r for r in rows if self.header and len(r) == len(self.header)]
-
-
-def _num(text: str) -> float | None:
-    return float(text) if text not in ("", "None") else None
+        records = []
+        for cells in rows:
+            try:
+                records.append(from_row(self.cls, self.header, cells))
+            except ValueError:
+                continue
+        return records
 
 
 class RunFollower:
@@ -51,8 +54,8 @@ class RunFollower:
 
     def __init__(self, run: Run):
         self.run = run
-        self._iterations = _Tail(run.paths.log / "iterations.csv")
-        self._epochs = _Tail(run.paths.log / "epochs.csv")
+        self._iterations = _Tail(run.paths.log / FILES[IterationEnd], IterationEnd)
+        self._epochs = _Tail(run.paths.log / FILES[EpochEnd], EpochEnd)
         self._started = False
         self._finished = False
 
@@ -68,18 +71,8 @@ class RunFollower:
                 return events
             events.append(started)
             self._started = True
-        for row in self._iterations.read_rows():
-            values = dict(zip(self._iterations.header, row))
-            try:
-                events.append(IterationEnd(*(_convert(name, values.get(name, "")) for name in ITERATION_COLUMNS)))
-            except (TypeError, ValueError):
-                continue
-        for row in self._epochs.read_rows():
-            values = dict(zip(self._epochs.header, row))
-            try:
-                events.append(EpochEnd(*(_convert(name, values.get(name, "")) for name in EPOCH_COLUMNS)))
-            except (TypeError, ValueError):
-                continue
+        events += self._iterations.read()
+        events += self._epochs.read()
         if not self._finished:
             finished = self._run_finished()
             if finished is not None and self.run.lock_owner() is None:
@@ -115,33 +108,12 @@ class RunFollower:
             result = self.run.read_result()
         except (OSError, ValueError):
             return None
-        if not result or result.get("status") not in ("completed", "stopped", "failed"):
+        if not result or result.get("status") not in FINISHED_STATUSES:
             return None
-        return RunFinished(self.run.id, result["status"], result.get("stop_reason", ""),
+        return RunFinished(self.run.id, RunStatus(result["status"]), result.get("stop_reason", ""),
                            result.get("iterations", 0), result.get("epochs", 0), result.get("duration", 0.0),
                            result.get("test_loss"), result.get("test_accuracy"), result.get("best_val_accuracy"),
                            result.get("error"))
-
-
-def events_from_rows(iterations: list[dict], epochs: list[dict]) -> list[Event]:
-    """IterationEnd/EpochEnd events from rows read by Run.read_iterations/read_epochs."""
-    def value(name, v):
-        if name in ("iteration", "epoch"):
-            return int(v)
-        return math.nan if v is None and name not in ("val_loss", "val_accuracy") else v
-
-    events: list[Event] = [IterationEnd(*(value(n, r.get(n)) for n in ITERATION_COLUMNS)) for r in iterations]
-    events += [EpochEnd(*(value(n, r.get(n)) for n in EPOCH_COLUMNS)) for r in epochs]
-    return events
-
-
-def _convert(name: str, text: str):
-    value = _num(text)
-    if name in ("iteration", "epoch"):
-        return int(value)
-    if value is None and name not in ("val_loss", "val_accuracy"):
-        return math.nan
-    return value
 
 
 def _read_plan(run: Run) -> dict:

@@ -1,4 +1,4 @@
-"""Model registry and builders.
+"""Model builders (registered in registry.py), compiling, summaries.
 
 Keras is imported inside the builders so that reading configs (and painting the
 dashboard) does not wait for TensorFlow to load.
@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from resnet_tui.machine import cpu_flags
+from resnet_tui.registry import model_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from resnet_tui.config import Config
 
-# Model number -> one-line description. Builders are registered below.
-KNOWN_MODELS: dict[int, str] = {
-    8: "ResNet-20 for CIFAR-10 (He et al. 2015), option B projections, ~0.27M parameters",
-}
-
-
-class UnknownModelError(ValueError):
-    pass
-
-
-def build_model_m8(config: "Config") -> "keras.Model":
+def build_model_m8(config: Config) -> keras.Model:
     """ResNet-20 as He et al. (2015) trained it on CIFAR-10.
 
     3x3 conv 16 + BN + ReLU, then three stages of three basic blocks (16, 32,
@@ -75,16 +66,9 @@ def build_model_m8(config: "Config") -> "keras.Model":
     return keras.Model(inputs, outputs, name="m8_resnet20")
 
 
-BUILDERS: dict[int, Callable[["Config"], "keras.Model"]] = {8: build_model_m8}
-
-
-def dispatch_build_model(model_number: int, config: "Config") -> "keras.Model":
-    """Build (uncompiled) model ``model_number``; unknown numbers list the known ones."""
-    try:
-        build = BUILDERS[model_number]
-    except KeyError:
-        known = ", ".join(f"m{n} ({desc})" for n, desc in KNOWN_MODELS.items())
-        raise UnknownModelError(f"no model m{model_number}; known models: {known}") from None
+def dispatch_build_model(model_number: int, config: Config) -> keras.Model:
+    """Build (uncompiled) model ``model_number`` (registry.MODELS); unknown numbers list the known ones."""
+    build = model_spec(model_number).build_function()
     with dtype_policy(config.get("MIXED_PRECISION") or "float32"):
         return build(config)
 
@@ -128,7 +112,7 @@ def mixed_precision_warning(policy: str) -> str | None:
             f"which is usually slower than float32 (see README, Performance)")
 
 
-def make_optimizer(config: "Config", learning_rate):
+def make_optimizer(config: Config, learning_rate):
     import keras
 
     opt = config.OPTIMIZER
@@ -137,7 +121,7 @@ def make_optimizer(config: "Config", learning_rate):
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
-def compile_model(model: "keras.Model", config: "Config", learning_rate) -> None:
+def compile_model(model: keras.Model, config: Config, learning_rate) -> None:
     """SGD (momentum from OPTIMIZER) and sparse categorical cross-entropy, as the seed.
 
     JIT_COMPILE and STEPS_PER_EXECUTION go to Keras as they are. A model built
@@ -157,7 +141,7 @@ def compile_model(model: "keras.Model", config: "Config", learning_rate) -> None
     )
 
 
-def model_summary_text(model: "keras.Model", line_length: int = 110) -> str:
+def model_summary_text(model: keras.Model, line_length: int = 110) -> str:
     """Keras' own model.summary() as plain text, ``line_length`` columns wide.
 
     Keras sizes its table from the terminal (COLUMNS), which is 80 or the
@@ -176,5 +160,5 @@ def model_summary_text(model: "keras.Model", line_length: int = 110) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def count_params(model: "keras.Model") -> int:
+def count_params(model: keras.Model) -> int:
     return int(model.count_params())

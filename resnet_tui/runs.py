@@ -28,13 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ITERATION_COLUMNS = ("iteration", "epoch", "loss", "accuracy", "lr", "images_per_sec",
-                     "epoch_loss", "epoch_accuracy", "elapsed")
-EPOCH_COLUMNS = ("epoch", "iteration", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "duration", "elapsed")
+from resnet_tui.records import FILES, columns, from_row, to_row
+from resnet_tui.training.events import EpochEnd, IterationEnd, RunStatus
 
-# Statuses a run can have in a listing.
-FINISHED_STATUSES = ("completed", "stopped", "failed")
-RUNNING, INTERRUPTED, CORRUPT = "running", "interrupted", "corrupt"
+FINISHED_STATUSES = tuple(s for s in RunStatus if s.finished)
 
 
 class RunNotFoundError(LookupError):
@@ -80,30 +77,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _float_or_none(text: str) -> float | None:
-    return float(text) if text not in ("", "None", "nan") else None
-
-
-def read_csv_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, float | None]]:
-    """Rows of a metrics CSV; a torn last line (crash mid-write) is skipped."""
-    rows = []
+def read_records(path: Path, cls: type) -> list:
+    """The events a metrics CSV holds (see records.py); a torn last line (crash mid-write) is skipped."""
+    records = []
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
-            if header is None:
-                return rows
-            width = len(header)
-            for record in reader:
-                if len(record) != width:
-                    continue
+            for cells in reader if header else ():
                 try:
-                    rows.append({name: _float_or_none(value) for name, value in zip(header, record)})
+                    records.append(from_row(cls, header, cells))
                 except ValueError:
                     continue
     except FileNotFoundError:
         pass
-    return rows
+    return records
 
 
 @dataclass
@@ -122,7 +110,7 @@ class RunInfo:
 
     run_id: str
     config_name: str = "?"
-    status: str = CORRUPT
+    status: RunStatus = RunStatus.CORRUPT
     started: float | None = None
     epochs: int = 0
     iterations: int = 0
@@ -132,11 +120,26 @@ class RunInfo:
     problem: str = ""  # why the run is corrupt or interrupted, in words
     result: dict = field(default_factory=dict)
 
+    def add_result(self, result: dict) -> None:
+        """Take what a finished run's result.json says over what its files suggested."""
+        self.result = result
+        self.status = RunStatus(result["status"])
+        self.config_name = result.get("config_name", self.config_name)
+        self.epochs = result.get("epochs", self.epochs)
+        self.iterations = result.get("iterations", self.iterations)
+        self.best_val_accuracy = result.get("best_val_accuracy", self.best_val_accuracy)
+        self.test_accuracy = result.get("test_accuracy")
+        self.duration = result.get("duration")
+        self.started = result.get("started", self.started)
+        if self.status == RunStatus.FAILED:
+            lines = (result.get("error") or "").strip().splitlines()
+            self.problem = lines[-1] if lines else ""
+
 
 class Run:
     """One run's files. Writing methods are used by the trainer's process only."""
 
-    def __init__(self, store: "RunStore", run_id: str):
+    def __init__(self, store: RunStore, run_id: str):
         self.store = store
         self.id = run_id
         self.paths = RunPaths(**{name: Path(root) / run_id for name, root in store.roots.items()})
@@ -163,28 +166,28 @@ class Run:
         self.paths.log.mkdir(parents=True, exist_ok=True)
         (self.paths.log / "summary.txt").write_text(text, encoding="utf-8")
 
-    def _open_csv(self, name: str, columns: tuple[str, ...]):
-        path = self.paths.log / name
+    def _open_csv(self, cls: type):
+        path = self.paths.log / FILES[cls]
         new = not path.exists() or path.stat().st_size == 0
         fh = open(path, "a", encoding="utf-8", newline="")
         if new:
-            fh.write(",".join(columns) + "\n")
+            fh.write(",".join(columns(cls)) + "\n")
         return fh
 
-    def append_iteration(self, values: tuple) -> None:
-        """Append one row of ITERATION_COLUMNS; flushed at least every second."""
+    def append_iteration(self, event: IterationEnd) -> None:
+        """Append one row to iterations.csv; flushed at least every second."""
         if self._iteration_file is None:
-            self._iteration_file = self._open_csv("iterations.csv", ITERATION_COLUMNS)
-        self._iteration_file.write(",".join(map(_fmt, values)) + "\n")
+            self._iteration_file = self._open_csv(IterationEnd)
+        self._iteration_file.write(",".join(to_row(event)) + "\n")
         now = time.monotonic()
         if now - self._last_flush > 1.0:
             self._iteration_file.flush()
             self._last_flush = now
 
-    def append_epoch(self, values: tuple) -> None:
+    def append_epoch(self, event: EpochEnd) -> None:
         if self._epoch_file is None:
-            self._epoch_file = self._open_csv("epochs.csv", EPOCH_COLUMNS)
-        self._epoch_file.write(",".join(map(_fmt, values)) + "\n")
+            self._epoch_file = self._open_csv(EpochEnd)
+        self._epoch_file.write(",".join(to_row(event)) + "\n")
         self.flush()
 
     def flush(self) -> None:
@@ -241,11 +244,11 @@ class Run:
         except FileNotFoundError:
             return ""
 
-    def read_iterations(self) -> list[dict[str, float | None]]:
-        return read_csv_rows(self.paths.log / "iterations.csv", ITERATION_COLUMNS)
+    def read_iterations(self) -> list[IterationEnd]:
+        return read_records(self.paths.log / FILES[IterationEnd], IterationEnd)
 
-    def read_epochs(self) -> list[dict[str, float | None]]:
-        return read_csv_rows(self.paths.log / "epochs.csv", EPOCH_COLUMNS)
+    def read_epochs(self) -> list[EpochEnd]:
+        return read_records(self.paths.log / FILES[EpochEnd], EpochEnd)
 
     # -- ownership: one live process writes a run ---------------------------
     @property
@@ -293,9 +296,9 @@ class Run:
     def resume_problem(self) -> str | None:
         """Why this run cannot be resumed, or None when it can."""
         info = self.info()
-        if info.status == RUNNING:
+        if info.status == RunStatus.RUNNING:
             return f"run {self.id} is still running (pid {self.lock_owner()}); it cannot be resumed twice"
-        if info.status == "completed":
+        if info.status == RunStatus.COMPLETED:
             return f"run {self.id} already completed ({info.result.get('stop_reason', '')})"
         try:
             state = json.loads((self.paths.checkpoint / "state.json").read_text(encoding="utf-8"))
@@ -340,38 +343,27 @@ class Run:
             problems.append(f"result.json unreadable ({exc.__class__.__name__})")
         epochs = self.read_epochs()
         if epochs:
-            info.epochs = int(epochs[-1]["epoch"] or 0)
-            info.iterations = int(epochs[-1]["iteration"] or 0)
-            vals = [r["val_accuracy"] for r in epochs if r["val_accuracy"] is not None]
+            info.epochs, info.iterations = epochs[-1].epoch, epochs[-1].iteration
+            vals = [e.val_accuracy for e in epochs if e.val_accuracy is not None]
             info.best_val_accuracy = max(vals) if vals else None
         if self.lock_owner() is not None:
             result = None  # a resumed run's old result no longer says where it is
         if isinstance(result, dict) and result.get("status") in FINISHED_STATUSES:
-            info.result = result
-            info.status = result["status"]
-            info.config_name = result.get("config_name", info.config_name)
-            info.epochs = result.get("epochs", info.epochs)
-            info.iterations = result.get("iterations", info.iterations)
-            info.best_val_accuracy = result.get("best_val_accuracy", info.best_val_accuracy)
-            info.test_accuracy = result.get("test_accuracy")
-            info.duration = result.get("duration")
-            info.started = result.get("started", info.started)
-            if info.status == "failed":
-                info.problem = (result.get("error") or "").strip().splitlines()[-1:][0] if result.get("error") else ""
+            info.add_result(result)
         elif meta and not problems:
             if self.lock_owner() is not None:
-                info.status = RUNNING
+                info.status = RunStatus.RUNNING
             else:
-                info.status = INTERRUPTED
+                info.status = RunStatus.INTERRUPTED
                 info.problem = "its process ended without writing a result"
         else:
-            info.status = CORRUPT
+            info.status = RunStatus.CORRUPT
             problems.append("no run.json" if not meta else "")
         if problems:
             info.problem = "; ".join(p for p in problems if p)
         if not info.iterations:
-            rows = self.read_iterations() if info.status == RUNNING else []
-            info.iterations = int(rows[-1]["iteration"]) if rows else info.iterations
+            rows = self.read_iterations() if info.status == RunStatus.RUNNING else []
+            info.iterations = rows[-1].iteration if rows else info.iterations
         return info
 
 
@@ -400,14 +392,6 @@ def _rewrite_csv(path: Path, keep) -> None:
     os.replace(tmp, path)
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.7g}"
-    return str(value)
-
-
 class RunStore:
     """The runs under a set of path keys (a config's, or the defaults)."""
 
@@ -418,11 +402,11 @@ class RunStore:
         self.roots = {name: Path(path) for name, path in roots.items()}
 
     @classmethod
-    def from_values(cls, values: dict) -> "RunStore":
+    def from_values(cls, values: dict) -> RunStore:
         return cls({name: values[key] for name, key in cls.ROOT_KEYS.items()})
 
     @classmethod
-    def under(cls, artifact: str | os.PathLike) -> "RunStore":
+    def under(cls, artifact: str | os.PathLike) -> RunStore:
         """The default layout below one folder (``artifact/log``, ...)."""
         artifact = Path(artifact)
         return cls({name: artifact / name for name in cls.ROOT_KEYS})

@@ -4,10 +4,10 @@ import json
 import re
 
 import pytest
+from conftest import tiny_values
 
 from resnet_tui.cli import main
 from resnet_tui.runs import RunStore
-from conftest import tiny_values
 
 
 @pytest.fixture(autouse=True)

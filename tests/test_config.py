@@ -6,8 +6,15 @@ from pathlib import Path
 import pytest
 
 from resnet_tui.config import (
-    FIELDS, SCHEMA, ConfigError, config_from_values, default_values, diff_values, load_config,
-    parse_override, save_config,
+    FIELDS,
+    SCHEMA,
+    ConfigError,
+    config_from_values,
+    default_values,
+    diff_values,
+    load_config,
+    parse_override,
+    save_config,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,8 +19,14 @@ import pytest
 
 from resnet_tui import data
 from resnet_tui.config import config_from_values, default_values, set_dotted
-from resnet_tui.data import (CIFAR10_CLASSES, Dataset, DatasetError, dispatch_load_dataset,
-                             make_eval_dataset, make_train_dataset)
+from resnet_tui.data import (
+    CIFAR10_CLASSES,
+    Dataset,
+    DatasetError,
+    dispatch_load_dataset,
+    make_eval_dataset,
+    make_train_dataset,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

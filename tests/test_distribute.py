@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_values
 
 from resnet_tui.config import FIELDS, Config, ConfigError, config_from_values, load_config
-from conftest import tiny_values
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -146,7 +146,7 @@ def test_keras_build_pass_under_a_strategy_is_rewound():
 
 
 def test_batch_rules_for_two_replicas():
-    from resnet_tui.training.distribute import Distribution, DistributeError
+    from resnet_tui.training.distribute import DistributeError, Distribution
 
     two = Distribution("mirrored", None, ["/device:GPU:0", "/device:GPU:1"])
     assert two.check_batches(128, 45000) == []  # the paper's split: last batch 72 = 36 + 36
@@ -348,8 +348,8 @@ def _child_tiny_runs(tmp: str) -> dict:
         "one_device": {"mirrored": _one_device_evaluation(config, result), "small": _one_device_evaluation(
             small_config, small)},
         "small": small, "small_seen": small_seen,
-        "result": saved, "seen": seen, "rows": [int(r["iteration"]) for r in rows],
-        "epochs": [int(r["epoch"]) for r in run_record.read_epochs()],
+        "result": saved, "seen": seen, "rows": [r.iteration for r in rows],
+        "epochs": [r.epoch for r in run_record.read_epochs()],
         "status": run_record.info().status, "state_iteration": state.iteration,
         "restored_ok": restored_ok, "restored_iterations": int(fresh.optimizer.iterations.numpy()),
         "odd": odd,
@@ -372,7 +372,7 @@ def _one_device_evaluation(config: Config, result: dict) -> dict:
     return {"counts": [len(data.y_train), len(data.y_val), len(data.y_test)], "status": result["status"],
             "error": result.get("error"), "run_test": [result.get("test_loss"), result.get("test_accuracy")],
             "one_device_test": [test["loss"], test["accuracy"]],
-            "run_val": [last["val_loss"], last["val_accuracy"]], "one_device_val": [val["loss"], val["accuracy"]]}
+            "run_val": [last.val_loss, last.val_accuracy], "one_device_val": [val["loss"], val["accuracy"]]}
 
 
 @pytest.mark.parametrize("name, counts", [("mirrored", [96, 19, 17]), ("small", [97, 3, 2])])

@@ -7,10 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import tiny_values
+
 from resnet_tui.follow import RunFollower
 from resnet_tui.runs import RunStore
 from resnet_tui.training.events import EpochEnd, IterationEnd, RunFinished, RunStarted
-from conftest import tiny_values
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from resnet_tui.config import config_from_values
-from resnet_tui.models import UnknownModelError, compile_model, dispatch_build_model, model_summary_text
+from resnet_tui.models import compile_model, dispatch_build_model, model_summary_text
+from resnet_tui.registry import UnknownModelError
 
 
 @pytest.fixture(scope="module")

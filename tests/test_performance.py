@@ -5,6 +5,7 @@ per call."""
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_values
 
 from resnet_tui.config import FIELDS, ConfigError, config_from_values
 from resnet_tui.models import compile_model, dispatch_build_model
@@ -13,7 +14,6 @@ from resnet_tui.training.callbacks import StreamingCallback, TrainingControl
 from resnet_tui.training.events import EpochEnd, IterationEnd, RunFinished
 from resnet_tui.training.steplog import StepLog
 from resnet_tui.training.trainer import Trainer
-from conftest import tiny_values
 
 
 class Collect(list):
@@ -73,8 +73,7 @@ def _hand_checked_fit(steps_per_execution: int):
         def on_train_batch_end(self, batch, logs=None):
             calls.append(batch)
 
-    callback = StreamingCallback(events, batch_size=8, train_count=70, lr_at=lambda i: 0.5 ** i,
-                                 control=TrainingControl())
+    callback = StreamingCallback(events, lr_at=lambda i: 0.5 ** i, control=TrainingControl())
     model.fit(x, y, batch_size=8, epochs=2, shuffle=False, callbacks=[callback, CountCalls()], verbose=0)
     probs = model.predict(x, verbose=0).astype("float64")
     return events, calls, -np.log(probs[np.arange(70), y]), (probs.argmax(axis=1) == y).astype("float64")
@@ -143,8 +142,8 @@ def test_trainer_records_the_same_iterations_with_steps_per_execution(tiny_confi
 
     run = RunStore.from_values(config.values).open_run(result["run_id"])
     rows = run.read_iterations()
-    assert [int(r["iteration"]) for r in rows] == list(range(1, 11)) and result["iterations"] == 10
-    assert [float(r["loss"]) for r in rows] == pytest.approx([e.loss for e in b], rel=1e-6)
+    assert [r.iteration for r in rows] == list(range(1, 11)) and result["iterations"] == 10
+    assert [float(r.loss) for r in rows] == pytest.approx([e.loss for e in b], rel=1e-6)
 
 
 def test_iteration_cap_with_steps_per_execution(tiny_config):
@@ -160,5 +159,5 @@ def test_iteration_cap_with_steps_per_execution(tiny_config):
                                      "STEPS_PER_EXECUTION 4 checks once per execution")
     assert [e.iteration for e in events.of(IterationEnd)] == list(range(1, 10))  # all recorded
     rows = RunStore.from_values(config.values).open_run(result["run_id"]).read_iterations()
-    assert [int(r["iteration"]) for r in rows] == list(range(1, 10))
+    assert [r.iteration for r in rows] == list(range(1, 10))
     assert events.of(RunFinished)[0].iterations == 9

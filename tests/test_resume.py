@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_values
 
 from resnet_tui.config import config_from_values
 from resnet_tui.models import compile_model, dispatch_build_model
@@ -21,7 +22,6 @@ from resnet_tui.training.checkpoint import TrainingState
 from resnet_tui.training.events import IterationEnd, RunStarted
 from resnet_tui.training.schedules import IterationStepDecay
 from resnet_tui.training.trainer import Trainer
-from conftest import tiny_values
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,8 +122,8 @@ def test_kill_9_then_resume_continues_the_same_run(tmp_path, extra_delay):
     total = started.steps_per_epoch * epochs
     assert result["iterations"] == total and result["epochs"] == epochs
     rows = run.read_iterations()
-    assert [int(r["iteration"]) for r in rows] == list(range(1, total + 1))  # no duplicate, no gap
-    assert [int(r["epoch"]) for r in run.read_epochs()] == list(range(1, epochs + 1))
+    assert [r.iteration for r in rows] == list(range(1, total + 1))  # no duplicate, no gap
+    assert [r.epoch for r in run.read_epochs()] == list(range(1, epochs + 1))
     assert run.info().status == "completed"
 
 
@@ -142,7 +142,7 @@ def test_stopped_run_resumes_and_still_ends_at_the_iteration_cap(tiny_config):
     assert resumed["status"] == "completed" and resumed["iterations"] == 12
     assert resumed["stop_reason"] == "iteration cap (12 iterations)"
     run = store.open_run(result["run_id"])
-    assert [int(r["iteration"]) for r in run.read_iterations()] == list(range(1, 13))
+    assert [r.iteration for r in run.read_iterations()] == list(range(1, 13))
     with pytest.raises(ResumeError, match="already completed"):
         Trainer.resuming(store, result["run_id"])
 

@@ -56,7 +56,7 @@ def test_per_batch_values_are_derived_exactly_from_running_means():
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     events = Collect()
-    callback = StreamingCallback(events, batch_size=32, train_count=70, lr_at=None, control=TrainingControl())
+    callback = StreamingCallback(events, lr_at=None, control=TrainingControl())
     model.fit(x, y, batch_size=32, epochs=2, shuffle=False, callbacks=[callback], verbose=0)
 
     probs = model.predict(x, verbose=0).astype("float64")
@@ -103,9 +103,9 @@ def test_tiny_run_writes_a_complete_run_record(tiny_config):
     assert run.read_config() == config.values
     assert "stage3_block3_out" in run.read_summary()
     rows = run.read_iterations()
-    assert [int(r["iteration"]) for r in rows] == list(range(1, 2 * steps + 1))
-    assert rows[0]["loss"] == pytest.approx(iterations[0].loss, rel=1e-5)
-    assert [int(r["epoch"]) for r in run.read_epochs()] == [1, 2]
+    assert [r.iteration for r in rows] == list(range(1, 2 * steps + 1))
+    assert rows[0].loss == pytest.approx(iterations[0].loss, rel=1e-5)
+    assert [r.epoch for r in run.read_epochs()] == [1, 2]
     assert (run.paths.checkpoint / "best.weights.h5").is_file()
     assert (run.paths.model / "final.keras").is_file()
     saved = json.loads((run.paths.result / "result.json").read_text())

@@ -6,8 +6,17 @@ import asyncio
 import time
 from types import SimpleNamespace
 
-from tui_support import (make_app, record_notifications, select_config, text_of, tiny_values,  # noqa: F401
-                         tui_env, tui_finished_run, wait_for, write_configs)
+from tui_support import (  # noqa: F401
+    make_app,
+    record_notifications,
+    select_config,
+    text_of,
+    tiny_values,
+    tui_env,
+    tui_finished_run,
+    wait_for,
+    write_configs,
+)
 
 from resnet_tui.runs import RunStore
 from resnet_tui.tui.screens.dialogs import ConfirmScreen

@@ -193,7 +193,7 @@ async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
         assert list(session.history.iterations["iteration"]) == list(range(1, total + 1))  # old curve + new, no gap
     run = tui_env.store.open_run(stopped["run_id"])
     assert run.info().status == "completed"
-    assert [int(r["iteration"]) for r in run.read_iterations()] == list(range(1, total + 1))
+    assert [r.iteration for r in run.read_iterations()] == list(range(1, total + 1))
 
 
 def tree_state(root) -> dict:

@@ -13,28 +13,22 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import tiny_values as conftest_tiny_values
 
-from resnet_tui.config import PATH_KEYS, config_from_values, default_values, set_dotted
-from resnet_tui.runs import EPOCH_COLUMNS, ITERATION_COLUMNS, RunStore, write_json_atomic
+from resnet_tui.config import config_from_values
+from resnet_tui.records import FILES, columns, to_row
+from resnet_tui.runs import RunStore, write_json_atomic
+from resnet_tui.training.events import EpochEnd, IterationEnd
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A run of a few seconds on CPU: synthetic data, 6 steps of 32 per epoch.
-TINY = {
-    "DATASET.source": "synthetic", "DATASET.synthetic_train_count": 256, "DATASET.synthetic_test_count": 64,
-    "DATASET.validation_count": 64, "EPOCHS_COUNT": 2, "BATCH_SIZE": 32, "MAX_ITERATIONS": 0,
-    "STEP_SCHEDULE.boundaries": [4, 8],
-}
+# The dashboard's tiny run, a few seconds on CPU: conftest's tiny config with
+# 6 steps of 32 per epoch (192 training images after 64 for validation).
+DASHBOARD_RUN = {"DATASET.synthetic_train_count": 256}
 
 
 def tiny_values(root: Path, **changes) -> dict:
-    """The tiny config's values, with every *_PATH key under ``root/artifact``."""
-    values = default_values()
-    for key in PATH_KEYS:
-        values[key] = str(root / "artifact" / key.split("_")[0].lower())
-    for key, value in {**TINY, **changes}.items():
-        set_dotted(values, key, value)
-    return values
+    return conftest_tiny_values(root, **{**DASHBOARD_RUN, **changes})
 
 
 def write_configs(folder: Path, values: dict, name: str = "m8_tiny") -> Path:
@@ -101,10 +95,9 @@ def tui_finished_run(tmp_path_factory):
 
 # -- hand-written runs with fixed values (deterministic screens) ---------------------------
 
-def _write_csv(path: Path, columns, rows) -> None:
+def _write_records(path: Path, cls, records) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [",".join(columns)] + [",".join("" if v is None else f"{v:.7g}" if isinstance(v, float) else str(v)
-                                            for v in row) for row in rows]
+    lines = [",".join(columns(cls))] + [",".join(to_row(r)) for r in records]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -128,14 +121,14 @@ def write_fake_run(store: RunStore, run_id: str, config_values: dict, *, status:
         loss = 2.3 * 0.97 ** i + 0.1 * ((i * 7919) % 13) / 13
         acc = min(0.95, 0.1 + 0.02 * i + 0.03 * ((i * 104729) % 7) / 7)
         lr = lr0 * (0.1 if i > 15 else 1.0)
-        iteration_rows.append((i, epoch, loss, acc, lr, 1000.0, loss, acc, 0.5 * i))
+        iteration_rows.append(IterationEnd(i, epoch, loss, acc, lr, 1000.0, loss, acc, 0.5 * i))
         if i % steps == 0:
-            epoch_rows.append((epoch, i, loss, acc, loss * 1.1, acc * 0.9, lr, 5.0, 0.5 * i))
-    _write_csv(roots["log"] / run_id / "iterations.csv", ITERATION_COLUMNS, iteration_rows)
-    _write_csv(roots["log"] / run_id / "epochs.csv", EPOCH_COLUMNS, epoch_rows)
+            epoch_rows.append(EpochEnd(epoch, i, loss, acc, loss * 1.1, acc * 0.9, lr, 5.0, 0.5 * i))
+    _write_records(roots["log"] / run_id / FILES[IterationEnd], IterationEnd, iteration_rows)
+    _write_records(roots["log"] / run_id / FILES[EpochEnd], EpochEnd, epoch_rows)
     if status is None:
         return
-    best = max((r[5] for r in epoch_rows), default=None)
+    best = max((r.val_accuracy for r in epoch_rows), default=None)
     result = {"run_id": run_id, "config_name": config_name, "started": started, "status": status,
               "stop_reason": {"completed": f"epoch limit ({len(epoch_rows)} epochs)", "stopped": "stopped by user",
                               "failed": "error: ValueError"}[status],

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 
-from resnet_tui.training.events import EpochEnd, IterationEnd, Sink
+from resnet_tui.training.events import EpochEnd, IterationEnd, Sink, StopReason
 from resnet_tui.training.steplog import StepLog
 
 
@@ -67,25 +67,22 @@ class StreamingCallback(keras.callbacks.Callback):
     ``i``, so each batch's own value is ``(S_i - S_{i-1}) / (N_i - N_{i-1})``
     and the running mean ``S_i / N_i``, one event per iteration, in order.
     Within one execution the iterations share its images/s, and their elapsed
-    times are spread evenly over it. (``batch_size`` and ``train_count`` are
-    kept for callers: the sample counts now come from the metrics themselves.)
+    times are spread evenly over it.
     """
 
-    def __init__(self, sink: Sink, batch_size: int, train_count: int,
-                 lr_at: Callable[[int], float] | None, control: TrainingControl,
-                 start_iteration: int = 0, start_epoch: int = 0):
+    def __init__(self, sink: Sink, lr_at: Callable[[int], float] | None, control: TrainingControl,
+                 start_iteration: int = 0, start_epoch: int = 0, elapsed_before: float = 0.0):
         super().__init__()
         self.sink = sink
-        self.batch_size = batch_size
-        self.train_count = train_count
         self.lr_at = lr_at  # iteration count before the update -> lr; None: read the optimizer
         self.control = control
         self.iteration = start_iteration
         self.epoch = start_epoch
         self.completed_epochs = start_epoch
-        self.elapsed_before = 0.0  # from an earlier process, when resumed
+        self.elapsed_before = elapsed_before  # training seconds of earlier processes, when resumed
         self.first_non_finite: int | None = None  # first iteration whose batch loss was NaN or infinite
         self.step_log: StepLog | None = None
+        self._t0: float | None = None  # when fit began training
 
     def set_model(self, model):
         super().set_model(model)
@@ -103,7 +100,8 @@ class StreamingCallback(keras.callbacks.Callback):
         return self.elapsed_before + now - self._t0 - (self.control.paused_total - self._paused0)
 
     def elapsed_now(self) -> float:
-        return self._elapsed(time.perf_counter())
+        """Training seconds so far, this process's and earlier ones' (pauses excluded)."""
+        return self.elapsed_before if self._t0 is None else self._elapsed(time.perf_counter())
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
@@ -192,10 +190,10 @@ class ControlCallback(keras.callbacks.Callback):
             return
         self.control.wait_while_paused()
         if self.control.stop_requested:
-            self.stop_reason = "stopped by user"
+            self.stop_reason = StopReason.USER
             self.model.stop_training = True
         elif self.max_iterations and self.iteration >= self.max_iterations:
-            self.stop_reason = f"iteration cap ({self.max_iterations} iterations)"
+            self.stop_reason = f"{StopReason.ITERATION_CAP} ({self.max_iterations} iterations)"
             if self.iteration > self.max_iterations:
                 self.stop_reason += (f"; reached at {self.iteration}: STEPS_PER_EXECUTION "
                                      f"{self.model.steps_per_execution} checks once per execution")
@@ -204,5 +202,5 @@ class ControlCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # A stop asked for during validation takes effect here.
         if self.control.stop_requested and self.non_finite_at is None:
-            self.stop_reason = "stopped by user"
+            self.stop_reason = StopReason.USER
             self.model.stop_training = True

@@ -35,9 +35,10 @@ class TrainingState:
     best_val_accuracy: float | None
     elapsed: float  # training seconds so far (pauses excluded)
     weights: str  # file name, next to state.json
+    best_epoch: int | None = None  # the epoch of best_val_accuracy (absent in states saved before it was kept)
 
     @staticmethod
-    def read(folder: Path) -> "TrainingState | None":
+    def read(folder: Path) -> TrainingState | None:
         try:
             data = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
             return TrainingState(**data)
@@ -52,12 +53,14 @@ class StateCheckpoint(keras.callbacks.Callback):
     state survives.
     """
 
-    def __init__(self, folder: Path, streaming, control_callback, best_val_accuracy: float | None = None):
+    def __init__(self, folder: Path, streaming, control_callback, best_val_accuracy: float | None = None,
+                 best_epoch: int | None = None):
         super().__init__()
         self.folder = folder
         self.streaming = streaming
         self.control_callback = control_callback
-        self.best_val_accuracy = best_val_accuracy
+        self.best_val_accuracy = best_val_accuracy  # the best so far, and its epoch: the run's result keeps them
+        self.best_epoch = best_epoch
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -65,12 +68,12 @@ class StateCheckpoint(keras.callbacks.Callback):
             return
         val = logs.get("val_accuracy")
         if val is not None and math.isfinite(val) and (self.best_val_accuracy is None or val > self.best_val_accuracy):
-            self.best_val_accuracy = float(val)
+            self.best_val_accuracy, self.best_epoch = float(val), epoch + 1
         self.folder.mkdir(parents=True, exist_ok=True)
         weights = f"state-epoch{epoch + 1}.weights.h5"
         self.model.save_weights(self.folder / weights, overwrite=True)  # includes the optimizer's state
         state = TrainingState(epoch + 1, self.streaming.iteration, self.best_val_accuracy,
-                              self.streaming.elapsed_now(), weights)
+                              self.streaming.elapsed_now(), weights, self.best_epoch)
         write_json_atomic(self.folder / STATE_FILE, asdict(state))
         for old in self.folder.glob("state-epoch*.weights.h5"):
             if old.name != weights:

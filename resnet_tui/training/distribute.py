@@ -90,7 +90,7 @@ class Distribution:
     messages: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, config: Config) -> "Distribution":
+    def from_config(cls, config: Config) -> Distribution:
         import tensorflow as tf
 
         mode = config.get("DISTRIBUTE") or "none"
@@ -165,7 +165,7 @@ class Distribution:
         return {"strategy": self.mode, "replicas": self.replicas, "devices": list(self.devices),
                 "sync_batch_norm": self.sync_batch_norm}
 
-    def callbacks(self, train_ds: "tf.data.Dataset") -> list:
+    def callbacks(self, train_ds: tf.data.Dataset) -> list:
         """Callbacks the strategy needs around ``fit(train_ds)``; they go first in the list."""
         if self.mode == "none":
             return []

@@ -14,8 +14,35 @@ iteration, in order, whatever STEPS_PER_EXECUTION is.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """A run's status, as result.json records it and every listing shows it."""
+
+    COMPLETED = "completed"  # ended by its plan: epochs, iteration cap or early stopping
+    STOPPED = "stopped"  # a person stopped it; it can be resumed
+    FAILED = "failed"  # an error or divergence ended it
+    RUNNING = "running"  # a live process writes it (never in result.json)
+    INTERRUPTED = "interrupted"  # its process ended without a result
+    CORRUPT = "corrupt"  # its files cannot be read
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.FAILED)
+
+
+class StopReason(StrEnum):
+    """What ended a run; result.json's ``stop_reason`` starts with one and may add details."""
+
+    EPOCH_LIMIT = "epoch limit"
+    ITERATION_CAP = "iteration cap"
+    EARLY_STOPPING = "early stopping"
+    USER = "stopped by user"
+    DIVERGED = "training diverged"
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +104,7 @@ class LogMessage:
 @dataclass(frozen=True, slots=True)
 class RunFinished:
     run_id: str
-    status: str  # "completed", "stopped" or "failed"
+    status: RunStatus  # completed, stopped or failed
     stop_reason: str  # which bound ended the run, in words
     iterations: int
     epochs: int
@@ -88,20 +115,8 @@ class RunFinished:
     error: str | None = None
 
 
-Event = Union[RunStarted, IterationEnd, EpochEnd, DatasetProgress, LogMessage, RunFinished]
+Event = RunStarted | IterationEnd | EpochEnd | DatasetProgress | LogMessage | RunFinished
 Sink = Callable[[Event], None]
-
-EVENT_TYPES = {cls.__name__: cls for cls in (RunStarted, IterationEnd, EpochEnd, DatasetProgress, LogMessage, RunFinished)}
-
-
-def event_to_dict(event: Event) -> dict[str, Any]:
-    return {"type": type(event).__name__, **asdict(event)}
-
-
-def event_from_dict(data: dict[str, Any]) -> Event:
-    data = dict(data)
-    cls = EVENT_TYPES[data.pop("type")]
-    return cls(**data)
 
 
 @dataclass

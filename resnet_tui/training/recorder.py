@@ -25,12 +25,10 @@ class RunRecorder:
             handler(event)
 
     def _iteration(self, e: IterationEnd) -> None:
-        self.run.append_iteration((e.iteration, e.epoch, e.loss, e.accuracy, e.lr, e.images_per_sec,
-                                   e.epoch_loss, e.epoch_accuracy, e.elapsed))
+        self.run.append_iteration(e)
 
     def _epoch(self, e: EpochEnd) -> None:
-        self.run.append_epoch((e.epoch, e.iteration, e.loss, e.accuracy, e.val_loss, e.val_accuracy,
-                               e.lr, e.duration, e.elapsed))
+        self.run.append_epoch(e)
 
     def _started(self, e: RunStarted) -> None:
         self.run.write_summary(e.model_summary)

@@ -19,6 +19,18 @@ Under ``tf.distribute`` the buffer is created in the model's strategy scope as
 a sync-on-read variable summed across replicas, like Keras' metric variables:
 each replica writes its own sums, and the host read adds them up into the
 global batch's sums; the counter reads the first replica's.
+
+Why not a public API: Keras 3 has none that gives a step's own loss and
+sample count. Batch ``logs`` are running means without the counts, and with
+``steps_per_execution`` > 1 only the last step's reach callbacks. A
+``keras.Model`` subclass with its own ``train_step`` (the guide's way) would
+make every saved m8 a custom class that only loads with this package
+imported, and would still have to read the same trackers to report Keras'
+own values. So this wraps the instance's ``train_step`` and reads each Mean
+metric's ``total`` and ``count`` variables, reaching the compiled ones through
+``CompileMetrics.metrics`` (keras/src/trainers/compile_utils.py). Tested with
+Keras 3.15; pyproject.toml pins ``keras<3.16``, and if the structure moves
+every training test fails loudly with StepLogError.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ class StepLogError(RuntimeError):
     pass
 
 
-def _sum_metrics(model: "keras.Model") -> dict:
+def _sum_metrics(model: keras.Model) -> dict:
     """The compiled metrics that keep a ``total`` and a ``count`` (Keras' Mean family), by name."""
     found: dict = {}
 
@@ -57,7 +69,7 @@ def _sum_metrics(model: "keras.Model") -> dict:
 class StepLog:
     """A device-side ring buffer of the metrics' running sums after each training step."""
 
-    def __init__(self, model: "keras.Model", capacity: int):
+    def __init__(self, model: keras.Model, capacity: int):
         import tensorflow as tf
 
         self.capacity = int(capacity)
@@ -94,7 +106,7 @@ class StepLog:
 
     # On the host -------------------------------------------------------------
     @classmethod
-    def attach(cls, model: "keras.Model") -> "StepLog":
+    def attach(cls, model: keras.Model) -> StepLog:
         """The model's StepLog, installing one (and dropping a train function built without it) if needed."""
         capacity = max(int(getattr(model, "steps_per_execution", 1) or 1), 1)
         log = getattr(model, ATTRIBUTE, None)

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import platform
-import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Iterator
 
 from resnet_tui.config import Config
 from resnet_tui.machine import cpu_line
-from resnet_tui.runs import ResumeError, Run, RunStore  # noqa: F401 (ResumeError re-exported)
-from resnet_tui.training.events import LogMessage, RunFinished, RunStarted, Sink, SinkFanout
+from resnet_tui.runs import ResumeError, Run, RunStore
+from resnet_tui.stderr import fd2_to
+from resnet_tui.training.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
 
 
 @dataclass
@@ -40,31 +38,6 @@ def plan_training(config: Config, train_count: int, replicas: int = 1) -> Traini
     if config.MAX_ITERATIONS:
         total = min(total, config.MAX_ITERATIONS)
     return TrainingPlan(steps, config.EPOCHS_COUNT, total)
-
-
-@contextlib.contextmanager
-def stderr_to_file(path) -> Iterator[None]:
-    """Point file descriptor 2 at ``path`` while training.
-
-    TensorFlow's C++ code writes warnings straight to fd 2, past Python and past
-    TF_CPP_MIN_LOG_LEVEL; on a dashboard they would scribble over the screen.
-    """
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (e.g. under some test runners)
-        yield
-        return
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
-            os.dup2(fh.fileno(), 2)
-            try:
-                yield
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
 
 
 def describe_device() -> str:
@@ -112,7 +85,7 @@ class Trainer:
 
     @classmethod
     def resuming(cls, store: RunStore, run_id: str, sink: Sink | None = None,
-                 capture_stderr: bool = True) -> "Trainer":
+                 capture_stderr: bool = True) -> Trainer:
         """A trainer that continues run ``run_id`` from its last saved epoch."""
         from resnet_tui.config import config_from_values
         from resnet_tui.training.checkpoint import TrainingState
@@ -156,11 +129,14 @@ class Trainer:
         self.run_record = run
         run.acquire_lock()
         try:
-            return self._run_locked(run, resumed)
+            self._begin(run, resumed)
+            status, reason, error = self._train_recording_failures(run)
+            return self._finish(run, status, reason, error)
         finally:
             run.release_lock()
 
-    def _run_locked(self, run: Run, resumed: bool) -> dict:
+    def _begin(self, run: Run, resumed: bool) -> None:
+        """Claim the run's files, start recording, say what is about to happen."""
         from resnet_tui.training.recorder import RunRecorder
 
         run.write_meta(self.config.name, resumed=resumed)
@@ -168,176 +144,227 @@ class Trainer:
             run.begin_resume(self.resume_state.epoch, self.resume_state.iteration)
         else:
             run.write_config(self.config.values)
-        sinks = [RunRecorder(run)] + ([self._external_sink] if self._external_sink is not None else [])
-        self.sink = SinkFanout(sinks)
-        started = time.time()
+        self.sink = SinkFanout([RunRecorder(run)] + ([self._external_sink] if self._external_sink else []))
+        now = time.time()
+        self._t_begin = now
         self._streaming = None
-        self._result = {"run_id": run.id, "config_name": self.config.name, "started": started}
+        self._state_checkpoint = None
+        self._result = {"run_id": run.id, "config_name": self.config.name, "started": now}
         if resumed:
-            self._result["started"] = (run.read_meta() or {}).get("started", started)
-            self._result["resumed_at"] = [started]
-        redirect = stderr_to_file(run.paths.log / "train.log") if self.capture_stderr else contextlib.nullcontext()
+            self._result["started"] = (run.read_meta() or {}).get("started", now)
+            self._result["resumed_at"] = [now]
+        for warning in self.config.warnings:
+            self.sink(LogMessage("warning", warning))
+        if resumed:
+            self.sink(LogMessage("info", f"resuming {run.id} after epoch {self.resume_state.epoch}, "
+                                         f"iteration {self.resume_state.iteration}"))
+
+    def _train_recording_failures(self, run: Run) -> tuple[RunStatus, str, str | None]:
+        """(status, stop reason, error): any exception becomes a failed run, not a raise
+        (the caller may be a UI thread)."""
         try:
-            for warning in self.config.warnings:
-                self.sink(LogMessage("warning", warning))
-            if resumed:
-                self.sink(LogMessage("info", f"resuming {run.id} after epoch {self.resume_state.epoch}, "
-                                             f"iteration {self.resume_state.iteration}"))
-            with redirect:
+            with fd2_to(run.paths.log / "train.log") if self.capture_stderr else contextlib.nullcontext():
                 status, reason = self._train()
-            error = None if status != "failed" else reason
-        except Exception as exc:  # recorded, not raised: the caller may be a UI thread
-            status, reason = "failed", f"error: {exc.__class__.__name__}"
+            return status, reason, (reason if status == RunStatus.FAILED else None)
+        except Exception as exc:
             error = f"{exc.__class__.__name__}: {exc}"
             _try(run.write_error, traceback.format_exc())
             _try(run.log, f"[error] {error}")
             self.sink(LogMessage("error", error))
-        result = self._result
-        streaming = self._streaming
-        state = self.resume_state
-        result.update(status=status, stop_reason=reason, error=error, finished=time.time(),
-                      duration=streaming.elapsed_now() if streaming and hasattr(streaming, "_t0")
-                      else (state.elapsed if state else time.time() - started),
-                      iterations=streaming.iteration if streaming else (state.iteration if state else 0),
-                      epochs=streaming.completed_epochs if streaming else (state.epoch if state else 0))
+            return RunStatus.FAILED, f"{StopReason.ERROR}: {exc.__class__.__name__}", error
+
+    def _finish(self, run: Run, status: RunStatus, reason: str, error: str | None) -> dict:
+        """Write result.json (and error.log for a failure) and tell the watchers."""
+        result, streaming, state = self._result, self._streaming, self.resume_state
+        if streaming is not None:
+            duration, iterations, epochs = streaming.elapsed_now(), streaming.iteration, streaming.completed_epochs
+        elif state is not None:
+            duration, iterations, epochs = state.elapsed, state.iteration, state.epoch
+        else:
+            duration, iterations, epochs = time.time() - self._t_begin, 0, 0
+        result.update(status=status, stop_reason=reason, error=error, finished=time.time(), duration=duration,
+                      iterations=iterations, epochs=epochs)
         result.setdefault("versions", _safe(library_versions))
         result.setdefault("device", _safe(describe_device))
-        if status == "failed" and not run.paths.error.joinpath("error.log").exists():
+        if status == RunStatus.FAILED and not run.paths.error.joinpath("error.log").exists():
             _try(run.write_error, error + "\n")
         _try(run.write_result, result)
         try:
-            self.sink(RunFinished(run.id, status, reason, result["iterations"], result["epochs"],
-                                  result["duration"], result.get("test_loss"), result.get("test_accuracy"),
-                                  result.get("best_val_accuracy"), error))
+            self.sink(RunFinished(run.id, status, reason, iterations, epochs, duration, result.get("test_loss"),
+                                  result.get("test_accuracy"), result.get("best_val_accuracy"), error))
         except OSError:  # the disk may be full; the result above is what could be saved
             pass
         return result
 
-    def _train(self) -> tuple[str, str]:
+    def _train(self) -> tuple[RunStatus, str]:
+        """The steps of a run: data, placement, model, pipelines, callbacks, fit, outcome."""
         import keras
 
-        from resnet_tui.data import dispatch_load_dataset, make_eval_dataset, make_train_dataset
-        from resnet_tui.models import (compile_model, count_params, dispatch_build_model, mixed_precision_warning,
-                                       model_summary_text)
-        from resnet_tui.training.callbacks import ControlCallback, StreamingCallback
-        from resnet_tui.training.checkpoint import StateCheckpoint, restore
-        from resnet_tui.training.distribute import DistributeError, Distribution
+        keras.utils.set_random_seed(self.config.SEED)
+        self._result["versions"] = library_versions()
+        self._result["device"] = describe_device()
+        dataset = self._load_data()
+        distribution, plan = self._place(len(dataset.y_train))
+        model, schedule = self._build_model(distribution)
+        train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
+        self._announce(model, dataset, plan)
+        callbacks = self._callbacks(train_ds, val_ds is not None, distribution, schedule)
+        self._fit(model, train_ds, val_ds, callbacks, plan)
+        status, reason = self._outcome(plan)
+        if status != RunStatus.FAILED:
+            self._save_and_test(model, test_ds, len(dataset.y_test), status)
+        return status, reason
+
+    def _load_data(self):
+        from resnet_tui.data import dispatch_load_dataset
         from resnet_tui.training.events import DatasetProgress
-        from resnet_tui.training.schedules import IterationStepDecay
 
-        config, run, result, state = self.config, self.run_record, self._result, self.resume_state
-        keras.utils.set_random_seed(config.SEED)
-        result["versions"] = library_versions()
-        result["device"] = describe_device()
-
-        dataset = dispatch_load_dataset(config.model_number, config,
+        dataset = dispatch_load_dataset(self.config.model_number, self.config,
                                         progress=lambda done, total: self.sink(DatasetProgress(done, total)))
-        result["dataset"] = {"source": dataset.source, "description": dataset.description, **dataset.stats()}
+        self._result["dataset"] = {"source": dataset.source, "description": dataset.description, **dataset.stats()}
         self.sink(LogMessage("info", dataset.description))
-        train_count = len(dataset.y_train)
-        distribution = Distribution.from_config(config)  # DISTRIBUTE: none or MirroredStrategy
-        replicas = distribution.replicas
-        plan = plan_training(config, train_count, replicas)
-        result["distribute"] = distribution.record()
+        return dataset
+
+    def _place(self, train_count: int):
+        """The devices (DISTRIBUTE: none or MirroredStrategy) and the plan they allow."""
+        import keras
+
+        from resnet_tui.models import mixed_precision_warning
+        from resnet_tui.training.distribute import DistributeError, Distribution
+
+        config = self.config
+        distribution = Distribution.from_config(config)
+        self._result["distribute"] = distribution.record()
         for text in distribution.messages:
             self.sink(LogMessage("info", text))
         for text in distribution.check_batches(config.BATCH_SIZE, train_count):
             self.sink(LogMessage("warning", text))
         steps_per_execution = config.get("STEPS_PER_EXECUTION") or 1
-        if replicas > 1 and steps_per_execution > 1:
+        if distribution.replicas > 1 and steps_per_execution > 1:
             # Keras' multi-step loop fails inside MirroredStrategy ("You must feed a value for
             # placeholder tensor", keras-team/keras issue 19246); one replica is fine.
             raise DistributeError(f"STEPS_PER_EXECUTION {steps_per_execution} does not work with "
-                                  f"{replicas} replicas in Keras {keras.__version__} "
+                                  f"{distribution.replicas} replicas in Keras {keras.__version__} "
                                   f"(keras-team/keras issue 19246): set it to 1 with DISTRIBUTE=mirrored")
         slow = mixed_precision_warning(config.get("MIXED_PRECISION") or "float32")
         if slow:
             self.sink(LogMessage("warning", slow))
+        return distribution, plan_training(config, train_count, distribution.replicas)
 
-        with distribution.scope():  # model and optimizer variables are created mirrored
-            model = dispatch_build_model(config.model_number, config)
-            self.model = model
-            step = config.STEP_SCHEDULE
-            opt = config.OPTIMIZER
-            schedule = None
-            if step["enabled"]:
-                schedule = IterationStepDecay(opt["learning_rate"], step["boundaries"], step["factor"])
+    def _build_model(self, distribution):
+        """m8 compiled with its schedule, its variables created where the strategy wants them;
+        a resumed run's weights and optimizer state restored."""
+        from resnet_tui.models import compile_model, count_params, dispatch_build_model
+        from resnet_tui.training.checkpoint import restore
+        from resnet_tui.training.schedules import IterationStepDecay
+
+        config = self.config
+        step, opt = config.STEP_SCHEDULE, config.OPTIMIZER
+        schedule = IterationStepDecay(opt["learning_rate"], step["boundaries"], step["factor"]) \
+            if step["enabled"] else None
+        with distribution.scope():
+            model = self.model = dispatch_build_model(config.model_number, config)
             compile_model(model, config, schedule or opt["learning_rate"])
-            if state:
-                restore(model, run.paths.checkpoint, state)
-        summary = model_summary_text(model)
-        result["param_count"] = count_params(model)
+            if self.resume_state:
+                restore(model, self.run_record.paths.checkpoint, self.resume_state)
+        self._result["param_count"] = count_params(model)
+        return model, schedule
 
-        start_epoch = state.epoch if state else 0
-        start_iteration = state.iteration if state else 0
+    def _pipelines(self, dataset, replicas: int):
+        """tf.data pipelines: training (shuffled, augmented per epoch), validation, test."""
+        from resnet_tui.data import make_eval_dataset, make_train_dataset
+
+        config, start_epoch = self.config, self.resume_state.epoch if self.resume_state else 0
         train_ds = make_train_dataset(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED,
                                       start_epoch=start_epoch, replicas=replicas)
         val_ds = (make_eval_dataset(dataset.x_val, dataset.y_val, dataset, config.BATCH_SIZE, replicas)
                   if len(dataset.y_val) else None)
         test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE, replicas)
+        return train_ds, val_ds, test_ds
 
+    def _announce(self, model, dataset, plan: TrainingPlan) -> None:
+        from resnet_tui.models import model_summary_text
+
+        config, run = self.config, self.run_record
         self.sink(RunStarted(
-            run_id=run.id, config_name=config.name, config=config.values, model_summary=summary,
-            param_count=result["param_count"], steps_per_epoch=plan.steps_per_epoch,
+            run_id=run.id, config_name=config.name, config=config.values, model_summary=model_summary_text(model),
+            param_count=self._result["param_count"], steps_per_epoch=plan.steps_per_epoch,
             total_iterations=plan.total_iterations, epochs=plan.epochs, batch_size=config.BATCH_SIZE,
-            train_count=train_count, val_count=len(dataset.y_val), test_count=len(dataset.y_test),
-            start_iteration=start_iteration, time=result["started"]))
+            train_count=len(dataset.y_train), val_count=len(dataset.y_val), test_count=len(dataset.y_test),
+            start_iteration=self.resume_state.iteration if self.resume_state else 0, time=self._result["started"]))
 
-        streaming = StreamingCallback(self.sink, config.BATCH_SIZE, train_count,
-                                      schedule.value_at if schedule else None, self.control,
-                                      start_iteration=start_iteration, start_epoch=start_epoch)
-        streaming.elapsed_before = state.elapsed if state else 0.0
-        self._streaming = streaming
-        control = ControlCallback(self.control, config.MAX_ITERATIONS, start_iteration=start_iteration,
-                                  streaming=streaming)  # exact counts with STEPS_PER_EXECUTION > 1
-        best = state.best_val_accuracy if state else None
+    def _callbacks(self, train_ds, validates: bool, distribution, schedule) -> list:
+        """In order: the strategy's, tests' extras, streaming, control, checkpoints, early stop, plateau."""
+        import keras
+
+        from resnet_tui.training.callbacks import ControlCallback, StreamingCallback
+        from resnet_tui.training.checkpoint import StateCheckpoint
+
+        config, run, state = self.config, self.run_record, self.resume_state
+        start_iteration, start_epoch = (state.iteration, state.epoch) if state else (0, 0)
+        streaming = self._streaming = StreamingCallback(
+            self.sink, schedule.value_at if schedule else None, self.control,
+            start_iteration=start_iteration, start_epoch=start_epoch, elapsed_before=state.elapsed if state else 0.0)
+        control = self._control_callback = ControlCallback(
+            self.control, config.MAX_ITERATIONS, start_iteration=start_iteration, streaming=streaming)
         callbacks = [*distribution.callbacks(train_ds), *self.extra_callbacks, streaming, control]
-        if val_ds is not None:
+        best = state.best_val_accuracy if state else None
+        if validates:
             run.paths.checkpoint.mkdir(parents=True, exist_ok=True)
             # initial_value_threshold: a resumed run must not forget its best so far.
             callbacks.append(keras.callbacks.ModelCheckpoint(
                 str(run.paths.checkpoint / "best.weights.h5"), monitor="val_accuracy", mode="max",
                 save_best_only=True, save_weights_only=True, initial_value_threshold=best))
-        callbacks.append(StateCheckpoint(run.paths.checkpoint, streaming, control, best))
-        early = None
+        self._state_checkpoint = StateCheckpoint(run.paths.checkpoint, streaming, control, best,
+                                                 state.best_epoch if state else None)
+        callbacks.append(self._state_checkpoint)
+        self._early_stopping = None
         if config.EARLY_STOP_MODE["enabled"]:
             es = config.EARLY_STOP_MODE
-            early = keras.callbacks.EarlyStopping(monitor=es["monitor"], patience=es["patience"],
-                                                  min_delta=es["min_delta"], verbose=es["verbose"],
-                                                  restore_best_weights=es["restore_best_weights"])
-            callbacks.append(early)
+            self._early_stopping = keras.callbacks.EarlyStopping(
+                monitor=es["monitor"], patience=es["patience"], min_delta=es["min_delta"], verbose=es["verbose"],
+                restore_best_weights=es["restore_best_weights"])
+            callbacks.append(self._early_stopping)
         if config.SCHEDULE_MODE["enabled"]:
             sm = config.SCHEDULE_MODE
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor=sm["monitor"], factor=sm["factor"], patience=sm["patience"], min_delta=sm["min_delta"],
                 min_lr=sm["min_lr"]))
+        return callbacks
 
-        capped = bool(config.MAX_ITERATIONS) and start_iteration >= config.MAX_ITERATIONS
-        if not self.control.stop_requested and not capped and start_epoch < plan.epochs:
-            model.fit(train_ds, epochs=plan.epochs, initial_epoch=start_epoch, validation_data=val_ds,
-                      callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles itself
+    def _fit(self, model, train_ds, val_ds, callbacks: list, plan: TrainingPlan) -> None:
+        """Keras' fit, unless a stop came first or a resumed run has nothing left to do."""
+        state = self.resume_state
+        start_iteration, start_epoch = (state.iteration, state.epoch) if state else (0, 0)
+        self._capped = bool(self.config.MAX_ITERATIONS) and start_iteration >= self.config.MAX_ITERATIONS
+        if self.control.stop_requested or self._capped or start_epoch >= plan.epochs:
+            return
+        model.fit(train_ds, epochs=plan.epochs, initial_epoch=start_epoch, validation_data=val_ds,
+                  callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles itself
 
-        vals = [(r["val_accuracy"], int(r["epoch"])) for r in run.read_epochs() if r["val_accuracy"] is not None]
-        if vals:
-            result["best_val_accuracy"], result["best_epoch"] = max(vals)
+    def _outcome(self, plan: TrainingPlan) -> tuple[RunStatus, str]:
+        """The run's status and, in words, what ended it."""
+        control, config, best = self._control_callback, self.config, self._state_checkpoint
+        self._result["best_val_accuracy"], self._result["best_epoch"] = best.best_val_accuracy, best.best_epoch
         if control.non_finite_at is not None:
-            return "failed", f"training diverged: {control.stop_reason}; {kept_state_note(run)}"
-        if control.stop_reason == "stopped by user" or self.control.stop_requested:
-            status, reason = "stopped", "stopped by user"
-        elif control.stop_reason or capped:
-            status, reason = "completed", control.stop_reason or f"iteration cap ({config.MAX_ITERATIONS} iterations)"
-        elif early is not None and early.stopped_epoch > 0:
-            status, reason = "completed", f"early stopping on {config.EARLY_STOP_MODE['monitor']}"
-        else:
-            status, reason = "completed", f"epoch limit ({plan.epochs} epochs)"
+            return RunStatus.FAILED, f"{StopReason.DIVERGED}: {control.stop_reason}; {kept_state_note(self.run_record)}"
+        if control.stop_reason == StopReason.USER or self.control.stop_requested:
+            return RunStatus.STOPPED, StopReason.USER
+        if control.stop_reason or self._capped:
+            return RunStatus.COMPLETED, control.stop_reason or f"{StopReason.ITERATION_CAP} ({config.MAX_ITERATIONS} iterations)"
+        if self._early_stopping is not None and self._early_stopping.stopped_epoch > 0:
+            return RunStatus.COMPLETED, f"{StopReason.EARLY_STOPPING} on {config.EARLY_STOP_MODE['monitor']}"
+        return RunStatus.COMPLETED, f"{StopReason.EPOCH_LIMIT} ({plan.epochs} epochs)"
 
+    def _save_and_test(self, model, test_ds, test_count: int, status: RunStatus) -> None:
+        """Save the final model; evaluate it on the test set unless a stop said not to."""
+        run = self.run_record
         run.paths.model.mkdir(parents=True, exist_ok=True)
         model.save(run.paths.model / "final.keras")
-        if status == "completed" or self.control.evaluate_on_stop:
-            self.sink(LogMessage("info", f"evaluating on {len(dataset.y_test)} test images"))
+        if status == RunStatus.COMPLETED or self.control.evaluate_on_stop:
+            self.sink(LogMessage("info", f"evaluating on {test_count} test images"))
             test_loss, test_acc = model.evaluate(test_ds, verbose=0)
-            result["test_loss"], result["test_accuracy"] = float(test_loss), float(test_acc)
-        return status, reason
+            self._result["test_loss"], self._result["test_accuracy"] = float(test_loss), float(test_acc)
 
 
 def kept_state_note(run: Run) -> str:

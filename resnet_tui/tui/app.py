@@ -9,8 +9,8 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from textual import work
 from textual.app import App
@@ -20,11 +20,12 @@ from textual.worker import Worker, WorkerState
 
 from resnet_tui.config import Config, default_values
 from resnet_tui.runs import RunStore
+from resnet_tui.stderr import fd2_to
 from resnet_tui.tui.screens.config_screen import ConfigScreen
 from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen
 from resnet_tui.tui.screens.train_screen import TrainScreen
-from resnet_tui.tui.session import TrainingSession
+from resnet_tui.tui.session import SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartOptions
 
 DRAIN_SECONDS = 0.2  # how often the UI takes the trainer's events: 5 times a second
@@ -197,7 +198,7 @@ class ResnetTuiApp(App):
             return
         if session is None or not session.active:
             self.notify("No run is training.", severity="warning")
-        elif session.state == "paused":
+        elif session.state == SessionState.PAUSED:
             session.resume()
         elif not session.pause():
             self.notify(f"Can't pause while {session.state}.", severity="warning")
@@ -315,31 +316,20 @@ def stderr_to_log(path: Path) -> Iterator[None]:
     train.log while training. So the UI gets its own duplicate of the terminal,
     and fd 2 only ever leads to log files while the app runs.
     """
-    try:
-        sys.stderr.flush()
-        terminal = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    saved_dunder = sys.__stderr__
-    ui_stream = os.fdopen(terminal, "w", encoding=getattr(saved_dunder, "encoding", None) or "utf-8",
-                          errors="replace", closefd=False)
-    saved = os.dup(2)
-    try:
-        with open(path, "a", encoding="utf-8") as log:
-            os.dup2(log.fileno(), 2)
-            sys.__stderr__ = ui_stream
-            try:
-                yield
-            finally:
-                sys.__stderr__ = saved_dunder
-                with contextlib.suppress(Exception):
-                    ui_stream.flush()
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-        os.close(terminal)
+    with fd2_to(path) as terminal:
+        if terminal is None:  # no real fd 2: nothing to protect
+            yield
+            return
+        saved_dunder = sys.__stderr__
+        sys.__stderr__ = os.fdopen(terminal, "w", encoding=getattr(saved_dunder, "encoding", None) or "utf-8",
+                                   errors="replace", closefd=False)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.__stderr__.flush()
+            sys.__stderr__ = saved_dunder
 
 
 def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.PathLike | None = None,

@@ -8,13 +8,15 @@ redraw cost depends on the screen, not on the length of the run.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-ITERATION_FIELDS = ("iteration", "epoch", "loss", "accuracy", "lr", "images_per_sec",
-                    "epoch_loss", "epoch_accuracy", "elapsed")
-EPOCH_FIELDS = ("epoch", "iteration", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "duration", "elapsed")
+from resnet_tui.records import columns
+from resnet_tui.training.events import EpochEnd, IterationEnd
+
+ITERATION_FIELDS = columns(IterationEnd)
+EPOCH_FIELDS = columns(EpochEnd)
 X_AXES = ("iteration", "epoch", "time")
 
 
@@ -76,10 +78,6 @@ class Table:
     def __len__(self) -> int:
         return len(self.columns[self.fields[0]])
 
-    def last(self, name: str) -> float | None:
-        values = self[name]
-        return float(values[-1]) if len(values) else None
-
     @property
     def nbytes(self) -> int:
         return sum(col.capacity * 8 for col in self.columns.values())
@@ -95,22 +93,20 @@ class RunHistory:
         self.version = 0  # bumped on every change, so views redraw only when it moves
         self._smoothed: dict[str, _SmoothCache] = {}
 
-    def add_iterations(self, events: Sequence) -> None:
-        """Append IterationEnd events (or anything with the same attributes)."""
+    def add_iterations(self, events: Sequence[IterationEnd]) -> None:
         if self.iterations.extend_rows(tuple(getattr(e, f) for f in ITERATION_FIELDS) for e in events):
             self.version += 1
 
-    def add_epochs(self, events: Sequence) -> None:
+    def add_epochs(self, events: Sequence[EpochEnd]) -> None:
         if self.epochs.extend_rows(tuple(getattr(e, f) for f in EPOCH_FIELDS) for e in events):
             self.version += 1
 
     @classmethod
-    def from_rows(cls, iteration_rows: list[dict], epoch_rows: list[dict]) -> "RunHistory":
-        """From the run store's CSV rows (``Run.read_iterations()`` / ``read_epochs()``)."""
-        history = cls(_steps_per_epoch(iteration_rows, epoch_rows))
-        history.iterations.extend_rows(tuple(row.get(f) for f in ITERATION_FIELDS) for row in iteration_rows)
-        history.epochs.extend_rows(tuple(row.get(f) for f in EPOCH_FIELDS) for row in epoch_rows)
-        history.version += 1
+    def from_records(cls, iterations: Sequence[IterationEnd], epochs: Sequence[EpochEnd]) -> RunHistory:
+        """From a run's records (``Run.read_iterations()`` / ``read_epochs()``)."""
+        history = cls(_steps_per_epoch(iterations, epochs))
+        history.add_iterations(iterations)
+        history.add_epochs(epochs)
         return history
 
     def x_values(self, axis: str, table: str = "iterations") -> np.ndarray:
@@ -138,12 +134,11 @@ class RunHistory:
         return self.iterations.nbytes + self.epochs.nbytes
 
 
-def _steps_per_epoch(iteration_rows: list[dict], epoch_rows: list[dict]) -> int:
-    for row in epoch_rows:
-        if row.get("epoch") and row.get("iteration"):
-            return max(1, round(row["iteration"] / row["epoch"]))
-    first_epoch = [r for r in iteration_rows if r.get("epoch") == 1]
-    return len(first_epoch)
+def _steps_per_epoch(iterations: Sequence[IterationEnd], epochs: Sequence[EpochEnd]) -> int:
+    for e in epochs:
+        if e.epoch and e.iteration:
+            return max(1, round(e.iteration / e.epoch))
+    return sum(1 for e in iterations if e.epoch == 1)
 
 
 class _SmoothCache:

@@ -12,19 +12,33 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from resnet_tui.config import Config
 from resnet_tui.runs import Run, RunStore
-from resnet_tui.training.events import (DatasetProgress, EpochEnd, IterationEnd, LogMessage, RunFinished,
-                                        RunStarted)
+from resnet_tui.training.events import DatasetProgress, EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, RunStatus
 from resnet_tui.tui.history import RunHistory
 
 if TYPE_CHECKING:  # pragma: no cover
     from resnet_tui.follow import RunFollower
     from resnet_tui.training.trainer import Trainer
 
-ACTIVE_STATES = ("starting", "running", "paused", "stopping")
+
+
+class SessionState(StrEnum):
+    """Where a dashboard's run is: the run statuses of runs.py plus the moments in between."""
+
+    STARTING = "starting"  # loading data, building the model
+    RUNNING = RunStatus.RUNNING.value
+    PAUSED = "paused"
+    STOPPING = "stopping"  # asked to stop; finishing the step and saving
+    COMPLETED = RunStatus.COMPLETED.value
+    STOPPED = RunStatus.STOPPED.value
+    FAILED = RunStatus.FAILED.value
+
+
+ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.PAUSED, SessionState.STOPPING)
 
 
 class EventBuffer:
@@ -80,7 +94,7 @@ class TrainingSession:
         self.resume_run_id = resume_run_id  # continue this stopped/interrupted run
         self.buffer = EventBuffer()
         self.history = RunHistory()
-        self.state = "starting"
+        self.state = SessionState.STARTING
         self.started: RunStarted | None = None
         self.finished: RunFinished | None = None
         self.last: IterationEnd | None = None
@@ -89,19 +103,18 @@ class TrainingSession:
         self.download: DatasetProgress | None = None
         self.log: deque[tuple[int, str, str]] = deque(maxlen=log_lines)  # (seq, level, text)
         self.log_seq = 0
-        self.events_seen = 0
         self.trainer: Trainer | None = None
         self._lock = threading.Lock()
         self._requests: list[tuple[str, bool]] = []  # controls asked for before the trainer exists
 
     @classmethod
-    def follow(cls, run: Run, store: RunStore) -> "TrainingSession":
+    def follow(cls, run: Run, store: RunStore) -> TrainingSession:
         from resnet_tui.follow import RunFollower
 
         meta = run.read_meta() or {}
         config = Config(run.read_config(), meta.get("config_name", run.id))
         session = cls(config, store, follower=RunFollower(run))
-        session.state = "running"
+        session.state = SessionState.RUNNING
         session._add_log("info", f"watching {run.id}, trained by another process: it can't be paused or stopped here")
         return session
 
@@ -132,10 +145,8 @@ class TrainingSession:
         (the trainer has cut them back to the saved epoch by the time it starts)."""
         self.buffer(event)
         if isinstance(event, RunStarted) and event.start_iteration:
-            from resnet_tui.follow import events_from_rows
-
             run = self.store.open_run(event.run_id)
-            for past in events_from_rows(run.read_iterations(), run.read_epochs()):
+            for past in [*run.read_iterations(), *run.read_epochs()]:
                 self.buffer(past)
 
     # -- controls, from the UI thread -----------------------------------------
@@ -157,29 +168,29 @@ class TrainingSession:
         if not self.active or self.following:
             return False
         self._control("stop", evaluate)
-        self.state = "stopping"
+        self.state = SessionState.STOPPING
         self._add_log("info", "stopping after the current step" + ("" if evaluate else " (no test evaluation)"))
         return True
 
     def pause(self) -> bool:
-        if self.state not in ("running", "starting") or self.following:
+        if self.state not in (SessionState.RUNNING, SessionState.STARTING) or self.following:
             return False
         self._control("pause")
-        self.state = "paused"
+        self.state = SessionState.PAUSED
         self._add_log("info", "paused")
         return True
 
     def resume(self) -> bool:
-        if self.state != "paused" or self.following:
+        if self.state != SessionState.PAUSED or self.following:
             return False
         self._control("resume")
-        self.state = "running" if self.started else "starting"
+        self.state = SessionState.RUNNING if self.started else SessionState.STARTING
         self._add_log("info", "resumed")
         return True
 
     def worker_failed(self, error: BaseException) -> None:
         """The worker died outside Trainer.run (e.g. TensorFlow failed to import)."""
-        self.state = "failed"
+        self.state = SessionState.FAILED
         self._add_log("error", f"{error.__class__.__name__}: {error}")
 
     # -- the UI thread's timer --------------------------------------------------
@@ -191,7 +202,6 @@ class TrainingSession:
         events = self.buffer.drain()
         if not events:
             return changes
-        self.events_seen += len(events)
         iterations: list[IterationEnd] = []
         for event in events:
             if isinstance(event, IterationEnd):
@@ -234,8 +244,8 @@ class TrainingSession:
     def _on_started(self, event: RunStarted, changes: Changes) -> None:
         self.started = event
         self.history.steps_per_epoch = event.steps_per_epoch
-        if self.state == "starting":
-            self.state = "running"
+        if self.state == SessionState.STARTING:
+            self.state = SessionState.RUNNING
         self.download = None
         self._add_log("info", f"run {event.run_id}: {event.param_count:,} parameters, "
                               f"{event.total_iterations:,} iterations ({event.epochs} epochs x "
@@ -244,12 +254,12 @@ class TrainingSession:
 
     def _on_finished(self, event: RunFinished, changes: Changes) -> None:
         self.finished = event
-        self.state = event.status
+        self.state = SessionState(event.status)
         line = f"run {event.status}: {event.stop_reason}"
         if event.test_accuracy is not None:
             line += f"; test accuracy {event.test_accuracy:.2%}"
-        self._add_log("error" if event.status == "failed" else "info", line)
-        if event.status == "failed":
+        self._add_log("error" if event.status == RunStatus.FAILED else "info", line)
+        if event.status == RunStatus.FAILED:
             changes.notices.append(("error", f"Training failed: {event.error or event.stop_reason}"))
         else:
             changes.notices.append(("information", f"Run {event.status}: {event.stop_reason}"))

@@ -14,9 +14,22 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
 
-from resnet_tui.config import (FIELDS, Config, ConfigError, check_values, config_from_values, config_name,
-                               default_values, diff_values, get_dotted, list_configs, load_config, parse_json,
-                               save_config, set_dotted)
+from resnet_tui.config import (
+    FIELDS,
+    Config,
+    ConfigError,
+    check_values,
+    config_from_values,
+    config_name,
+    default_values,
+    diff_values,
+    get_dotted,
+    list_configs,
+    load_config,
+    parse_json,
+    save_config,
+    set_dotted,
+)
 from resnet_tui.tui.screens.dialogs import SaveAsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
 from resnet_tui.tui.widgets.model_summary import ModelSummary

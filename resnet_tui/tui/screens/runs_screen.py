@@ -9,21 +9,23 @@ from dataclasses import dataclass, field
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
-from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
 
+from resnet_tui import format as fmt
 from resnet_tui.config import SCHEMA, get_dotted
+from resnet_tui.report import STATUS_STYLES, result_table
 from resnet_tui.runs import RunInfo, RunStore
-from resnet_tui.tui import format as fmt
+from resnet_tui.training.events import RunStatus
 from resnet_tui.tui.history import RunHistory
 from resnet_tui.tui.screens.train_screen import CHART_BINDINGS
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.model_summary import ModelSummary
-from resnet_tui.tui.widgets.runs_table import STATUS_STYLES, RunsTable
+from resnet_tui.tui.widgets.runs_table import RunsTable
 
 
 @dataclass
@@ -49,43 +51,24 @@ def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
             setattr(detail, name, reader())
         except (OSError, ValueError) as exc:
             detail.problems.append(f"{name}: unreadable ({exc.__class__.__name__}: {exc})")
-    detail.history = RunHistory.from_rows(run.read_iterations(), run.read_epochs())
+    detail.history = RunHistory.from_records(run.read_iterations(), run.read_epochs())
     if info.problem:
         detail.problems.insert(0, info.problem)
     return detail
 
 
-def result_table(detail: RunDetail) -> Table:
-    info, result = detail.info, detail.result or {}
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="dim", no_wrap=True)
+def detail_table(detail: RunDetail) -> Table:
+    return result_table(detail.info, detail.result or {}, detail.problems)
+
+
+def marked_runs_table(details: list[RunDetail]) -> Table:
+    """Two lines per marked run: id and status, then its accuracies."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim")
     table.add_column()
-    best = fmt.percent(info.best_val_accuracy)
-    if result.get("best_epoch"):
-        best += f" (epoch {result['best_epoch']})"
-    rows = [
-        ("run", info.run_id),
-        ("status", Text(info.status, style=STATUS_STYLES.get(info.status, ""))),
-        ("why it ended", result.get("stop_reason") or "—"),
-        ("config", info.config_name),
-        ("started", fmt.date(info.started)),
-        ("duration", fmt.duration(info.duration)),
-        ("iterations", f"{info.iterations:,}"),
-        ("epochs", str(info.epochs)),
-        ("parameters", f"{result['param_count']:,}" if result.get("param_count") else "—"),
-        ("best val acc", best),
-        ("test acc", fmt.percent(info.test_accuracy)),
-        ("test loss", fmt.number(result.get("test_loss"))),
-        ("dataset", (result.get("dataset") or {}).get("description", "—")),
-        ("device", str(result.get("device", "—"))),
-        ("versions", ", ".join(f"{k} {v}" for k, v in (result.get("versions") or {}).items()) or "—"),
-    ]
-    for key, value in rows:
-        table.add_row(key, value)
-    for problem in detail.problems:
-        table.add_row("problem", Text(problem, style="magenta"))
-    if result.get("error"):
-        table.add_row("error", Text(result["error"], style="red"))
+    for d in details:
+        table.add_row(Text(d.info.run_id, style="bold"), Text(d.info.status, style=STATUS_STYLES.get(d.info.status, "")))
+        table.add_row("", f"best val {fmt.percent(d.info.best_val_accuracy)} · test {fmt.percent(d.info.test_accuracy)}")
     return table
 
 
@@ -245,7 +228,7 @@ class RunsScreen(Screen):
         info = next((i for i in table.infos if i.run_id == run_id), None)
         if info is None:
             return
-        if info.status != "running":
+        if info.status != RunStatus.RUNNING:
             self.notify(f"{run_id} is {info.status}: only a running run can be watched; its curves are here.",
                         severity="warning")
             return
@@ -290,7 +273,7 @@ class RunsScreen(Screen):
                 except Exception as exc:  # a damaged run must not take the screen down
                     detail = RunDetail(info, problems=[f"unreadable: {exc.__class__.__name__}: {exc}"])
                 else:
-                    if info.status in ("completed", "stopped", "failed"):  # finished runs don't change
+                    if info.status.finished:  # finished runs don't change
                         self.details[info.run_id] = detail
             details.append(detail)
         # A newer selection replaced this worker (a thread can't be interrupted): drop stale details.
@@ -303,19 +286,9 @@ class RunsScreen(Screen):
         self.shown = details
         self.redraw_charts()
         first = details[0]
-        brief = Table.grid(padding=(0, 1))
-        brief.add_column(style="dim")
-        brief.add_column()
-        if len(details) == 1:
-            self.query_one("#run-brief", Static).update(result_table(first))
-        else:
-            for d in details:
-                brief.add_row(Text(d.info.run_id, style="bold"),
-                              Text(d.info.status, style=STATUS_STYLES.get(d.info.status, "")))
-                brief.add_row("", f"best val {fmt.percent(d.info.best_val_accuracy)} · "
-                                  f"test {fmt.percent(d.info.test_accuracy)}")
-            self.query_one("#run-brief", Static).update(brief)
-        self.query_one("#run-result", Static).update(result_table(first))
+        self.query_one("#run-brief", Static).update(detail_table(first) if len(details) == 1
+                                                    else marked_runs_table(details))
+        self.query_one("#run-result", Static).update(detail_table(first))
         self.query_one("#run-config", Static).update(config_table(first.config))
         self.query_one("#run-compare", Static).update(compare_table(details))
         error = first.error or (first.result or {}).get("error") or ""

@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, RichLog, Static, TabbedContent, TabPane
 
-from resnet_tui.tui.session import Changes, TrainingSession
+from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -136,9 +136,9 @@ class TrainScreen(Screen):
         active = session is not None and session.active
         controllable = active and not session.following  # a followed run belongs to another process
         pause = self.query_one("#pause", Button)
-        pause.label = "Resume F6" if session and session.state == "paused" else "Pause F6"
-        pause.disabled = not controllable or session.state == "stopping"
-        self.query_one("#stop", Button).disabled = not controllable or session.state == "stopping"
+        pause.label = "Resume F6" if session and session.state == SessionState.PAUSED else "Pause F6"
+        pause.disabled = not controllable or session.state == SessionState.STOPPING
+        self.query_one("#stop", Button).disabled = not controllable or session.state == SessionState.STOPPING
         self.query_one("#start", Button).disabled = controllable
         self.query_one("#chart-options", Static).update(self.app.chart_options.describe(self.size.width < 120))
 

@@ -72,7 +72,7 @@ class Choice(Static, can_focus=True):
     value = reactive(None, init=False)
 
     class Changed(Message):
-        def __init__(self, choice: "Choice", value: Any):
+        def __init__(self, choice: Choice, value: Any):
             super().__init__()
             self.choice, self.value = choice, value
 

@@ -7,8 +7,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Static
 
-from resnet_tui.tui import format as fmt
-from resnet_tui.tui.session import TrainingSession
+from resnet_tui import format as fmt
+from resnet_tui.tui.session import SessionState, TrainingSession
 
 STATE_STYLES = {"starting": "yellow", "running": "green", "paused": "yellow", "stopping": "yellow",
                 "completed": "green", "stopped": "yellow", "failed": "red"}
@@ -24,7 +24,7 @@ def progress_text(session: TrainingSession | None, compact: bool = False) -> Tex
         if session.download and session.download.total_bytes:
             d = session.download
             what = f"downloading CIFAR-10: {d.done_bytes / 1e6:.0f} / {d.total_bytes / 1e6:.0f} MB"
-        elif session.state in ("failed", "stopped"):
+        elif session.state in (SessionState.FAILED, SessionState.STOPPED):
             what = "ended before training began"
         else:
             what = "loading TensorFlow, the data and the model…"
@@ -33,7 +33,7 @@ def progress_text(session: TrainingSession | None, compact: bool = False) -> Tex
     iteration = last.iteration if last else start.start_iteration
     epoch = last.epoch if last else 0
     _, images = session.rate()
-    active = session.active and session.state != "paused"
+    active = session.active and session.state != SessionState.PAUSED
     eta = session.eta_seconds() if active else None
     elapsed = last.elapsed if last else 0.0
     if compact:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
 
+from resnet_tui import format as fmt
+from resnet_tui.report import STATUS_STYLES
 from resnet_tui.runs import RunInfo
-from resnet_tui.tui import format as fmt
-
-STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red", "running": "cyan",
-                 "interrupted": "magenta", "corrupt": "bold magenta"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Number and time formatting shared by the screens."""
+"""Number and time formatting shared by the CLI and the dashboard ("—" for a missing value)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,75 @@
+"""One definition of a run's metric records: events to CSV rows and back.
+
+The columns of ``iterations.csv`` and ``epochs.csv`` are the fields of
+:class:`IterationEnd` and :class:`EpochEnd`, in order (``dataclasses.fields``).
+The recorder writes rows with :func:`to_row`; everything that reads them (the
+run store, the follower of another process's run, the dashboard's history and
+resume's replay) gets events back from :func:`from_row`, matched by column
+name, so a reordered or added field cannot shift values silently.
+
+Cells: ``None`` is an empty cell; a float is written with 7 significant
+digits, NaN and infinities as ``nan``/``inf`` (a diverged loss is a value, not
+a gap). Reading, an empty cell is ``None`` for an optional field (``val_loss``
+of an epoch without validation) and NaN for a required float.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from typing import TypeVar
+
+from resnet_tui.training.events import EpochEnd, IterationEnd
+
+Record = TypeVar("Record", IterationEnd, EpochEnd)
+RECORD_TYPES = (IterationEnd, EpochEnd)
+FILES = {IterationEnd: "iterations.csv", EpochEnd: "epochs.csv"}
+
+
+def columns(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _kinds(cls: type) -> dict[str, str]:
+    """Field name -> "int", "float" or "optional" (a float that may be None)."""
+    kinds = {}
+    for f in fields(cls):
+        annotation = str(f.type)  # strings under `from __future__ import annotations`
+        kinds[f.name] = "optional" if "None" in annotation else ("int" if annotation == "int" else "float")
+    return kinds
+
+
+_KINDS = {cls: _kinds(cls) for cls in RECORD_TYPES}
+
+
+def format_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.7g}"
+    return str(value)
+
+
+def parse_cell(text: str, kind: str):
+    """One cell's value; raises ValueError for a cell that is not a number."""
+    text = text.strip()
+    if not text:
+        if kind == "int":
+            raise ValueError("an empty count")
+        return None if kind == "optional" else math.nan
+    if kind == "int":
+        return int(float(text))
+    return float(text)
+
+
+def to_row(event: Record) -> list[str]:
+    return [format_cell(getattr(event, name)) for name in columns(type(event))]
+
+
+def from_row(cls: type[Record], header: list[str], cells: list[str]) -> Record:
+    """The event a CSV row holds; ValueError for a torn or damaged row."""
+    if len(cells) != len(header):
+        raise ValueError(f"{len(cells)} cells under {len(header)} columns")
+    by_name = dict(zip(header, cells))
+    kinds = _KINDS[cls]
+    return cls(**{name: parse_cell(by_name.get(name, ""), kind) for name, kind in kinds.items()})
