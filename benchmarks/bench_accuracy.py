@@ -27,11 +27,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-
-from bench_training import OPTIONS, SAMPLE  # noqa: E402
+from bench_training import OPTIONS, SAMPLE  # noqa: E402 (after TF_CPP_MIN_LOG_LEVEL)
 
 
 def main() -> int:

@@ -12,18 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+SAMPLE = ROOT.parent / "shared" / "data" / "cifar10-sample.npz"
 
 from resnet_tui.config import config_from_values, default_values, set_dotted  # noqa: E402
 from resnet_tui.data import dispatch_load_dataset, make_eval_dataset, make_train_dataset  # noqa: E402
-
-SAMPLE = ROOT.parent / "shared" / "data" / "cifar10-sample.npz"
 
 
 def images_per_second(dataset, passes: int) -> tuple[float, int]:

@@ -23,11 +23,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+from bench_training import OPTIONS, load, make_config  # noqa: E402 (after TF_CPP_MIN_LOG_LEVEL)
 
-from bench_training import OPTIONS, cpu_description, load, make_config  # noqa: E402
+from resnet_tui.machine import cpu_line  # noqa: E402
 
 
 def main() -> int:
@@ -60,7 +58,7 @@ def main() -> int:
             model.train_on_batch(x, y)
         models[name] = model
     print(f"m8 training step, batch {args.batch}, {args.rounds} rounds of one step per variant; "
-          f"{cpu_description()}; TensorFlow {tf.__version__}, Keras {keras.__version__}; load {load()}")
+          f"{cpu_line()}; TensorFlow {tf.__version__}, Keras {keras.__version__}; load {load()}")
 
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(args.rounds):

@@ -36,7 +36,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+
+from resnet_tui.machine import cpu_line  # noqa: E402
+
 SAMPLE = HERE.parent.parent / "shared" / "data" / "cifar10-sample.npz"
 
 # Speed options: config changes, by the short names the benchmarks take.
@@ -64,22 +66,6 @@ def make_config(batch: int, steps: int, artifact: Path):
         set_dotted(values, "DATASET.synthetic_train_count", batch * steps + 500)
     values["BATCH_SIZE"] = batch
     return config_from_values(values, "m8_bench")
-
-
-def cpu_description() -> str:
-    name, flags = "CPU", set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name") and name == "CPU":
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}) or ["no AVX-512 BF16/AMX"]
-    return f"{name}, {os.cpu_count()} cores, {'avx512f' if 'avx512f' in flags else 'no AVX-512'}, {', '.join(bf16)}"
 
 
 def load() -> str:
@@ -142,7 +128,7 @@ def main() -> int:
     store = RunStore.from_values(config.values)
     print(f"data: {data.description}; batch {args.batch}; {args.steps} steps per epoch unless noted; "
           f"{args.rounds} rounds after a warm-up")
-    print(f"machine: {cpu_description()}; TensorFlow {tf.__version__}, Keras {keras.__version__}; "
+    print(f"machine: {cpu_line()}; TensorFlow {tf.__version__}, Keras {keras.__version__}; "
           f"load average at start {load()}")
 
     # name -> (model, callbacks, steps, dataset)

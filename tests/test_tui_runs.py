@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from tui_support import make_app, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
+from tui_support import make_app, open_runs, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
 
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 from resnet_tui.tui.widgets.runs_table import RunsTable
 
 SIZE = (160, 50)
-
-
-async def open_runs(pilot):
-    await pilot.press("f4")
-    screen = pilot.app.screen
-    table = screen.query_one(RunsTable)
-    await wait_for(pilot, lambda: table.row_count == 4 and screen.shown, 20, "the runs and the first run's details")
-    table.focus()
-    await pilot.pause()
-    return screen, table
 
 
 def ids(table: RunsTable) -> list[str]:

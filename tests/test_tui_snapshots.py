@@ -8,10 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from tui_support import make_app, select_config, tui_env, tui_fake_runs, wait_for  # noqa: F401
+from tui_support import make_app, open_runs, select_config, tui_env, tui_fake_runs, wait_for  # noqa: F401
 
 from resnet_tui.tui.widgets.config_form import ConfigForm
-from resnet_tui.tui.widgets.runs_table import RunsTable
 
 
 @pytest.fixture
@@ -52,17 +51,11 @@ def test_config_screen_with_an_invalid_value_small_terminal(tui_env, snap_compar
 
 
 def test_runs_screen(tui_fake_runs, snap_compare, utc):
-    async def open_runs(pilot):
+    async def runs(pilot):
         await settled(pilot)
-        await pilot.press("f4")
-        screen = pilot.app.screen
-        table = screen.query_one(RunsTable)
-        await wait_for(pilot, lambda: table.row_count == 4 and screen.shown, 20, "the runs")
-        table.focus()
-        await pilot.pause()
-        await pilot.pause()
+        await open_runs(pilot)
 
-    assert snap_compare(make_app(tui_fake_runs), terminal_size=(160, 50), run_before=open_runs)
+    assert snap_compare(make_app(tui_fake_runs), terminal_size=(160, 50), run_before=runs)
 
 
 def test_help_overlay(tui_env, snap_compare):

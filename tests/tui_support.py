@@ -192,3 +192,18 @@ def record_notifications(app) -> list[tuple[str, str]]:
 
     app.notify = notify
     return notes
+
+
+async def open_runs(pilot):
+    """F4 with the four runs of ``tui_fake_runs`` listed and the first one's details shown;
+    returns (screen, table) with the table focused."""
+    from resnet_tui.tui.widgets.runs_table import RunsTable
+
+    await pilot.press("f4")
+    screen = pilot.app.screen
+    table = screen.query_one(RunsTable)
+    await wait_for(pilot, lambda: table.row_count == 4 and screen.shown, 20, "the runs and the first run's details")
+    table.focus()
+    await pilot.pause()
+    await pilot.pause()
+    return screen, table
