@@ -21,10 +21,11 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
-from resnet_tui.report import result_table
+from resnet_tui.report import result_table, stopping_message
 from resnet_tui.runs import ResumeError, RunBusyError, RunInfo, RunNotFoundError, RunStore, StorageError
 from resnet_tui.stderr import fd2_to
 from resnet_tui.training.events import RunStatus
@@ -141,8 +142,8 @@ def train_with_progress(make_trainer) -> int:
         # current step, save, record the run as stopped. A second one aborts.
         if trainer.control.stop_requested:
             raise KeyboardInterrupt
-        progress.console.print("[yellow]stopping after this step (Ctrl-C again to abort)[/]")
-        trainer.stop(evaluate=False)
+        message = stopping_message(trainer.stop())
+        progress.console.print(Text(f"{message} (Ctrl-C again to abort)", style="yellow"))
 
     handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
     previous = {sig: signal.signal(sig, on_interrupt) for sig in handled}

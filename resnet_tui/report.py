@@ -7,6 +7,7 @@ from rich.text import Text
 
 from resnet_tui import format as fmt
 from resnet_tui.runs import RunInfo
+from resnet_tui.training.events import RunStatus
 
 STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red", "running": "cyan",
                  "interrupted": "magenta", "corrupt": "bold magenta"}
@@ -35,10 +36,19 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] =
         ("device", str(result.get("device", "—"))),
         ("versions", ", ".join(f"{k} {v}" for k, v in (result.get("versions") or {}).items()) or "—"),
     ]
+    if info.status in (RunStatus.STOPPED, RunStatus.INTERRUPTED):
+        rows.append(("resume", f"resnet-tui resume {info.run_id}  (r on the dashboard's Runs screen)"))
     rows += [("problem", Text(problem, style="magenta")) for problem in problems]
     if result.get("error"):
         rows.append(("error", Text(result["error"], style="red")))
     return rows
+
+
+def stopping_message(stop_at: int | None) -> str:
+    """What a stop request answers, the same from every stop path (F7, Ctrl+Q, Ctrl-C, SIGTERM)."""
+    if stop_at is None:
+        return "stopping before training starts"
+    return f"stopping at iteration {stop_at:,} (the step under way finishes), then saving; no test evaluation"
 
 
 def result_table(info: RunInfo, result: dict | None = None, problems: list[str] = ()) -> Table:

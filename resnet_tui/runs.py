@@ -49,6 +49,12 @@ class ResumeError(RuntimeError):
 class StorageError(OSError):
     """The artifact folders cannot be written; ``str()`` says which and why."""
 
+    @classmethod
+    def writing(cls, folder: Path, key: str, exc: OSError | str) -> StorageError:
+        """'cannot write to FOLDER (KEY): why', the one wording of every failed write."""
+        why = exc if isinstance(exc, str) else exc.strerror or str(exc)
+        return cls(f"cannot write to {folder} ({key}): {why}")
+
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half."""
@@ -424,8 +430,8 @@ class RunStore:
                     os.fsync(fh.fileno())
                 os.remove(probe)
             except OSError as exc:
-                raise StorageError(f"cannot write to {root} ({self.ROOT_KEYS[name]}): "
-                                   f"{exc.strerror or exc}; nothing was started") from None
+                error = StorageError.writing(root, self.ROOT_KEYS[name], exc)
+                raise StorageError(f"{error}; nothing was started") from None
 
     def create_run(self, config_name: str) -> Run:
         """Claim a new unique run id (timestamp + config name).

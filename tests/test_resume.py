@@ -1,8 +1,11 @@
 """Runs survive kill -9, divergence, full disks and each other."""
 
+import contextlib
 import json
 import os
+import shutil
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +22,7 @@ from resnet_tui.config import config_from_values
 from resnet_tui.models import compile_model, dispatch_build_model
 from resnet_tui.runs import ResumeError, RunBusyError, RunStore, StorageError
 from resnet_tui.training.checkpoint import TrainingState
-from resnet_tui.training.events import IterationEnd, RunStarted
+from resnet_tui.training.events import EpochEnd, IterationEnd, RunStarted
 from resnet_tui.training.schedules import IterationStepDecay
 from resnet_tui.training.trainer import Trainer
 
@@ -131,7 +134,7 @@ def test_stopped_run_resumes_and_still_ends_at_the_iteration_cap(tiny_config):
     config = tiny_config(EPOCHS_COUNT=50, MAX_ITERATIONS=12)
     first = Collect()
     trainer = Trainer(config, sink=lambda e: (first(e), isinstance(e, IterationEnd) and e.iteration == 6
-                                              and trainer.stop(evaluate=False)))
+                                              and trainer.stop()))
     result = trainer.run()
     assert result["status"] == "stopped" and result["iterations"] == 6
     store = RunStore.from_values(config.values)
@@ -225,3 +228,123 @@ def test_a_live_owner_blocks_a_second_writer(tmp_path):
     run.acquire_lock()  # the owner died: its lock is stale and is taken over
     assert run.lock_owner() == os.getpid()
     run.release_lock()
+
+
+def final_weights(run) -> list[np.ndarray]:
+    return keras.models.load_model(run.paths.model / "final.keras", compile=False).get_weights()
+
+
+def test_a_mid_epoch_stop_then_resume_is_the_uninterrupted_run(tiny_config):
+    """A stop half-way through an epoch keeps no half epoch: resume redoes that epoch from its
+    start, with the same data order, so the run ends exactly as an uninterrupted one."""
+    config = tiny_config(EPOCHS_COUNT=3)
+    store = RunStore.from_values(config.values)
+    straight = Trainer(config).run()
+    steps = straight["iterations"] // 3
+    stop_at = steps + 2  # two steps into epoch 2
+
+    stopped_events, stop_answers = Collect(), []
+
+    def stop_mid_epoch(event):
+        stopped_events(event)
+        if isinstance(event, IterationEnd) and event.iteration == stop_at:  # asked before its step's check
+            stop_answers.append(trainer.stop())
+
+    trainer = Trainer(config, sink=stop_mid_epoch)
+    stopped = trainer.run()
+    assert stopped["status"] == "stopped", stopped.get("error")
+    assert stop_answers == [stop_at]  # the stop named the iteration it ended at
+    assert stopped["iterations"] == stop_at and stopped["epochs"] == 1
+    assert stopped["stop_reason"] == (f"stopped by user at iteration {stop_at}; epoch 2 was not finished, "
+                                      f"so a resume starts it again from iteration {steps}")
+    assert [e.epoch for e in stopped_events.of(EpochEnd)] == [1]  # no validation of a half epoch
+    run = store.open_run(stopped["run_id"])
+    state = TrainingState.read(run.paths.checkpoint)
+    assert (state.epoch, state.iteration) == (1, steps)
+
+    resumed = Trainer.resuming(store, run.id).run()
+    assert resumed["status"] == "completed" and resumed["iterations"] == 3 * steps
+    want, got = store.open_run(straight["run_id"]), store.open_run(run.id)
+    assert [r.iteration for r in got.read_iterations()] == list(range(1, 3 * steps + 1))
+    np.testing.assert_allclose([r.loss for r in got.read_iterations()], [r.loss for r in want.read_iterations()],
+                               rtol=1e-5)
+    np.testing.assert_allclose([e.val_loss for e in got.read_epochs()], [e.val_loss for e in want.read_epochs()],
+                               rtol=1e-5)
+    for a, b in zip(final_weights(got), final_weights(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_keeps_the_plateau_cut_and_the_early_stopping_count(tiny_config):
+    """Stopped at an epoch's end (right after a plateau cut), a resumed run carries on with the
+    cut rate, the plateau and early-stopping counts and the early-stopping best weights."""
+    config = tiny_config(**{"EPOCHS_COUNT": 6, "STEP_SCHEDULE.enabled": False,
+                            "SCHEDULE_MODE.enabled": True, "SCHEDULE_MODE.monitor": "loss",
+                            "SCHEDULE_MODE.patience": 1, "SCHEDULE_MODE.min_delta": 100.0,
+                            "EARLY_STOP_MODE.enabled": True, "EARLY_STOP_MODE.monitor": "loss",
+                            "EARLY_STOP_MODE.patience": 3, "EARLY_STOP_MODE.min_delta": 100.0,
+                            "EARLY_STOP_MODE.verbose": 0, "EARLY_STOP_MODE.restore_best_weights": True})
+    store = RunStore.from_values(config.values)
+    straight_events = Collect()
+    straight = Trainer(config, sink=straight_events).run()
+    # Nothing improves by 100: cuts after epochs 2, 3 and 4; early stopping ends epoch 4.
+    assert straight["stop_reason"] == "early stopping on loss" and straight["epochs"] == 4
+    lrs = [e.lr for e in straight_events.of(EpochEnd)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.001], rel=1e-6)
+
+    def stop_after_epoch_3(event):
+        if isinstance(event, EpochEnd) and event.epoch == 3:
+            trainer.stop()
+
+    trainer = Trainer(config, sink=stop_after_epoch_3)
+    stopped = trainer.run()
+    assert stopped["status"] == "stopped" and stopped["epochs"] == 3, stopped.get("error")
+    resumed_events = Collect()
+    resumed = Trainer.resuming(store, stopped["run_id"], sink=resumed_events).run()
+    assert resumed["stop_reason"] == "early stopping on loss" and resumed["epochs"] == 4
+    assert [e.lr for e in resumed_events.of(EpochEnd)] == pytest.approx([0.001], rel=1e-6)
+    assert [e.lr for e in resumed_events.of(IterationEnd)] == pytest.approx([0.001] * (straight["iterations"] // 4))
+    # Early stopping restored the same best weights (epoch 1's) in both.
+    want, got = store.open_run(straight["run_id"]), store.open_run(stopped["run_id"])
+    for a, b in zip(final_weights(got), final_weights(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size_kb: int, leave_kb: int | None = None):
+    """A tmpfs of ``size_kb`` at ``folder`` (filled to ``leave_kb`` free); skips where mounting is not allowed."""
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or mounted.returncode})")
+    try:
+        if leave_kb is not None:
+            (folder / "filler").write_bytes(b"x" * (shutil.disk_usage(folder).free - leave_kb * 1024))
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def train_in_a_process(tmp_path: Path, **changes) -> tuple[subprocess.CompletedProcess, RunStore]:
+    values = tiny_values(tmp_path, **changes)
+    path = tmp_path / "m8_full.json"
+    path.write_text(json.dumps(values))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
+    done = subprocess.run([sys.executable, "-m", "resnet_tui.cli", "train", str(path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return done, RunStore.from_values(values)
+
+
+@pytest.mark.parametrize("key, size_kb, leave_kb", [("CHECKPOINT_PATH", 3 * 1024, None), ("LOG_PATH", 256, 12)])
+def test_a_full_disk_fails_the_run_with_the_folder_named_and_no_partial_file(tmp_path, key, size_kb, leave_kb):
+    with small_disk(tmp_path / "small", size_kb, leave_kb) as disk:
+        done, store = train_in_a_process(tmp_path, EPOCHS_COUNT=3, **{key: str(disk / "runs")})
+        assert done.returncode == 1, done.stderr[-2000:]  # not 139 (h5py's crash on the way out)
+        run_id = store.run_ids()[0]
+        assert re.search(rf"error: StorageError: cannot write to {disk}/runs/{run_id} \({key}\): "
+                         r"No space left on device", done.stderr), done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        assert not list(disk.rglob("*.h5")) and not list(disk.rglob("*.keras"))  # nothing half-written
+        run = store.open_run(run_id)
+        assert run.info().status == "failed"
+        assert TrainingState.read(run.paths.checkpoint) is None  # no state a resume could mistake for whole

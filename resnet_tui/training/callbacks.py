@@ -19,20 +19,36 @@ from resnet_tui.training.events import EpochEnd, IterationEnd, Sink, StopReason
 from resnet_tui.training.steplog import StepLog
 
 
+class StopRequested(Exception):
+    """Raised by ControlCallback to leave ``fit`` in the middle of an epoch: Keras would
+    otherwise validate the half epoch and every epoch-end callback would save it as whole."""
+
+
 class TrainingControl:
-    """Thread-safe stop and pause requests, shared by the trainer and its callers."""
+    """Thread-safe stop and pause requests, shared by the trainer and its callers.
+
+    ``lock`` orders a stop request against the training thread's checks, so the
+    iteration :meth:`stop` names is the one training ends at.
+    """
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
-        self.evaluate_on_stop = True
+        self.lock = threading.Lock()
+        self.stop_at: int | None = None  # the iteration a requested stop ends at
+        self.next_stop: Callable[[], int] | None = None  # set by ControlCallback while fit runs
         self.paused_total = 0.0  # seconds spent paused, for timings that exclude pauses
 
-    def stop(self, evaluate: bool = True) -> None:
-        self.evaluate_on_stop = evaluate
-        self._stop.set()
-        self._running.set()  # a paused run must wake up to stop
+    def stop(self) -> int | None:
+        """Ask for a stop after the step under way; returns the iteration training ends at
+        (None when training has not started: it then ends before its first step)."""
+        with self.lock:
+            if not self._stop.is_set():
+                self.stop_at = self.next_stop() if self.next_stop else None
+                self._stop.set()
+            self._running.set()  # a paused run must wake up to stop
+            return self.stop_at
 
     def pause(self) -> None:
         if not self._stop.is_set():
@@ -155,32 +171,60 @@ def _maybe_float(value) -> float | None:
 
 
 class ControlCallback(keras.callbacks.Callback):
-    """Stops on a non-finite loss, at the iteration cap or on request (after the
-    current step); pauses between steps.
+    """Stops on a non-finite loss, at the iteration cap or on request; pauses between steps.
 
-    Keras gives control back once per execution: with STEPS_PER_EXECUTION k > 1
-    a stop, a pause and the cap take effect at the end of the execution under
-    way, so a cap that is not a whole number of executions into its epoch is
-    overshot by up to k-1 iterations (all of them recorded; the stop reason
-    says so). Given the ``streaming`` callback (placed before this one), the
-    iteration count and the first non-finite iteration are exact.
+    A requested stop takes effect where Keras next gives control back: after
+    the execution under way (one step unless STEPS_PER_EXECUTION k > 1), or
+    before the next epoch starts. At an epoch's last step the epoch ends as
+    usual (validated and saved); anywhere else :class:`StopRequested` leaves
+    ``fit`` at once, so the saved state stays at the last whole epoch and a
+    resumed run redoes the unfinished one from its start, exactly as an
+    uninterrupted run would. The iteration cap instead ends the epoch under
+    way (the run is complete there); with k > 1 a cap that is not a whole
+    number of executions into its epoch is overshot by up to k-1 iterations
+    (all of them recorded; the stop reason says so). Given the ``streaming``
+    callback (placed before this one), the iteration count and the first
+    non-finite iteration are exact.
     """
 
-    def __init__(self, control: TrainingControl, max_iterations: int, start_iteration: int = 0,
-                 streaming: StreamingCallback | None = None):
+    def __init__(self, control: TrainingControl, max_iterations: int, steps_per_epoch: int,
+                 start_iteration: int = 0, streaming: StreamingCallback | None = None):
         super().__init__()
         self.control = control
         self.max_iterations = max_iterations  # 0: no cap
+        self.steps_per_epoch = steps_per_epoch
         self.iteration = start_iteration
         self.streaming = streaming
         self.stop_reason: str | None = None
         self.non_finite_at: int | None = None
+        self.stopped_mid_epoch = False
+        self._epoch_end = start_iteration  # the iteration the epoch under way ends at
+        self._stepping = False  # an execution is under way: the next check comes at its end
+
+    def _next_stop(self) -> int:
+        """Where a stop asked for now takes effect (called under the control's lock)."""
+        if self._stepping:
+            return min(self.iteration + self.model.steps_per_execution, self._epoch_end)
+        return self.iteration
+
+    def on_train_begin(self, logs=None):
+        self.control.next_stop = self._next_stop
+
+    def on_epoch_begin(self, epoch, logs=None):
+        with self.control.lock:
+            if self.control.stop_requested:
+                self.stop_reason = f"{StopReason.USER} at iteration {self.iteration}"
+                raise StopRequested  # before the epoch's first step: nothing of it is lost
+            self._epoch_end = self.iteration + self.steps_per_epoch
+            self._stepping = True
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.streaming is not None:
-            self.iteration = self.streaming.iteration  # every step of the execution counted
-        else:
-            self.iteration += 1
+        with self.control.lock:
+            if self.streaming is not None:
+                self.iteration = self.streaming.iteration  # every step of the execution counted
+            else:
+                self.iteration += 1
+            self._stepping = False
         loss = logs["loss"]  # the epoch's running mean: non-finite from the first bad batch on
         if not math.isfinite(loss):
             first = self.streaming.first_non_finite if self.streaming is not None else None
@@ -189,18 +233,25 @@ class ControlCallback(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.control.wait_while_paused()
-        if self.control.stop_requested:
-            self.stop_reason = StopReason.USER
-            self.model.stop_training = True
-        elif self.max_iterations and self.iteration >= self.max_iterations:
-            self.stop_reason = f"{StopReason.ITERATION_CAP} ({self.max_iterations} iterations)"
-            if self.iteration > self.max_iterations:
-                self.stop_reason += (f"; reached at {self.iteration}: STEPS_PER_EXECUTION "
-                                     f"{self.model.steps_per_execution} checks once per execution")
-            self.model.stop_training = True
+        with self.control.lock:
+            if self.control.stop_requested:
+                self.stop_reason = f"{StopReason.USER} at iteration {self.iteration}"
+                if self.iteration < self._epoch_end:
+                    self.stopped_mid_epoch = True
+                    raise StopRequested
+                self.model.stop_training = True  # the epoch's last step: it ends whole
+            elif self.max_iterations and self.iteration >= self.max_iterations:
+                self.stop_reason = f"{StopReason.ITERATION_CAP} ({self.max_iterations} iterations)"
+                if self.iteration > self.max_iterations:
+                    self.stop_reason += (f"; reached at {self.iteration}: STEPS_PER_EXECUTION "
+                                         f"{self.model.steps_per_execution} checks once per execution")
+                self.model.stop_training = True
+            else:
+                self._stepping = self.iteration < self._epoch_end
 
     def on_epoch_end(self, epoch, logs=None):
-        # A stop asked for during validation takes effect here.
-        if self.control.stop_requested and self.non_finite_at is None:
-            self.stop_reason = StopReason.USER
-            self.model.stop_training = True
+        # A stop asked for during validation takes effect here, the epoch whole.
+        with self.control.lock:
+            if self.control.stop_requested and self.non_finite_at is None:
+                self.stop_reason = f"{StopReason.USER} at iteration {self.iteration}"
+                self.model.stop_training = True

@@ -5,12 +5,16 @@ were), with the pieces it lacks for this project: the iteration count (the
 step schedule and the 64k cap are counted in iterations), the best validation
 accuracy so far (a resumed ``ModelCheckpoint(save_best_only=True)`` would
 otherwise forget it and overwrite a better ``best.weights.h5``), and the
-elapsed training time.
+elapsed training time, and the counters of Keras' own epoch-end callbacks
+(EarlyStopping, ReduceLROnPlateau), which reset themselves at the start of
+every ``fit``.
 
-Crash safety: the weights go to a file named by epoch, then ``state.json``
-(the commit point) is replaced atomically to point at it, then older weight
-files are removed. A kill at any moment leaves a state.json whose weights
-file exists and is whole.
+Crash safety: the weights go to a file named by epoch (written under a
+temporary name, then renamed), then ``state.json`` (the commit point) is
+replaced atomically to point at it, then older weight files are removed. A
+kill at any moment leaves a state.json whose weights file exists and is
+whole. A full disk is caught before h5py meets it (:class:`EnoughSpace`):
+h5py leaves a partial file there and can crash the process in its cleanup.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from resnet_tui.runs import write_json_atomic
+from resnet_tui.runs import StorageError, write_json_atomic
 
 STATE_FILE = "state.json"
 
@@ -36,6 +43,7 @@ class TrainingState:
     elapsed: float  # training seconds so far (pauses excluded)
     weights: str  # file name, next to state.json
     best_epoch: int | None = None  # the epoch of best_val_accuracy (absent in states saved before it was kept)
+    callbacks: dict = field(default_factory=dict)  # name -> counters (COUNTERS), and an EarlyStopping's best weights file
 
     @staticmethod
     def read(folder: Path) -> TrainingState | None:
@@ -46,21 +54,44 @@ class TrainingState:
             return None
 
 
-class StateCheckpoint(keras.callbacks.Callback):
-    """Saves TrainingState at every epoch end (a clean stop ends an epoch too).
+# What Keras' epoch-end callbacks count across epochs; their on_train_begin resets it all.
+COUNTERS = {"early_stopping": ("wait", "best", "best_epoch"),
+            "reduce_lr_on_plateau": ("wait", "best", "cooldown_counter")}
 
-    Skips the save when the epoch ended on a non-finite loss, so the last good
-    state survives.
+
+class StateCheckpoint(keras.callbacks.Callback):
+    """Saves TrainingState at every epoch end (a stop at an epoch's end too).
+
+    Goes last in the callback list, so it saves what the others decided at
+    that epoch's end (a learning-rate cut, a patience count). Restores the
+    ``counting`` callbacks' counters at the start of a resumed fit, after
+    their own ``on_train_begin`` reset them. Skips the save when the epoch
+    ended on a non-finite loss, so the last good state survives.
     """
 
     def __init__(self, folder: Path, streaming, control_callback, best_val_accuracy: float | None = None,
-                 best_epoch: int | None = None):
+                 best_epoch: int | None = None, counting: dict[str, keras.callbacks.Callback | None] | None = None,
+                 resumed: TrainingState | None = None):
         super().__init__()
         self.folder = folder
         self.streaming = streaming
         self.control_callback = control_callback
         self.best_val_accuracy = best_val_accuracy  # the best so far, and its epoch: the run's result keeps them
         self.best_epoch = best_epoch
+        self.counting = {name: cb for name, cb in (counting or {}).items() if cb is not None}
+        self.saved = resumed  # the last state on disk
+
+    def on_train_begin(self, logs=None):
+        if self.saved is None:
+            return
+        for name, callback in self.counting.items():
+            counters = self.saved.callbacks.get(name, {})
+            for key in COUNTERS[name]:
+                if key in counters:
+                    setattr(callback, key, counters[key])
+            if counters.get("best_weights"):
+                with np.load(self.folder / counters["best_weights"]) as saved:
+                    callback.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -71,16 +102,73 @@ class StateCheckpoint(keras.callbacks.Callback):
             self.best_val_accuracy, self.best_epoch = float(val), epoch + 1
         self.folder.mkdir(parents=True, exist_ok=True)
         weights = f"state-epoch{epoch + 1}.weights.h5"
-        self.model.save_weights(self.folder / weights, overwrite=True)  # includes the optimizer's state
+        write_whole(self.folder / weights, self.model.save_weights)  # includes the optimizer's state
         state = TrainingState(epoch + 1, self.streaming.iteration, self.best_val_accuracy,
-                              self.streaming.elapsed_now(), weights, self.best_epoch)
+                              self.streaming.elapsed_now(), weights, self.best_epoch, self._counters(epoch + 1))
         write_json_atomic(self.folder / STATE_FILE, asdict(state))
-        for old in self.folder.glob("state-epoch*.weights.h5"):
-            if old.name != weights:
+        self.saved = state
+        keep = {weights, state.callbacks.get("early_stopping", {}).get("best_weights")}
+        for old in [*self.folder.glob("state-epoch*.weights.h5"), *self.folder.glob("early-stopping-epoch*.npz")]:
+            if old.name not in keep:
                 try:
                     os.remove(old)
                 except OSError:
                     pass
+
+    def _counters(self, epoch: int) -> dict:
+        """The counting callbacks' counters (JSON-ready); an EarlyStopping's best weights go to a file."""
+        saved = {}
+        for name, callback in self.counting.items():
+            counters = {key: _plain(getattr(callback, key, None)) for key in COUNTERS[name]}
+            best_weights = getattr(callback, "best_weights", None)
+            if best_weights is not None:
+                counters["best_weights"] = f"early-stopping-epoch{epoch}.npz"
+                np.savez(self.folder / counters["best_weights"], **{f"w{i}": w for i, w in enumerate(best_weights)})
+            saved[name] = counters
+        return saved
+
+
+class EnoughSpace(keras.callbacks.Callback):
+    """Placed before the epoch-end saves: fails the run with a clear message, and no
+    partial file, while ``folder`` still has room for ``files`` weight files."""
+
+    def __init__(self, folder: Path, key: str, files: int):
+        super().__init__()
+        self.folder, self.key, self.files = folder, key, files
+
+    def on_epoch_end(self, epoch, logs=None):
+        ensure_space(self.folder, self.key, self.files * weights_file_size(self.model))
+
+
+def weights_file_size(model: keras.Model) -> int:
+    """About how many bytes a weights file of ``model`` takes, its optimizer's state included."""
+    variables = [*model.weights, *(model.optimizer.variables if model.optimizer else [])]
+    data = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
+    return int(data * 1.1) + 256 * 1024  # h5 metadata and chunking
+
+
+def ensure_space(folder: Path, key: str, needed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise StorageError.writing(folder, key, f"No space left on device (saving needs about "
+                                                f"{needed / 2**20:.1f} MB, {free / 2**20:.1f} MB free)")
+
+
+def write_whole(path: Path, save: Callable[[Path], None]) -> None:
+    """``save`` to a temporary name, then rename: readers never see half a file; a failure leaves none."""
+    partial = path.with_name(f"partial-{path.name}")
+    try:
+        save(partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _plain(value):
+    """A counter as JSON can hold it (Keras keeps some as NumPy scalars)."""
+    return value if value is None or isinstance(value, int) else float(value)
 
 
 def restore(model: keras.Model, folder: Path, state: TrainingState) -> None:

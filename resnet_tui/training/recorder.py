@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resnet_tui.runs import Run, write_json_atomic
+from resnet_tui.runs import Run, StorageError, write_json_atomic
 from resnet_tui.training.events import EpochEnd, Event, IterationEnd, LogMessage, RunFinished, RunStarted
 
 
@@ -21,8 +21,12 @@ class RunRecorder:
 
     def __call__(self, event: Event) -> None:
         handler = self._handlers.get(type(event))
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             handler(event)
+        except OSError as exc:  # a full disk's write error names no file: say which folder
+            raise StorageError.writing(self.run.paths.log, "LOG_PATH", exc) from exc
 
     def _iteration(self, e: IterationEnd) -> None:
         self.run.append_iteration(e)

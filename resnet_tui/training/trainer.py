@@ -102,9 +102,10 @@ class Trainer:
         return trainer
 
     # Thread-safe controls ------------------------------------------------
-    def stop(self, evaluate: bool = True) -> None:
-        """Finish the current step, save, and record the run as stopped."""
-        self.control.stop(evaluate)
+    def stop(self) -> int | None:
+        """Finish the step under way, save, and record the run as stopped; returns the
+        iteration training ends at (None before training starts: it ends before its first step)."""
+        return self.control.stop()
 
     def pause(self) -> None:
         self.control.pause()
@@ -144,7 +145,7 @@ class Trainer:
             run.begin_resume(self.resume_state.epoch, self.resume_state.iteration)
         else:
             run.write_config(self.config.values)
-        self.sink = SinkFanout([RunRecorder(run)] + ([self._external_sink] if self._external_sink else []))
+        self.sink = SinkFanout([RunRecorder(run)] + ([self._external_sink] if self._external_sink is not None else []))
         now = time.time()
         self._t_begin = now
         self._streaming = None
@@ -208,7 +209,7 @@ class Trainer:
         model, schedule = self._build_model(distribution)
         train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
         self._announce(model, dataset, plan)
-        callbacks = self._callbacks(train_ds, val_ds is not None, distribution, schedule)
+        callbacks = self._callbacks(train_ds, val_ds is not None, distribution, schedule, plan)
         self._fit(model, train_ds, val_ds, callbacks, plan)
         status, reason = self._outcome(plan)
         if status != RunStatus.FAILED:
@@ -293,12 +294,13 @@ class Trainer:
             train_count=len(dataset.y_train), val_count=len(dataset.y_val), test_count=len(dataset.y_test),
             start_iteration=self.resume_state.iteration if self.resume_state else 0, time=self._result["started"]))
 
-    def _callbacks(self, train_ds, validates: bool, distribution, schedule) -> list:
-        """In order: the strategy's, tests' extras, streaming, control, checkpoints, early stop, plateau."""
+    def _callbacks(self, train_ds, validates: bool, distribution, schedule, plan: TrainingPlan) -> list:
+        """In order: the strategy's, tests' extras, streaming, control, best checkpoint, early stop,
+        plateau, and last the state checkpoint (so it saves what the others decided at the epoch's end)."""
         import keras
 
         from resnet_tui.training.callbacks import ControlCallback, StreamingCallback
-        from resnet_tui.training.checkpoint import StateCheckpoint
+        from resnet_tui.training.checkpoint import EnoughSpace, StateCheckpoint
 
         config, run, state = self.config, self.run_record, self.resume_state
         start_iteration, start_epoch = (state.iteration, state.epoch) if state else (0, 0)
@@ -306,18 +308,19 @@ class Trainer:
             self.sink, schedule.value_at if schedule else None, self.control,
             start_iteration=start_iteration, start_epoch=start_epoch, elapsed_before=state.elapsed if state else 0.0)
         control = self._control_callback = ControlCallback(
-            self.control, config.MAX_ITERATIONS, start_iteration=start_iteration, streaming=streaming)
-        callbacks = [*distribution.callbacks(train_ds), *self.extra_callbacks, streaming, control]
+            self.control, config.MAX_ITERATIONS, plan.steps_per_epoch, start_iteration=start_iteration,
+            streaming=streaming)
+        self._distribution_callbacks = distribution.callbacks(train_ds)
+        callbacks = [*self._distribution_callbacks, *self.extra_callbacks, streaming, control]
         best = state.best_val_accuracy if state else None
+        # Room for a best-weights file and the next state's, next to the state kept until then.
+        callbacks.append(EnoughSpace(run.paths.checkpoint, "CHECKPOINT_PATH", files=2 if validates else 1))
         if validates:
             run.paths.checkpoint.mkdir(parents=True, exist_ok=True)
             # initial_value_threshold: a resumed run must not forget its best so far.
             callbacks.append(keras.callbacks.ModelCheckpoint(
                 str(run.paths.checkpoint / "best.weights.h5"), monitor="val_accuracy", mode="max",
                 save_best_only=True, save_weights_only=True, initial_value_threshold=best))
-        self._state_checkpoint = StateCheckpoint(run.paths.checkpoint, streaming, control, best,
-                                                 state.best_epoch if state else None)
-        callbacks.append(self._state_checkpoint)
         self._early_stopping = None
         if config.EARLY_STOP_MODE["enabled"]:
             es = config.EARLY_STOP_MODE
@@ -325,22 +328,35 @@ class Trainer:
                 monitor=es["monitor"], patience=es["patience"], min_delta=es["min_delta"], verbose=es["verbose"],
                 restore_best_weights=es["restore_best_weights"])
             callbacks.append(self._early_stopping)
+        plateau = None
         if config.SCHEDULE_MODE["enabled"]:
             sm = config.SCHEDULE_MODE
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            plateau = keras.callbacks.ReduceLROnPlateau(
                 monitor=sm["monitor"], factor=sm["factor"], patience=sm["patience"], min_delta=sm["min_delta"],
-                min_lr=sm["min_lr"]))
+                min_lr=sm["min_lr"])
+            callbacks.append(plateau)
+        self._state_checkpoint = StateCheckpoint(
+            run.paths.checkpoint, streaming, control, best, state.best_epoch if state else None,
+            counting={"early_stopping": self._early_stopping, "reduce_lr_on_plateau": plateau}, resumed=state)
+        callbacks.append(self._state_checkpoint)
         return callbacks
 
     def _fit(self, model, train_ds, val_ds, callbacks: list, plan: TrainingPlan) -> None:
-        """Keras' fit, unless a stop came first or a resumed run has nothing left to do."""
+        """Keras' fit, unless a resumed run has nothing left to do. A stop in the middle of an
+        epoch leaves fit at once; the strategy's callbacks still get their end of training."""
+        from resnet_tui.training.callbacks import StopRequested
+
         state = self.resume_state
         start_iteration, start_epoch = (state.iteration, state.epoch) if state else (0, 0)
         self._capped = bool(self.config.MAX_ITERATIONS) and start_iteration >= self.config.MAX_ITERATIONS
-        if self.control.stop_requested or self._capped or start_epoch >= plan.epochs:
+        if self._capped or start_epoch >= plan.epochs:
             return
-        model.fit(train_ds, epochs=plan.epochs, initial_epoch=start_epoch, validation_data=val_ds,
-                  callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles itself
+        try:
+            model.fit(train_ds, epochs=plan.epochs, initial_epoch=start_epoch, validation_data=val_ds,
+                      callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles itself
+        except StopRequested:
+            for callback in self._distribution_callbacks:
+                callback.on_train_end()  # replicas' statistics averaged before the final save
 
     def _outcome(self, plan: TrainingPlan) -> tuple[RunStatus, str]:
         """The run's status and, in words, what ended it."""
@@ -348,20 +364,32 @@ class Trainer:
         self._result["best_val_accuracy"], self._result["best_epoch"] = best.best_val_accuracy, best.best_epoch
         if control.non_finite_at is not None:
             return RunStatus.FAILED, f"{StopReason.DIVERGED}: {control.stop_reason}; {kept_state_note(self.run_record)}"
-        if control.stop_reason == StopReason.USER or self.control.stop_requested:
-            return RunStatus.STOPPED, StopReason.USER
+        if control.stop_reason and control.stop_reason.startswith(StopReason.USER):
+            return RunStatus.STOPPED, self._stop_note(control)
         if control.stop_reason or self._capped:
             return RunStatus.COMPLETED, control.stop_reason or f"{StopReason.ITERATION_CAP} ({config.MAX_ITERATIONS} iterations)"
         if self._early_stopping is not None and self._early_stopping.stopped_epoch > 0:
             return RunStatus.COMPLETED, f"{StopReason.EARLY_STOPPING} on {config.EARLY_STOP_MODE['monitor']}"
         return RunStatus.COMPLETED, f"{StopReason.EPOCH_LIMIT} ({plan.epochs} epochs)"
 
+    def _stop_note(self, control) -> str:
+        """What a stop kept, in words: where it stopped and where a resume starts."""
+        note = control.stop_reason
+        if control.stopped_mid_epoch:
+            saved = self._state_checkpoint.saved
+            note += (f"; epoch {self._streaming.completed_epochs + 1} was not finished, "
+                     f"so a resume starts it again from iteration {saved.iteration if saved else 0}")
+        return note
+
     def _save_and_test(self, model, test_ds, test_count: int, status: RunStatus) -> None:
-        """Save the final model; evaluate it on the test set unless a stop said not to."""
+        """Save the final model; evaluate it on the test set if the run completed
+        (a stopped run is unfinished: its test figure would mean little and cost a wait)."""
+        from resnet_tui.training.checkpoint import ensure_space, weights_file_size, write_whole
+
         run = self.run_record
-        run.paths.model.mkdir(parents=True, exist_ok=True)
-        model.save(run.paths.model / "final.keras")
-        if status == RunStatus.COMPLETED or self.control.evaluate_on_stop:
+        ensure_space(run.paths.model, "MODEL_PATH", weights_file_size(model))
+        write_whole(run.paths.model / "final.keras", model.save)
+        if status == RunStatus.COMPLETED:
             self.sink(LogMessage("info", f"evaluating on {test_count} test images"))
             test_loss, test_acc = model.evaluate(test_ds, verbose=0)
             self._result["test_loss"], self._result["test_accuracy"] = float(test_loss), float(test_acc)

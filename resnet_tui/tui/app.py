@@ -265,7 +265,7 @@ class ResnetTuiApp(App):
     def on_unmount(self) -> None:
         # However the app ends, the training thread must not outlive it unasked.
         if self.session is not None and self.session.active and not self.session.following:
-            self.session.stop(evaluate=False)
+            self.session.stop()
 
     async def action_quit(self) -> None:
         if self.session is None or not self.session.active or self.session.following:
@@ -284,9 +284,9 @@ class ResnetTuiApp(App):
 
     @work(group="quit")
     async def stop_and_exit(self) -> None:
-        """Stop without the test evaluation, wait for the trainer to save, then exit."""
+        """Stop, wait for the trainer to save, then exit."""
         self.quitting = True
-        self.session.stop(evaluate=False)
+        self.session.stop()
         self.notify("Stopping the run and saving it…", timeout=30)
         self._show_session(None)
         if self.training_worker is not None:
@@ -355,4 +355,4 @@ def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.P
             if app.session is not None and app.session.active and not app.session.following:
                 # The thread finishes its step and saves before the process can exit: say why we wait.
                 print("Stopping the training run (it is recorded as stopped)…", flush=True)
-                app.session.stop(evaluate=False)
+                app.session.stop()

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from resnet_tui.config import Config
+from resnet_tui.report import stopping_message
 from resnet_tui.runs import Run, RunStore
 from resnet_tui.training.events import DatasetProgress, EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, RunStatus
 from resnet_tui.tui.history import RunHistory
@@ -105,7 +106,7 @@ class TrainingSession:
         self.log_seq = 0
         self.trainer: Trainer | None = None
         self._lock = threading.Lock()
-        self._requests: list[tuple[str, bool]] = []  # controls asked for before the trainer exists
+        self._requests: list[str] = []  # controls asked for before the trainer exists
 
     @classmethod
     def follow(cls, run: Run, store: RunStore) -> TrainingSession:
@@ -133,11 +134,8 @@ class TrainingSession:
             trainer = Trainer(self.config, sink=self.buffer, store=self.store, capture_stderr=True)
         with self._lock:
             self.trainer = trainer
-            for action, evaluate in self._requests:
-                if action == "stop":
-                    trainer.stop(evaluate=evaluate)
-                else:
-                    getattr(trainer, action)()
+            for action in self._requests:
+                getattr(trainer, action)()
         return trainer.run()
 
     def _resumed_sink(self, event) -> None:
@@ -154,22 +152,20 @@ class TrainingSession:
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
 
-    def _control(self, action: str, evaluate: bool = True) -> None:
+    def _control(self, action: str):
+        """Pass a stop/pause/resume to the trainer (queued until it exists); returns its answer."""
         assert not self.following, "a followed run belongs to another process"
         with self._lock:
             if self.trainer is None:
-                self._requests.append((action, evaluate))
-            elif action == "stop":
-                self.trainer.stop(evaluate=evaluate)
-            else:
-                getattr(self.trainer, action)()
+                self._requests.append(action)
+                return None
+            return getattr(self.trainer, action)()
 
-    def stop(self, evaluate: bool = True) -> bool:
+    def stop(self) -> bool:
         if not self.active or self.following:
             return False
-        self._control("stop", evaluate)
+        self._add_log("info", stopping_message(self._control("stop")))
         self.state = SessionState.STOPPING
-        self._add_log("info", "stopping after the current step" + ("" if evaluate else " (no test evaluation)"))
         return True
 
     def pause(self) -> bool:
