@@ -25,6 +25,7 @@ from rich.text import Text
 
 from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
+from resnet_tui.data import DatasetError
 from resnet_tui.report import result_table, stopping_message
 from resnet_tui.runs import ResumeError, RunBusyError, RunInfo, RunNotFoundError, RunStore, StorageError
 from resnet_tui.stderr import fd2_to
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ConfigError, RunNotFoundError, RunBusyError, StorageError, ResumeError) as exc:
+    except (ConfigError, DatasetError, RunNotFoundError, RunBusyError, StorageError, ResumeError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:

@@ -100,3 +100,13 @@ def test_read_only_flags_reach_the_dashboard_and_serve():
     assert parser.parse_args(["serve", "--read-only"]).read_only
     serve = parser.parse_args(["serve"])
     assert serve.token is None and serve.allow_origin == [] and serve.max_sessions == 4
+
+
+def test_a_dataset_that_fails_to_load_leaves_no_run_behind(tmp_path, capsys):
+    values = tiny_values(tmp_path, **{"DATASET.source": "npz"})
+    values["DATA_PATH"] = str(tmp_path / "typo.npz")
+    path = tmp_path / "m8_typo.json"
+    path.write_text(json.dumps(values))
+    code, _, err = run_cli(capsys, "train", str(path))
+    assert code == 2 and "typo.npz" in err and "does not exist" in err and "Traceback" not in err
+    assert RunStore.from_values(values).run_ids() == []  # no failed run for a typo

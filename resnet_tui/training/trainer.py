@@ -121,10 +121,16 @@ class Trainer:
     def run(self) -> dict:
         """Train to the end; returns the result dict (also written to result.json).
 
-        Raises only before the run exists (storage not writable, run busy);
-        any failure inside the run is recorded as failed and returned.
+        Raises only before the run exists (storage not writable, dataset missing or
+        malformed, run busy); any failure inside the run is recorded as failed and returned.
         """
+        import keras
+
         self.store.probe_writable()
+        self.sink = self._external_sink or _ignore
+        keras.utils.set_random_seed(self.config.SEED)
+        # Loaded before the run exists, so a typo in DATA_PATH leaves no failed run behind.
+        self._dataset = self._load_data()
         resumed = self.run_record is not None
         run = self.run_record or self.store.create_run(self.config.name)
         self.run_record = run
@@ -156,6 +162,7 @@ class Trainer:
             self._result["resumed_at"] = [now]
         for warning in self.config.warnings:
             self.sink(LogMessage("warning", warning))
+        self.sink(LogMessage("info", self._dataset.description))
         if resumed:
             self.sink(LogMessage("info", f"resuming {run.id} after epoch {self.resume_state.epoch}, "
                                          f"iteration {self.resume_state.iteration}"))
@@ -199,12 +206,10 @@ class Trainer:
 
     def _train(self) -> tuple[RunStatus, str]:
         """The steps of a run: data, placement, model, pipelines, callbacks, fit, outcome."""
-        import keras
-
-        keras.utils.set_random_seed(self.config.SEED)
+        dataset = self._dataset
         self._result["versions"] = library_versions()
         self._result["device"] = describe_device()
-        dataset = self._load_data()
+        self._result["dataset"] = {"source": dataset.source, "description": dataset.description, **dataset.stats()}
         distribution, plan = self._place(len(dataset.y_train))
         model, schedule = self._build_model(distribution)
         train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
@@ -220,11 +225,8 @@ class Trainer:
         from resnet_tui.data import dispatch_load_dataset
         from resnet_tui.training.events import DatasetProgress
 
-        dataset = dispatch_load_dataset(self.config.model_number, self.config,
-                                        progress=lambda done, total: self.sink(DatasetProgress(done, total)))
-        self._result["dataset"] = {"source": dataset.source, "description": dataset.description, **dataset.stats()}
-        self.sink(LogMessage("info", dataset.description))
-        return dataset
+        return dispatch_load_dataset(self.config.model_number, self.config,
+                                     progress=lambda done, total: self.sink(DatasetProgress(done, total)))
 
     def _place(self, train_count: int):
         """The devices (DISTRIBUTE: none or MirroredStrategy) and the plan they allow."""
@@ -402,6 +404,10 @@ def kept_state_note(run: Run) -> str:
     state = TrainingState.read(run.paths.checkpoint)
     return (f"the last good state (epoch {state.epoch}, iteration {state.iteration}) is kept"
             if state else "no epoch had completed, so there is no saved state")
+
+
+def _ignore(event) -> None:
+    pass
 
 
 def _try(fn, *args) -> None:
