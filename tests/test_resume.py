@@ -37,13 +37,13 @@ class Collect(list):
         return [e for e in self if isinstance(e, cls)]
 
 
-def start_cli_run(tmp_path: Path, **changes) -> tuple[subprocess.Popen, RunStore, Path]:
+def start_cli_run(tmp_path: Path, stdout=subprocess.DEVNULL, **changes) -> tuple[subprocess.Popen, RunStore, Path]:
     values = tiny_values(tmp_path, **changes)
     path = tmp_path / "m8_killme.json"
     path.write_text(json.dumps(values))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
     proc = subprocess.Popen([sys.executable, "-m", "resnet_tui.cli", "train", str(path)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=stdout, stderr=subprocess.DEVNULL, text=True)
     return proc, RunStore.from_values(values), path
 
 
@@ -348,3 +348,23 @@ def test_a_full_disk_fails_the_run_with_the_folder_named_and_no_partial_file(tmp
         run = store.open_run(run_id)
         assert run.info().status == "failed"
         assert TrainingState.read(run.paths.checkpoint) is None  # no state a resume could mistake for whole
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_cli_run_where_it_says(tmp_path, signum):
+    proc, store, _ = start_cli_run(tmp_path, EPOCHS_COUNT=50, stdout=subprocess.PIPE)
+    try:
+        wait_for(lambda: store.run_ids() and len(store.open_run(store.run_ids()[0]).read_iterations()) >= 3, proc=proc)
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    said = re.search(r"stopping at iteration (\d+) \(the step under way finishes\), then saving; no test evaluation",
+                     out)
+    assert said, out[-2000:]
+    info = store.open_run(store.run_ids()[0]).info()
+    assert proc.returncode == 0 and info.status == "stopped"
+    assert info.iterations == int(said.group(1))  # it stopped where it said
+    assert info.test_accuracy is None and info.result["stop_reason"].startswith(
+        f"stopped by user at iteration {info.iterations}")
+    assert re.search(rf"resume\s+resnet-tui resume {info.run_id}", out)  # the result says how to go on
