@@ -100,3 +100,21 @@ def test_read_only_flags_reach_the_dashboard_and_serve():
     assert parser.parse_args(["serve", "--read-only"]).read_only
     serve = parser.parse_args(["serve"])
     assert serve.token is None and serve.allow_origin == [] and serve.max_sessions == 4
+
+
+def test_validate_refuses_what_training_would_refuse(tmp_path, capsys):
+    good = tmp_path / "m8_ok.json"
+    good.write_text("{}")
+    code, _, err = run_cli(capsys, "validate", str(good), "--set", "SEED=4294967296")
+    assert code == 2 and err.strip() == (f"error: {good}: SEED: got 4294967296, "
+                                         f"expected an integer >= 0 and <= 4294967295")
+    latin1 = tmp_path / "m8_x.json"
+    latin1.write_bytes(b'{"_c":"caf\xe9"}')
+    code, _, err = run_cli(capsys, "validate", str(latin1))
+    assert code == 2 and err.strip() == (f"error: {latin1}: not UTF-8 text: byte 0xe9 at offset 10 "
+                                         f"cannot be decoded; save it as UTF-8")
+    twice = tmp_path / "m8_twice.json"
+    twice.write_text('{\n  "SEED": 1,\n  "SEED": 2\n}\n')
+    code, _, err = run_cli(capsys, "validate", str(twice))
+    assert code == 2 and err.strip() == (f'error: {twice}: duplicate key "SEED" at lines 2 and 3; '
+                                         f"JSON would keep only the last: remove one")

@@ -27,6 +27,7 @@ from resnet_tui.config import (
     list_configs,
     load_config,
     parse_json,
+    read_config_json,
     save_config,
     set_dotted,
 )
@@ -170,8 +171,8 @@ class ConfigScreen(Screen):
             self.notify(f"Unsaved edits to {self.name_loaded} discarded", severity="warning")
         self.name_loaded = name
         try:
-            raw = parse_json(path.read_text(encoding="utf-8"), str(path))
-        except (ConfigError, OSError) as exc:
+            raw = read_config_json(path)
+        except ConfigError as exc:
             self.original = None
             self.general_errors = [str(exc)]
             self._update_status()
