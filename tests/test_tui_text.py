@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 from textual.widgets import TextArea
 from tui_support import (
@@ -31,8 +32,6 @@ async def test_names_ids_values_and_errors_with_brackets_show_as_typed(tmp_path)
     write_fake_run(store, "20250101-120000-m8_[test]", values, status="completed", iterations=30)
     write_fake_run(store, "20250102-120000-m8_[bad]", values, status="failed", iterations=7, started=1735819200.0,
                    error="ValueError: a [/] in [red]the error")
-    from types import SimpleNamespace
-
     app = make_app(SimpleNamespace(configs=configs, store=store))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.pause()
