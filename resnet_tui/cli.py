@@ -49,6 +49,16 @@ def import_tensorflow_quietly() -> None:
         import tensorflow  # noqa: F401
 
 
+def labelled(label: str, style: str, message: str) -> Text:
+    """``label`` in ``style``, then ``message`` as typed.
+
+    User text (config names and values, run ids, paths, error messages) reaches
+    Rich only inside a Text, never in a markup string: "[red]" or "[/]" in a
+    value is shown, not read as a tag.
+    """
+    return Text.assemble((label, style), " ", message)
+
+
 def load_with_overrides(path: str, assignments: list[str]) -> Config:
     config = load_config(path)
     if assignments:
@@ -76,9 +86,9 @@ class ProgressSink:
             self.progress.update(self.task, completed=event.iteration, epoch=event.epoch,
                                  loss=event.loss, acc=event.epoch_accuracy, lr=event.lr, ips=event.images_per_sec)
         elif isinstance(event, ev.RunStarted):
-            console.print(f"[bold]run[/] {event.run_id}: {event.param_count:,} parameters, "
-                          f"{event.train_count} train / {event.val_count} val / {event.test_count} test images, "
-                          f"{event.steps_per_epoch} iterations per epoch")
+            console.print(labelled("run", "bold", f"{event.run_id}: {event.param_count:,} parameters, "
+                                   f"{event.train_count} train / {event.val_count} val / {event.test_count} test "
+                                   f"images, {event.steps_per_epoch} iterations per epoch"))
             self.task = self.progress.add_task("train", total=event.total_iterations,
                                                completed=event.start_iteration, epoch=0, loss=float("nan"),
                                                acc=float("nan"), lr=float("nan"), ips=0.0)
@@ -97,7 +107,7 @@ class ProgressSink:
             self.progress.update(self._download, completed=event.done_bytes)
         elif isinstance(event, ev.LogMessage):
             style = {"warning": "yellow", "error": "bold red"}.get(event.level, "dim")
-            self.progress.console.print(f"[{style}]{event.level}: {event.text}[/]")
+            self.progress.console.print(Text(f"{event.level}: {event.text}", style=style))
 
 
 def print_result(result: dict) -> None:
@@ -110,7 +120,7 @@ def print_result(result: dict) -> None:
 def cmd_train(args) -> int:
     config = load_with_overrides(args.config, args.set)
     for warning in config.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(labelled("warning:", "yellow", warning))
     import_tensorflow_quietly()
     from resnet_tui.training.trainer import Trainer
 
@@ -156,10 +166,10 @@ def train_with_progress(make_trainer) -> int:
             signal.signal(sig, handler)
     print_result(result)
     if result["status"] == RunStatus.FAILED:
-        err_console.print(f"[bold red]error:[/] {result['error']}")
+        err_console.print(labelled("error:", "bold red", result["error"]))
         run = trainer.run_record
         if run is not None:
-            err_console.print(f"full traceback: {run.paths.error / 'error.log'}")
+            err_console.print(Text(f"full traceback: {run.paths.error / 'error.log'}"))
         return 1
     return 0
 
@@ -185,7 +195,7 @@ def cmd_runs(args) -> int:
         table.add_column(column)
     for info in infos:
         status = info.status + (f" ({info.problem})" if info.problem else "")
-        table.add_row(info.run_id, info.config_name, status, str(info.epochs), str(info.iterations),
+        table.add_row(Text(info.run_id), Text(info.config_name), Text(status), str(info.epochs), str(info.iterations),
                       fmt.percent(info.best_val_accuracy), fmt.percent(info.test_accuracy),
                       fmt.duration(info.duration), fmt.date(info.started))
     console.print(table)
@@ -197,11 +207,11 @@ def cmd_show(args) -> int:
 
     run = store_from_args(args).open_run(args.run)
     info = run.info()
-    console.print(f"[bold]{run.id}[/]  status: {info.status}" + (f" ({info.problem})" if info.problem else ""))
+    console.print(labelled(run.id, "bold", f" status: {info.status}" + (f" ({info.problem})" if info.problem else "")))
     try:
         console.print_json(json.dumps(run.read_config()))
     except (OSError, ValueError) as exc:
-        console.print(f"[red]config unreadable: {exc}[/]")
+        console.print(Text(f"config unreadable: {exc}", style="red"))
     epochs = run.read_epochs()
     if epochs:
         table = Table(title="epochs")
@@ -215,15 +225,15 @@ def cmd_show(args) -> int:
         console.print(result_table(info))
     error = run.read_error()
     if error:
-        console.print(f"[red]{error}[/]")
+        console.print(Text(error, style="red"))
     return 0
 
 
 def cmd_validate(args) -> int:
     config = load_with_overrides(args.config, args.set)
     for warning in config.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
-    console.print(f"[green]ok[/]: {args.config} is a valid config for model m{config.model_number}")
+        err_console.print(labelled("warning:", "yellow", warning))
+    console.print(labelled("ok:", "green", f"{args.config} is a valid config for model m{config.model_number}"))
     return 0
 
 
@@ -257,8 +267,9 @@ def cmd_watch(args) -> int:
                         finished = event
                 if finished is None:
                     if run.lock_owner() is None and run.info().status == RunStatus.INTERRUPTED:
-                        progress.console.print(f"[yellow]run {run.id} is not running: its process ended "
-                                               f"without a result (resume it with `resnet-tui resume {run.id}`)[/]")
+                        progress.console.print(Text(f"run {run.id} is not running: its process ended without a "
+                                                    f"result (resume it with `resnet-tui resume {run.id}`)",
+                                                    style="yellow"))
                         return 1
                     time.sleep(args.interval)
         except KeyboardInterrupt:
@@ -271,15 +282,13 @@ def cmd_watch(args) -> int:
 
 def cmd_serve(args) -> int:
     """The dashboard in a web browser, behind a token (resnet_tui/serve.py)."""
-    from rich.markup import escape
-
     from resnet_tui.serve import ServeError, serve
 
     try:
         serve(host=args.host, port=args.port, artifact=args.artifact, read_only=args.read_only, token=args.token,
               allowed_origins=args.allow_origin, max_sessions=args.max_sessions)
     except ServeError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(labelled("error:", "bold red", str(exc)))
         return 2
     return 0
 
@@ -347,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, DatasetError, RunNotFoundError, RunBusyError, StorageError, ResumeError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(labelled("error:", "bold red", str(exc)))
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

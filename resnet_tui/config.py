@@ -55,13 +55,26 @@ class Field:
             return "one of " + ", ".join(json.dumps(c) for c in self.choices)
         kind = {bool: "true or false", int: "an integer", float: "a number",
                 str: "a string", list: "a list of integers"}[self.type]
+        return kind + self.bounds()
+
+    def bounds(self) -> str:
+        """The range in words, e.g. " >= 1 and <= 65536" ("" when unbounded)."""
         low = high = ""
         if self.minimum is not None:
-            low = f" {'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+            low = f" {'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}"
         if self.maximum is not None:
-            high = f" <= {self.maximum:g}"
-        bounds = " and".join(part for part in (low, high) if part)
-        return kind + bounds
+            high = f" <= {_number(self.maximum)}"
+        return " and".join(part for part in (low, high) if part)
+
+    def in_range(self, value: float) -> bool:
+        if self.minimum is not None and (value < self.minimum or (self.exclusive_minimum and value == self.minimum)):
+            return False
+        return self.maximum is None or value <= self.maximum
+
+
+def _number(value: float) -> str:
+    """Integers in full (a seed's bound is 4294967295, not 4.29497e+09), floats short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 PATH_KEYS = ("CONFIG_PATH", "DATA_PATH", "LOG_PATH", "CHECKPOINT_PATH",
@@ -74,6 +87,9 @@ MULTI_WORKER_REFUSAL = (
     "multi-machine training is not supported: Keras 3 on TensorFlow does not support "
     "MultiWorkerMirroredStrategy (keras-team/keras issue 20585); "
     'use "mirrored" for several GPUs on one machine')
+# What Keras and TensorFlow accept, so that validate catches what training would refuse.
+SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed: "Seed must be between 0 and 2**32 - 1"
+INT64_MAX = 2**63 - 1  # schedule boundaries are compared with the int64 iteration count
 # Values refused with their own reason rather than the generic "expected one of".
 REFUSED_VALUES: dict[str, dict[str, str]] = {"DISTRIBUTE": {"multi_worker": MULTI_WORKER_REFUSAL}}
 
@@ -93,7 +109,8 @@ SCHEMA: tuple[Field, ...] = (
     Field("LIGHT_MODE", bool, False, "Quick look: 1000 training and 200 test images, as the seed does.", "Data"),
     Field("AUGMENT_MODE", bool, True, "4-pixel zero pad, random 32x32 crop and horizontal flip, drawn per image per epoch.",
           "Data"),
-    Field("SEED", int, 42, "Random seed for weights, shuffling and augmentation.", "Data", minimum=0),
+    Field("SEED", int, 42, "Random seed for weights, shuffling and augmentation.", "Data", minimum=0,
+          maximum=SEED_MAX),
     # Optimizer and regularization
     Field("OPTIMIZER.type", str, "sgd", "Optimizer.", "Optimizer", choices=("sgd", "adam")),
     Field("OPTIMIZER.learning_rate", float, 0.1, "Initial learning rate.", "Optimizer",
@@ -110,7 +127,8 @@ SCHEMA: tuple[Field, ...] = (
     # Schedules and stopping
     Field("STEP_SCHEDULE.enabled", bool, True, "Step schedule counted in iterations (the paper's).", "Step schedule"),
     Field("STEP_SCHEDULE.boundaries", list, [32000, 48000],
-          "Iterations after which the learning rate is multiplied by the factor.", "Step schedule", minimum=1),
+          "Iterations after which the learning rate is multiplied by the factor.", "Step schedule",
+          minimum=1, maximum=INT64_MAX),
     Field("STEP_SCHEDULE.factor", float, 0.1, "Multiplier applied at each boundary.", "Step schedule",
           minimum=0.0, maximum=1.0, exclusive_minimum=True),
     Field("MAX_ITERATIONS", int, 64000, "Stop after this many iterations even if epochs remain (0 = no cap).",
@@ -244,17 +262,12 @@ def _check_value(f: Field, value: Any) -> str | None:
     elif f.type is list:
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             return wrong()
-        items = value
-        if f.minimum is not None and any(v < f.minimum for v in items):
-            return f"got {json.dumps(value)}, every item must be >= {f.minimum:g}"
+        if not all(f.in_range(v) for v in value):
+            return f"got {json.dumps(value)}, every item must be{f.bounds()}"
         return None
     if f.choices is not None:
         return None if value in f.choices else wrong()
-    if f.minimum is not None and (value < f.minimum or (f.exclusive_minimum and value == f.minimum)):
-        return wrong()
-    if f.maximum is not None and value > f.maximum:
-        return wrong()
-    return None
+    return None if f.in_range(value) else wrong()
 
 
 def _closest(key: str, candidates: set[str]) -> str:
@@ -375,26 +388,66 @@ def config_from_values(raw: dict, name: str = "config", source: Path | None = No
 
 
 def parse_json(text: str, source: str) -> Any:
+    """The JSON document ``text``; malformed JSON and a key repeated in one object are refused."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                           [ConfigIssue("", f"line {exc.lineno}, column {exc.colno}: {exc.msg}")]) from None
+    duplicate = _duplicate_key(text)
+    if duplicate:
+        key, first, second = duplicate
+        message = f"duplicate key {json.dumps(key)} at lines {first} and {second}; JSON would keep only the last: remove one"
+        raise ConfigError(f"{source}: {message}", [ConfigIssue("", message)])
+    return value
+
+
+# In valid JSON: a string (a key when a colon follows) or a bracket. Numbers and
+# literals hold neither quotes nor brackets, and a string is matched whole from
+# its opening quote, so brackets inside strings are never taken for structure.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"\s*:?|[][{}]')
+
+
+def _duplicate_key(text: str) -> tuple[str, int, int] | None:
+    """The first key that appears twice in one object of the valid JSON ``text``:
+    (key, line of the first, line of the second)."""
+    objects: list[dict[str, int] | None] = []  # the open brackets: an object's keys and lines, None for a list
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("{", "["):
+            objects.append({} if token == "{" else None)
+        elif token in ("}", "]"):
+            objects.pop()
+        elif token.endswith(":"):
+            key, line = json.loads(token[:-1]), text.count("\n", 0, match.start()) + 1
+            seen = objects[-1]
+            if key in seen:
+                return key, seen[key], line
+            seen[key] = line
+    return None
 
 
 def config_name(path: Path) -> str:
     return path.name[:-5] if path.name.endswith(".json") else path.name
 
 
-def load_config(path: str | os.PathLike) -> Config:
-    path = Path(path)
+def read_config_json(path: Path) -> Any:
+    """The JSON document in the file ``path``; any problem is a :class:`ConfigError` naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start} "
+                          f"cannot be decoded; save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return config_from_values(parse_json(text, str(path)), config_name(path), path)
+    return parse_json(text, str(path))
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    path = Path(path)
+    return config_from_values(read_config_json(path), config_name(path), path)
 
 
 def parse_override(assignment: str) -> tuple[str, Any]:

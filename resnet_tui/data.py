@@ -32,6 +32,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,6 +252,10 @@ def _extract(archive: Path, data_path: Path) -> None:
         raise DatasetError(f"cannot extract {archive.resolve()}: {exc}; delete it and start again") from None
 
 
+class _RefusedObject(pickle.UnpicklingError):
+    """A pickle naming something other than the numpy pieces of a CIFAR batch."""
+
+
 class _BatchUnpickler(pickle.Unpickler):
     """Unpickles the CIFAR batch format (a dict of lists and numpy arrays) and nothing else.
 
@@ -263,7 +268,7 @@ class _BatchUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+            raise _RefusedObject(f"{module}.{name}")
         return super().find_class(module, name)
 
 
@@ -272,6 +277,8 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"CIFAR-10 batch file {path.resolve()} is missing; "
                            f"delete {path.parent.resolve()} to download the dataset again")
+    what = f"CIFAR-10 batch file {path.resolve()}"
+    download_again = f"delete {path.parent.resolve()} to download the dataset again"
     try:
         with open(path, "rb") as f:
             # Written by Python 2: keys come back as bytes.
@@ -280,9 +287,12 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(entry.get(b"labels", entry.get("labels")), dtype=np.int64)
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
             raise ValueError("unexpected contents")
+    except _RefusedObject as exc:
+        raise DatasetError(f"{what} holds objects other than the CIFAR arrays ({exc}); it was not loaded "
+                           f"(unpickling them could run code); {download_again}") from None
     except Exception as exc:  # truncated, not a pickle, wrong layout: all the same to the user
-        raise DatasetError(f"CIFAR-10 batch file {path.resolve()} is truncated or corrupt ({exc}); "
-                           f"delete {path.parent.resolve()} to download the dataset again") from None
+        raise DatasetError(f"{what} is truncated or corrupt ({exc}); {download_again}") from None
+    _check_label_range(what, labels)
     # Rows are 1024 red, then 1024 green, then 1024 blue values, each row-major: CHW -> HWC.
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
@@ -347,15 +357,37 @@ def _load_torchvision(data_path: Path, progress: Progress | None):
 
 # --------------------------------------------------------------------------- npz
 
-def _load_npz(path: Path, val_count: int):
-    if not path.is_file():
-        raise DatasetError(f"DATA_PATH {path.resolve()} does not exist; the npz source needs an .npz file "
-                           f"with x_train and y_train (and optionally x_val/y_val, x_test/y_test)")
+NPZ_EXPECTED = ("an .npz file (numpy.savez) with x_train (N, 32, 32, 3) uint8 and y_train (N,) labels 0..9, "
+                "optionally x_val/y_val and x_test/y_test")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file; never unpickles (an object array could run code)."""
+    problem = ("does not exist" if not path.exists() else "is a folder" if path.is_dir()
+               else None if zipfile.is_zipfile(path) else "is not an .npz archive")
+    if problem:
+        raise DatasetError(f"DATA_PATH {path.resolve()} {problem}; the npz source needs {NPZ_EXPECTED}")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except Exception as exc:
+            return {key: _npz_array(path, npz, key) for key in npz.files}
+    except DatasetError:
+        raise
+    except Exception as exc:  # a damaged member: bad zip, bad header, short data
         raise DatasetError(f"{path.resolve()} is not a readable .npz file ({exc})") from None
+
+
+def _npz_array(path: Path, npz, key: str) -> np.ndarray:
+    try:
+        return npz[key]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):  # not numpy's refusal of an object array
+            raise
+        raise DatasetError(f"{path.resolve()}: {key} holds Python objects rather than an array of numbers; "
+                           f"it was not loaded (unpickling could run code)") from None
+
+
+def _load_npz(path: Path, val_count: int):
+    arrays = _read_npz(path)
 
     def split(name: str):
         x, y = arrays.get(f"x_{name}"), arrays.get(f"y_{name}")
@@ -397,9 +429,14 @@ def _check_labels(file: str, name: str, y: np.ndarray, count: int) -> np.ndarray
                            f"expected integer class labels of shape (N,)")
     if len(y) != count:
         raise DatasetError(f"{file}: {name} has {len(y)} labels but x_{name[2:]} has {count} images")
-    if len(y) and (y.min() < 0 or y.max() > 9):
-        raise DatasetError(f"{file}: {name} has labels from {y.min()} to {y.max()}, expected 0..9")
+    _check_label_range(f"{file}: {name}", y)
     return y.astype(np.int64)
+
+
+def _check_label_range(what: str, y: np.ndarray) -> None:
+    """Every source's labels are CIFAR-10's ten classes (else TensorFlow fails deep in the loss)."""
+    if len(y) and (y.min() < 0 or y.max() > len(CIFAR10_CLASSES) - 1):
+        raise DatasetError(f"{what} has labels from {y.min()} to {y.max()}, expected 0..9")
 
 
 # --------------------------------------------------------------------------- synthetic

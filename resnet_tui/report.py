@@ -56,5 +56,5 @@ def result_table(info: RunInfo, result: dict | None = None, problems: list[str] 
     table.add_column(style="dim", no_wrap=True)
     table.add_column()
     for label, value in result_rows(info, result, problems):
-        table.add_row(label, value)
+        table.add_row(label, Text(value) if isinstance(value, str) else value)  # values as typed, never markup
     return table

@@ -110,3 +110,53 @@ def test_a_dataset_that_fails_to_load_leaves_no_run_behind(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", str(path))
     assert code == 2 and "typo.npz" in err and "does not exist" in err and "Traceback" not in err
     assert RunStore.from_values(values).run_ids() == []  # no failed run for a typo
+
+
+def test_validate_refuses_what_training_would_refuse(tmp_path, capsys):
+    good = tmp_path / "m8_ok.json"
+    good.write_text("{}")
+    code, _, err = run_cli(capsys, "validate", str(good), "--set", "SEED=4294967296")
+    assert code == 2 and err.strip() == (f"error: {good}: SEED: got 4294967296, "
+                                         f"expected an integer >= 0 and <= 4294967295")
+    latin1 = tmp_path / "m8_x.json"
+    latin1.write_bytes(b'{"_c":"caf\xe9"}')
+    code, _, err = run_cli(capsys, "validate", str(latin1))
+    assert code == 2 and err.strip() == (f"error: {latin1}: not UTF-8 text: byte 0xe9 at offset 10 "
+                                         f"cannot be decoded; save it as UTF-8")
+    twice = tmp_path / "m8_twice.json"
+    twice.write_text('{\n  "SEED": 1,\n  "SEED": 2\n}\n')
+    code, _, err = run_cli(capsys, "validate", str(twice))
+    assert code == 2 and err.strip() == (f'error: {twice}: duplicate key "SEED" at lines 2 and 3; '
+                                         f"JSON would keep only the last: remove one")
+
+
+def test_user_text_is_printed_as_typed_never_as_markup(tmp_path, capsys):
+    from tui_support import write_fake_run
+
+    base = "configs/m8_base.json"
+    code, _, err = run_cli(capsys, "validate", base, "--set", "OPTIMIZER.type=[/]")
+    assert code == 2 and 'OPTIMIZER.type: got "[/]", expected one of "sgd", "adam"' in err
+    code, _, err = run_cli(capsys, "validate", base, "--set", "OPTIMIZER.type=[red]adam")
+    assert code == 2 and 'got "[red]adam"' in err
+    bracketed = tmp_path / "m8_[test].json"
+    bracketed.write_text("{}")
+    code, out, _ = run_cli(capsys, "validate", str(bracketed))
+    assert code == 0 and f"ok: {bracketed} is a valid config" in out
+
+    # Run ids, config names, config values and errors from a run's files.
+    store = RunStore.under(tmp_path / "artifact")
+    values = tiny_values(tmp_path, DATA_PATH="data/[b]x")
+    write_fake_run(store, "20250101-120000-m8_[test]", values, status="completed", iterations=30)
+    write_fake_run(store, "20250102-120000-m8_[bad]", values, status="failed", iterations=7, started=1735819200.0,
+                   error="ValueError: a [/] in [red]the error")
+    artifact = str(tmp_path / "artifact")
+    code, out, _ = run_cli(capsys, "runs", "--artifact", artifact)
+    assert code == 0 and "│ 20250101-120000-m8_[test] │ m8_[test] │ completed" in out, out
+    code, out, _ = run_cli(capsys, "show", "20250101", "--artifact", artifact)
+    assert code == 0 and "20250101-120000-m8_[test] status: completed" in out, out
+    assert re.search(r"run +20250101-120000-m8_\[test\] .* config +m8_\[test\]", out), out
+    assert '"DATA_PATH": "data/[b]x"' in out
+    code, out, _ = run_cli(capsys, "show", "20250102", "--artifact", artifact)
+    assert code == 0 and out.count("ValueError: a [/] in [red]the error") == 3, out  # status, table, error.log
+    code, out, _ = run_cli(capsys, "watch", "20250101", "--artifact", artifact)
+    assert code == 0 and "run 20250101-120000-m8_[test]:" in out, out

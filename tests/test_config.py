@@ -109,6 +109,42 @@ def test_wrong_type_or_range_names_key_and_what_is_allowed(raw, key, allowed):
     assert [i.key for i in err.value.issues] == [key]
 
 
+@pytest.mark.parametrize("raw, message", [
+    # keras.utils.set_random_seed: "Seed must be between 0 and 2**32 - 1"
+    ({"SEED": 2**32}, "SEED: got 4294967296, expected an integer >= 0 and <= 4294967295"),
+    # the schedule compares them with the int64 iteration count
+    ({"STEP_SCHEDULE": {"boundaries": [32000, 2**63]}},
+     "STEP_SCHEDULE.boundaries: got [32000, 9223372036854775808], "
+     "every item must be >= 1 and <= 9223372036854775807"),
+])
+def test_ranges_are_what_keras_and_tensorflow_accept(raw, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_values(raw, "cfg")
+    assert str(err.value) == f"cfg: {message}"
+    edge = {"SEED": 2**32 - 1} if "SEED" in raw else {"STEP_SCHEDULE": {"boundaries": [32000, 2**63 - 1]}}
+    config_from_values(edge, "cfg")
+
+
+def test_a_config_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "m8_x.json"
+    path.write_bytes(b'{"_c":"caf\xe9"}')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: not UTF-8 text: byte 0xe9 at offset 10 cannot be decoded; save it as UTF-8"
+
+
+def test_a_duplicate_key_is_refused_naming_the_key_and_both_lines(tmp_path):
+    path = write(tmp_path, '{\n  "BATCH_SIZE": 64,\n  "L2_MODE": {"enabled": true},\n'
+                           '  "DROPOUT_MODE": {"enabled": false},\n  "BATCH_SIZE": 128\n}\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)  # "enabled" twice, but in two objects: fine; BATCH_SIZE twice in one: refused
+    assert str(err.value) == (f'{path}: duplicate key "BATCH_SIZE" at lines 2 and 5; '
+                              f"JSON would keep only the last: remove one")
+    nested = write(tmp_path, '{"OPTIMIZER": {"type": "sgd",\n "x": "\\"{", "type": "adam"}}', "m8_n.json")
+    with pytest.raises(ConfigError, match='duplicate key "type" at lines 1 and 2'):
+        load_config(nested)
+
+
 def test_unsorted_schedule_boundaries_refused():
     with pytest.raises(ConfigError, match="STEP_SCHEDULE.boundaries: must be strictly increasing"):
         config_from_values({"STEP_SCHEDULE": {"boundaries": [48000, 32000]}}, "cfg")

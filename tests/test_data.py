@@ -253,7 +253,13 @@ def test_npz_missing_or_unreadable_file(tmp_path):
         dispatch_load_dataset(8, make_config(DATASET__source="npz", DATA_PATH=str(missing)))
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip file")
-    with pytest.raises(DatasetError, match="not a readable .npz"):
+    with pytest.raises(DatasetError, match="is not an .npz archive"):
+        dispatch_load_dataset(8, make_config(DATASET__source="npz", DATA_PATH=str(garbage)))
+    valid = write_npz(tmp_path / "cut.npz", x_train=random_images(4), y_train=np.arange(4))
+    damaged = valid.read_bytes()
+    member = damaged.index(b"\x93NUMPY")  # x_train's .npy data inside the zip: corrupt its header
+    garbage.write_bytes(damaged[:member] + b"X" * 10 + damaged[member + 10:])
+    with pytest.raises(DatasetError, match="is not a readable .npz file"):
         dispatch_load_dataset(8, make_config(DATASET__source="npz", DATA_PATH=str(garbage)))
 
 
@@ -302,6 +308,69 @@ def test_cifar10_damaged_batch_names_the_file(tmp_path, damage):
     with pytest.raises(DatasetError, match="data_batch_3 is (truncated or corrupt|missing)"):
         dispatch_load_dataset(8, make_config(DATASET__source="cifar10", DATA_PATH=str(tmp_path),
                                              DATASET__validation_count=5))
+
+
+def cifar10_config(root: Path):
+    return make_config(DATASET__source="cifar10", DATA_PATH=str(root), DATASET__validation_count=5)
+
+
+@pytest.mark.parametrize("bad_label", [10, -1])
+def test_cifar10_labels_outside_the_ten_classes_are_refused_before_tensorflow(tmp_path, bad_label):
+    write_cifar_folder(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    write_batch(batch, random_images(3), np.array([0, bad_label, 9]))
+    with pytest.raises(DatasetError) as info:
+        dispatch_load_dataset(8, cifar10_config(tmp_path))
+    low, high = min(0, bad_label), max(9, bad_label)
+    assert str(info.value) == (f"CIFAR-10 batch file {batch.resolve()} has labels from {low} to {high}, "
+                               f"expected 0..9")
+
+
+class _RunsCode:
+    """Pickles as a call to os.system: what a malicious batch file would hold."""
+
+    def __reduce__(self):
+        import os
+        return os.system, ("touch pwned",)
+
+
+def test_cifar10_batch_holding_other_objects_is_not_loaded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_cifar_folder(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(pickle.dumps({b"data": _RunsCode(), b"labels": [0]}, protocol=2))
+    with pytest.raises(DatasetError) as info:
+        dispatch_load_dataset(8, cifar10_config(tmp_path))
+    message = str(info.value)
+    assert message.startswith(f"CIFAR-10 batch file {batch.resolve()} holds objects other than the CIFAR arrays "
+                              f"(posix.system); it was not loaded"), message
+    assert "truncated" not in message and not (tmp_path / "pwned").exists()
+
+
+def test_npz_path_that_is_a_folder_or_not_an_npz_says_what_it_is_and_what_is_expected(tmp_path):
+    folder = tmp_path / "data.npz"
+    folder.mkdir()
+    text = tmp_path / "notes.npz"
+    text.write_text("x_train, y_train\n")
+    npy = tmp_path / "one.npz"
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros(3))
+    for path, what in ((folder, "is a folder"), (text, "is not an .npz archive"), (npy, "is not an .npz archive")):
+        with pytest.raises(DatasetError) as info:
+            dispatch_load_dataset(8, make_config(DATASET__source="npz", DATA_PATH=str(path)))
+        message = str(info.value)
+        assert message == f"DATA_PATH {path.resolve()} {what}; the npz source needs {data.NPZ_EXPECTED}", message
+    assert data.NPZ_EXPECTED == ("an .npz file (numpy.savez) with x_train (N, 32, 32, 3) uint8 and y_train (N,) "
+                                 "labels 0..9, optionally x_val/y_val and x_test/y_test")
+
+
+def test_npz_holding_python_objects_is_not_loaded(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1, np.int64))
+    with pytest.raises(DatasetError) as info:
+        dispatch_load_dataset(8, make_config(DATASET__source="npz", DATA_PATH=str(path)))
+    assert str(info.value) == (f"{path.resolve()}: x_train holds Python objects rather than an array of numbers; "
+                               f"it was not loaded (unpickling could run code)")
 
 
 def test_cifar10_offline_says_where_to_put_it(tmp_path):

@@ -3,9 +3,9 @@
 import contextlib
 import json
 import os
-import shutil
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys

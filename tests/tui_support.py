@@ -207,3 +207,15 @@ async def open_runs(pilot):
     await pilot.pause()
     await pilot.pause()
     return screen, table
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, one line per row (the compositor's output, all layers)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def toast_texts(app) -> list[str]:
+    """The text of each toast on screen, as rendered."""
+    from textual.widgets._toast import Toast
+
+    return [toast.render().plain for toast in app.screen.query(Toast)]

@@ -79,6 +79,11 @@ class ResnetTuiApp(App):
         self.push_screen("config")
         self.set_interval(DRAIN_SECONDS, self.drain)
 
+    def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
+        """A toast, always plain text (``markup`` is ignored): messages carry config names, run ids,
+        paths and errors, whose "[" must show as typed. Screens' and widgets' notify() lead here."""
+        super().notify(message, markup=False, **kwargs)
+
     # -- screens ----------------------------------------------------------------
     def action_show(self, name: str) -> None:
         if isinstance(self.screen, ModalScreen):

@@ -27,6 +27,7 @@ from resnet_tui.config import (
     list_configs,
     load_config,
     parse_json,
+    read_config_json,
     save_config,
     set_dotted,
 )
@@ -104,7 +105,7 @@ class ConfigScreen(Screen):
             with Vertical(id="config-side"):
                 yield Label("Configs", classes="pane-title")
                 yield ListView(id="config-list")
-                yield Static("", id="config-facts")
+                yield Static("", id="config-facts", markup=False)
             with Vertical(id="config-editor"):
                 with TabbedContent(id="config-tabs"):
                     with TabPane("Form", id="tab-form"):
@@ -114,7 +115,7 @@ class ConfigScreen(Screen):
                             yield Static("", id="config-diff")
                     with TabPane("JSON", id="tab-json"):
                         yield TextArea("", language="json", show_line_numbers=True, id="config-json")
-                        yield Static("", id="json-error", classes="field-error")
+                        yield Static("", id="json-error", classes="field-error", markup=False)
                     with TabPane("Model", id="tab-model"):
                         yield ModelSummary("The model summary is built when this tab opens.", id="config-summary")
                 yield Static("", id="config-status")
@@ -135,7 +136,7 @@ class ConfigScreen(Screen):
         self.paths = list_configs(self.configs_dir)
         list_view = self.query_one("#config-list", ListView)
         list_view.clear()
-        list_view.extend(ListItem(Label(config_name(p))) for p in self.paths)
+        list_view.extend(ListItem(Label(config_name(p), markup=False)) for p in self.paths)
         if not self.paths:
             self.query_one("#config-facts", Static).update(f"No configs in {self.configs_dir}/")
         if select is not None:
@@ -170,8 +171,8 @@ class ConfigScreen(Screen):
             self.notify(f"Unsaved edits to {self.name_loaded} discarded", severity="warning")
         self.name_loaded = name
         try:
-            raw = parse_json(path.read_text(encoding="utf-8"), str(path))
-        except (ConfigError, OSError) as exc:
+            raw = read_config_json(path)
+        except ConfigError as exc:
             self.original = None
             self.general_errors = [str(exc)]
             self._update_status()
@@ -262,7 +263,7 @@ class ConfigScreen(Screen):
         table.add_column("original")
         table.add_column("edited", style="bold")
         for key, before, after in changes:
-            table.add_row(key, json.dumps(before), json.dumps(after))
+            table.add_row(key, Text(json.dumps(before)), Text(json.dumps(after)))
         diff.update(table)
 
     # -- raw JSON ---------------------------------------------------------------

@@ -26,7 +26,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="dialog-question")
+            yield Static(self.question, classes="dialog-question", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes", compact=True)
                 yield Button(f"{self.no} (n)", variant="primary", id="no", compact=True)
@@ -53,9 +53,9 @@ class SaveAsScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Save the edited config as a new file in {self.folder}/")
+            yield Label(f"Save the edited config as a new file in {self.folder}/", markup=False)
             yield Input(self.suggestion, placeholder="name, e.g. m8_lr05", id="save-name")
-            yield Static("", id="save-error", classes="field-error")
+            yield Static("", id="save-error", classes="field-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (enter)", variant="success", id="save", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)

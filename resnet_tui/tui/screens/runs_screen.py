@@ -79,7 +79,7 @@ def config_table(config: dict | None) -> Table | Text:
     table.add_column(style="cyan", no_wrap=True)
     table.add_column()
     for f in SCHEMA:
-        table.add_row(f.key, json.dumps(get_dotted(config, f.key)))
+        table.add_row(f.key, Text(json.dumps(get_dotted(config, f.key))))
     return table
 
 
@@ -91,13 +91,13 @@ def compare_table(details: list[RunDetail]) -> Table | Text:
     table = Table(title="Config keys that differ", title_justify="left")
     table.add_column("key", style="cyan", no_wrap=True)
     for d in details:
-        table.add_column(d.info.run_id, overflow="fold")
+        table.add_column(Text(d.info.run_id), overflow="fold")
     differing = 0
     for f in SCHEMA:
         values = [get_dotted(c, f.key) for c in configs]
         if any(v != values[0] for v in values[1:]):
             differing += 1
-            table.add_row(f.key, *(json.dumps(v) for v in values))
+            table.add_row(f.key, *(Text(json.dumps(v)) for v in values))
     if not differing:
         return Text("These runs' configs are identical.", style="dim")
     return table

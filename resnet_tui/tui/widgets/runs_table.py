@@ -23,8 +23,8 @@ class Column:
 
 
 COLUMNS = (
-    Column("run", "run", lambda i: i.run_id, lambda i: i.run_id),
-    Column("config", "config", lambda i: i.config_name, lambda i: i.config_name),
+    Column("run", "run", lambda i: Text(i.run_id), lambda i: i.run_id),
+    Column("config", "config", lambda i: Text(i.config_name), lambda i: i.config_name),
     Column("status", "status", lambda i: Text(i.status, style=STATUS_STYLES.get(i.status, "")),
            lambda i: i.status),
     Column("epochs", "epochs", lambda i: Text(str(i.epochs), justify="right"), lambda i: i.epochs),
@@ -36,7 +36,7 @@ COLUMNS = (
            lambda i: i.test_accuracy),
     Column("duration", "duration", lambda i: Text(fmt.duration(i.duration), justify="right"),
            lambda i: i.duration),
-    Column("date", "date", lambda i: fmt.date(i.started), lambda i: i.started),
+    Column("date", "date", lambda i: Text(fmt.date(i.started)), lambda i: i.started),
 )
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 
