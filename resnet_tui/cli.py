@@ -26,7 +26,7 @@ from rich.text import Text
 from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
 from resnet_tui.data import DatasetError
-from resnet_tui.report import result_table, stopping_message
+from resnet_tui.report import result_table, runs_listing, stopping_message
 from resnet_tui.runs import ResumeError, RunBusyError, RunInfo, RunNotFoundError, RunStore, StorageError
 from resnet_tui.stderr import fd2_to
 from resnet_tui.training.events import RunStatus
@@ -189,16 +189,11 @@ def cmd_runs(args) -> int:
     if not infos:
         console.print("no runs yet; start one with `resnet-tui train configs/m8_light.json`")
         return 0
-    table = Table(title="runs")
-    for column in ("run id", "config", "status", "epochs", "iterations", "best val acc", "test acc",
-                   "duration", "started"):
-        table.add_column(column)
-    for info in infos:
-        status = info.status + (f" ({info.problem})" if info.problem else "")
-        table.add_row(Text(info.run_id), Text(info.config_name), Text(status), str(info.epochs), str(info.iterations),
-                      fmt.percent(info.best_val_accuracy), fmt.percent(info.test_accuracy),
-                      fmt.duration(info.duration), fmt.date(info.started))
-    console.print(table)
+    # On a terminal the table fits its width; piped (| cat, > file) it keeps every column.
+    if console.is_terminal:
+        console.print(runs_listing(infos, console.width))
+    else:
+        Console(file=console.file, width=100_000).print(runs_listing(infos, None))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.table import Table
 from rich.text import Text
 
@@ -42,6 +44,52 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] =
     if result.get("error"):
         rows.append(("error", Text(result["error"], style="red")))
     return rows
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    """The first line of ``text``, cut to ``limit`` characters (a listing's summary of an error)."""
+    first = (text.strip().splitlines() or [""])[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+# The runs listing's columns, most important first: (header, cell). A narrow terminal
+# drops them from the end; the id is never cut (show, watch and resume need it whole).
+RUN_COLUMNS: list[tuple[str, Callable[[RunInfo], str]]] = [
+    ("run id", lambda i: i.run_id),
+    ("status", lambda i: i.status + (f" ({one_line(i.problem)})" if i.problem else "")),
+    ("best val", lambda i: fmt.percent(i.best_val_accuracy)),
+    ("test acc", lambda i: fmt.percent(i.test_accuracy)),
+    ("iterations", lambda i: f"{i.iterations:,}"),
+    ("epochs", lambda i: str(i.epochs)),
+    ("config", lambda i: i.config_name),
+    ("duration", lambda i: fmt.duration(i.duration)),
+    ("started", lambda i: fmt.date(i.started)),
+]
+
+
+def runs_listing(infos: list[RunInfo], width: int | None) -> Table:
+    """The runs as a table no wider than ``width`` (None: every column): columns are
+    dropped from the least important, and the status column is the one that gives way."""
+    cells = [[cell(info) for _, cell in RUN_COLUMNS] for info in infos]
+    widths = [max(len(header), *(len(row[k]) for row in cells)) for k, (header, _) in enumerate(RUN_COLUMNS)]
+    shown, status_width = len(RUN_COLUMNS), widths[1]
+    if width is not None:
+        floor = min(widths[1], len("completed"))
+        while shown > 2 and _table_width(widths[:shown]) - widths[1] + floor > width:
+            shown -= 1
+        status_width = max(floor, min(widths[1], width - _table_width(widths[:shown]) + widths[1]))
+    table = Table(title="runs")
+    for k, (header, _) in enumerate(RUN_COLUMNS[:shown]):
+        table.add_column(header, no_wrap=True, overflow="ellipsis",
+                         width=status_width if k == 1 else widths[k])
+    for info, row in zip(infos, cells, strict=True):
+        table.add_row(*(Text(cell, style=STATUS_STYLES.get(info.status, "") if k == 1 else "")
+                        for k, cell in enumerate(row[:shown])))
+    return table
+
+
+def _table_width(widths: list[int]) -> int:
+    return sum(widths) + 3 * len(widths) + 1  # a box border and one space of padding each side
 
 
 def stopping_message(stop_at: int | None) -> str:

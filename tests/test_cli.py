@@ -160,3 +160,36 @@ def test_user_text_is_printed_as_typed_never_as_markup(tmp_path, capsys):
     assert code == 0 and out.count("ValueError: a [/] in [red]the error") == 3, out  # status, table, error.log
     code, out, _ = run_cli(capsys, "watch", "20250101", "--artifact", artifact)
     assert code == 0 and "run 20250101-120000-m8_[test]:" in out, out
+
+
+def test_runs_at_80_columns_keep_ids_whole_and_errors_on_one_line(tmp_path, capsys, monkeypatch):
+    import io
+
+    from rich.console import Console
+    from tui_support import write_fake_run
+
+    from resnet_tui import cli
+
+    store = RunStore.under(tmp_path / "artifact")
+    values = tiny_values(tmp_path)
+    write_fake_run(store, "20261126-120000-m8_demo", values, status="completed", iterations=300)
+    long_error = "StorageError: cannot write to /very/long/path/of/the/artifact/folder (LOG_PATH): " + "x" * 300
+    write_fake_run(store, "20261126-130000-m8_base_long_name", values, status="failed", iterations=7,
+                   error=long_error)
+    artifact = str(tmp_path / "artifact")
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=screen, width=80, force_terminal=True, color_system=None))
+    assert main(["runs", "--artifact", artifact]) == 0
+    lines = screen.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert len(lines) == 7  # title, 3 border/header lines, 2 rows, bottom border: no error wrapped down
+    text = screen.getvalue()
+    assert "20261126-120000-m8_demo" in text and "20261126-130000-m8_base_long_name" in text
+    assert "best val" in text and "failed (Storage" in text and "started" not in text
+
+    # Piped, every column and every id whole.
+    monkeypatch.undo()
+    code, out, _ = run_cli(capsys, "runs", "--artifact", artifact)
+    assert code == 0 and "20261126-130000-m8_base_long_name" in out and "started" in out and "config" in out
+    assert "x" * 80 not in out  # the error as a one-line summary; show has the rest
