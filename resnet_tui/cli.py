@@ -93,11 +93,7 @@ class ProgressSink:
                                                completed=event.start_iteration, epoch=0, loss=float("nan"),
                                                acc=float("nan"), lr=float("nan"), ips=0.0)
         elif isinstance(event, ev.EpochEnd):
-            val = "" if event.val_accuracy is None else \
-                f"  val loss {event.val_loss:.4f}  val acc {fmt.percent(event.val_accuracy)}"
-            self.progress.console.print(
-                f"epoch {event.epoch:>3}  iteration {event.iteration:>6}  loss {event.loss:.4f}  "
-                f"acc {fmt.percent(event.accuracy)}{val}  lr {event.lr:.4g}  {event.duration:.1f}s")
+            self.progress.console.print(epoch_line(event, self.progress.console.width))
             if self.task is not None:
                 self.progress.update(self.task, completed=event.iteration)
         elif isinstance(event, ev.DatasetProgress):
@@ -135,12 +131,31 @@ def cmd_resume(args) -> int:
     return train_with_progress(lambda sink: Trainer.resuming(store, args.run, sink=sink))
 
 
+WIDE = 120  # columns from which the progress and epoch lines show everything
+
+
 def make_progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
-                   "lr {task.fields[lr]:.3g}  {task.fields[ips]:.0f} img/s"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    """The training progress line; under WIDE columns it drops fields rather than cut them all."""
+    if console.width >= WIDE:
+        return Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
+                       "lr {task.fields[lr]:.3g}  {task.fields[ips]:.0f} img/s"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    return Progress(  # about 75 columns at 64,000 iterations
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=10), MofNCompleteColumn(),
+        TextColumn("ep {task.fields[epoch]}  loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}"),
+        TextColumn("ETA"), TimeRemainingColumn(), console=console)
+
+
+def epoch_line(event, width: int) -> str:
+    """One line per epoch; under WIDE columns without the iteration and the seconds."""
+    val = "" if event.val_accuracy is None else \
+        f"  val loss {event.val_loss:.4f}  val acc {fmt.percent(event.val_accuracy)}"
+    if width < WIDE:
+        return f"epoch {event.epoch:>3}  loss {event.loss:.4f}  acc {fmt.percent(event.accuracy)}{val}  lr {event.lr:.3g}"
+    return (f"epoch {event.epoch:>3}  iteration {event.iteration:>6}  loss {event.loss:.4f}  "
+            f"acc {fmt.percent(event.accuracy)}{val}  lr {event.lr:.4g}  {event.duration:.1f}s")
 
 
 def train_with_progress(make_trainer) -> int:

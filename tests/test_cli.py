@@ -193,3 +193,25 @@ def test_runs_at_80_columns_keep_ids_whole_and_errors_on_one_line(tmp_path, caps
     code, out, _ = run_cli(capsys, "runs", "--artifact", artifact)
     assert code == 0 and "20261126-130000-m8_base_long_name" in out and "started" in out and "config" in out
     assert "x" * 80 not in out  # the error as a one-line summary; show has the rest
+
+
+def test_progress_and_epoch_lines_fit_80_columns_by_dropping_fields(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from resnet_tui import cli
+    from resnet_tui.training.events import EpochEnd
+
+    for width in (80, 160):
+        console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+        monkeypatch.setattr(cli, "console", console)
+        progress = cli.make_progress()
+        progress.add_task("train", total=64000, completed=12345, epoch=32, loss=1.2345, acc=0.5678, lr=0.1, ips=421.0)
+        console.print(progress.get_renderable())
+        line = console.file.getvalue().splitlines()[0].rstrip()
+        assert len(line) <= width and "12345/64000" in line and "ETA" in line and "…" not in line, line
+        assert ("img/s" in line) == (width == 160)  # the narrow line drops fields, whole
+        event = EpochEnd(epoch=164, iteration=64000, loss=0.1234, accuracy=0.9876, val_loss=0.3456,
+                         val_accuracy=0.9123, lr=0.001, duration=12.3, elapsed=5000.0)
+        assert len(cli.epoch_line(event, width)) <= width and "val acc 91.23%" in cli.epoch_line(event, width)
