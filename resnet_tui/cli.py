@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -102,19 +103,28 @@ class ProgressSink:
                                                         epoch=0, loss=0.0, acc=0.0, lr=0.0, ips=0.0)
             self.progress.update(self._download, completed=event.done_bytes)
         elif isinstance(event, ev.LogMessage):
-            style = {"warning": "yellow", "error": "bold red"}.get(event.level, "dim")
+            if event.level == "error":
+                return  # printed once, after the result table
+            style = {"warning": "yellow"}.get(event.level, "dim")
             self.progress.console.print(Text(f"{event.level}: {event.text}", style=style))
 
 
-def print_result(result: dict) -> None:
-    """The result table of a run that just ended (from its result dict: the disk may be full)."""
+def print_result(result: dict, run) -> None:
+    """The result table of a run that just ended (from its result dict: the disk may be full),
+    where it was saved, and a failure's error, once, on stderr."""
     info = RunInfo(result.get("run_id", "?"))
     info.add_result(result)
-    console.print(result_table(info))
+    console.print(result_table(info, saved=run, show_error=False))
+    if result["status"] == RunStatus.FAILED:
+        err_console.print(labelled("error:", "bold red", result["error"]))
+        if run is not None:
+            err_console.print(Text(f"full traceback: {run.paths.error / 'error.log'}"))
 
 
 def cmd_train(args) -> int:
     config = load_with_overrides(args.config, args.set)
+    if getattr(args, "artifact", None):  # every run folder under DIR, as --artifact means for runs, show, ...
+        config = config.with_values({key: str(Path(args.artifact) / name) for name, key in RunStore.ROOT_KEYS.items()})
     for warning in config.warnings:
         err_console.print(labelled("warning:", "yellow", warning))
     import_tensorflow_quietly()
@@ -179,14 +189,8 @@ def train_with_progress(make_trainer) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print_result(result)
-    if result["status"] == RunStatus.FAILED:
-        err_console.print(labelled("error:", "bold red", result["error"]))
-        run = trainer.run_record
-        if run is not None:
-            err_console.print(Text(f"full traceback: {run.paths.error / 'error.log'}"))
-        return 1
-    return 0
+    print_result(result, trainer.run_record)
+    return 1 if result["status"] == RunStatus.FAILED else 0
 
 
 def store_from_args(args) -> RunStore:
@@ -303,11 +307,19 @@ def cmd_serve(args) -> int:
     return 0
 
 
+ARTIFACT_HELP = ("folder holding the runs (log/, checkpoint/, model/, result/, ...); before or after the "
+                 "subcommand (default: the config's paths)")
+
+
+def with_artifact(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: absent after the subcommand, it leaves a --artifact given before it in place.
+    p.add_argument("--artifact", metavar="DIR", default=argparse.SUPPRESS, help=ARTIFACT_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resnet-tui", description=__doc__.split("\n")[0])
     parser.add_argument("--configs", default="configs", help="folder of configs the dashboard lists")
-    parser.add_argument("--artifact", dest="dashboard_artifact", metavar="DIR",
-                        help="runs folder the dashboard browses (default: the default config's paths)")
+    parser.add_argument("--artifact", metavar="DIR", help=ARTIFACT_HELP)
     parser.add_argument("--read-only", action="store_true",
                         help="browse and watch runs only: no training, resuming or saving (also chosen "
                              "when the runs folder is not writable)")
@@ -320,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a config headless, with a progress bar")
     p.add_argument("config")
     with_sets(p)
+    with_artifact(p)
     p.set_defaults(func=cmd_train)
     for name, func, help_ in (("runs", cmd_runs, "list past runs"), ("show", cmd_show, "show one run"),
                               ("resume", cmd_resume, "continue a stopped or interrupted run"),
@@ -327,15 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
         if name != "runs":
             p.add_argument("run", help="run id (a unique prefix is enough)")
-        p.add_argument("--artifact", help="folder holding log/, result/, ... (default: the default config's paths)")
+        with_artifact(p)
         if name == "watch":
             p.add_argument("--interval", type=float, default=0.5, help="seconds between looks at the files")
         p.set_defaults(func=func)
     p = sub.add_parser("serve", help="serve the dashboard to a web browser (textual-serve)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--artifact", help="runs folder to show (default: the default config's paths)")
-    p.add_argument("--read-only", action="store_true", help="browsers can browse and watch runs, not train")
+    with_artifact(p)
+    p.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                   help="browsers can browse and watch runs, not train")
     p.add_argument("--token", help="the token browsers must present (default: $RESNET_TUI_TOKEN, else random; "
                                    "prefer the variable: a command line is visible to other users)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
@@ -361,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         from resnet_tui.tui.app import run_app
 
-        run_app(configs_dir=args.configs, artifact_dir=args.dashboard_artifact, read_only=args.read_only)
+        run_app(configs_dir=args.configs, artifact_dir=args.artifact, read_only=args.read_only)
         return 0
     try:
         return args.func(args)

@@ -8,15 +8,17 @@ from rich.table import Table
 from rich.text import Text
 
 from resnet_tui import format as fmt
-from resnet_tui.runs import RunInfo
+from resnet_tui.runs import Run, RunInfo
 from resnet_tui.training.events import RunStatus
 
 STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red", "running": "cyan",
                  "interrupted": "magenta", "corrupt": "bold magenta"}
 
 
-def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] = ()) -> list[tuple[str, Text | str]]:
-    """(label, value) rows describing a run, from its listing info and its result.json (default: the info's)."""
+def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] = (),
+                saved: Run | None = None, show_error: bool = True) -> list[tuple[str, Text | str]]:
+    """(label, value) rows describing a run, from its listing info and its result.json (default: the info's);
+    with ``saved``, where its files are; ``show_error=False`` when the caller prints the error itself."""
     result = (info.result if result is None else result) or {}
     best = fmt.percent(info.best_val_accuracy)
     if result.get("best_epoch"):
@@ -40,8 +42,13 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] =
     ]
     if info.status in (RunStatus.STOPPED, RunStatus.INTERRUPTED):
         rows.append(("resume", f"resnet-tui resume {info.run_id}  (r on the dashboard's Runs screen)"))
+    if saved is not None:
+        rows.append(("saved in", str(saved.paths.log)))
+        final = saved.paths.model / "final.keras"
+        if final.exists():
+            rows.append(("final model", str(final)))
     rows += [("problem", Text(problem, style="magenta")) for problem in problems]
-    if result.get("error"):
+    if show_error and result.get("error"):
         rows.append(("error", Text(result["error"], style="red")))
     return rows
 
@@ -99,10 +106,11 @@ def stopping_message(stop_at: int | None) -> str:
     return f"stopping at iteration {stop_at:,} (the step under way finishes), then saving; no test evaluation"
 
 
-def result_table(info: RunInfo, result: dict | None = None, problems: list[str] = ()) -> Table:
+def result_table(info: RunInfo, result: dict | None = None, problems: list[str] = (),
+                 saved: Run | None = None, show_error: bool = True) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column()
-    for label, value in result_rows(info, result, problems):
+    for label, value in result_rows(info, result, problems, saved, show_error):
         table.add_row(label, Text(value) if isinstance(value, str) else value)  # values as typed, never markup
     return table

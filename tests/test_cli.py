@@ -98,6 +98,7 @@ def test_read_only_flags_reach_the_dashboard_and_serve():
     assert parser.parse_args(["--artifact", "x", "--read-only"]).read_only
     assert not parser.parse_args([]).read_only
     assert parser.parse_args(["serve", "--read-only"]).read_only
+    assert parser.parse_args(["--read-only", "serve"]).read_only  # before the subcommand too
     serve = parser.parse_args(["serve"])
     assert serve.token is None and serve.allow_origin == [] and serve.max_sessions == 4
 
@@ -215,3 +216,25 @@ def test_progress_and_epoch_lines_fit_80_columns_by_dropping_fields(monkeypatch)
         event = EpochEnd(epoch=164, iteration=64000, loss=0.1234, accuracy=0.9876, val_loss=0.3456,
                          val_accuracy=0.9123, lr=0.001, duration=12.3, elapsed=5000.0)
         assert len(cli.epoch_line(event, width)) <= width and "val acc 91.23%" in cli.epoch_line(event, width)
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_artifact_works_before_or_after_the_subcommand(tmp_path, capsys, before):
+    parser_args = ["--artifact", str(tmp_path / "elsewhere")]
+    for command in (["runs"], ["show", "x"], ["resume", "x"], ["watch", "x"], ["serve"], ["train", "c.json"]):
+        from resnet_tui.cli import build_parser
+
+        argv = parser_args + command if before else command + parser_args
+        assert build_parser().parse_args(argv).artifact == str(tmp_path / "elsewhere"), argv
+
+    values = tiny_values(tmp_path, EPOCHS_COUNT=1)  # its own paths point under tmp_path/artifact
+    path = tmp_path / "m8_where.json"
+    path.write_text(json.dumps(values))
+    artifact = str(tmp_path / "elsewhere")
+    argv = ["--artifact", artifact, "train", str(path)] if before else ["train", str(path), "--artifact", artifact]
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0, out
+    (run_id,) = RunStore.under(artifact).run_ids()
+    assert not (tmp_path / "artifact").exists()  # nothing went to the config's own folders
+    assert f"saved in {artifact}/log/{run_id}" in out and f"final model {artifact}/model/{run_id}/final.keras" in out
+

@@ -344,6 +344,7 @@ def test_a_full_disk_fails_the_run_with_the_folder_named_and_no_partial_file(tmp
         assert re.search(rf"error: StorageError: cannot write to {disk}/runs/{run_id} \({key}\): "
                          r"No space left on device", done.stderr), done.stderr[-2000:]
         assert "Traceback" not in done.stderr
+        assert (done.stdout + done.stderr).count("No space left on device") == 1  # the error, printed once
         assert not list(disk.rglob("*.h5")) and not list(disk.rglob("*.keras"))  # nothing half-written
         run = store.open_run(run_id)
         assert run.info().status == "failed"
