@@ -467,7 +467,9 @@ class RunStore:
         if len(matches) == 1:
             return Run(self, matches[0])
         if matches:
-            raise RunNotFoundError(f"run id '{run_id}' is ambiguous: {', '.join(matches[:5])}")
+            more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+            raise RunNotFoundError(f"run id '{run_id}' is ambiguous: {len(matches)} runs start with it: "
+                                   f"{', '.join(matches[:5])}{more}; give more of the id")
         raise RunNotFoundError(f"no run '{run_id}' under {self.roots['log']} (see `resnet-tui runs`)")
 
     def list_runs(self) -> list[RunInfo]:

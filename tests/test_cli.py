@@ -238,3 +238,16 @@ def test_artifact_works_before_or_after_the_subcommand(tmp_path, capsys, before)
     assert not (tmp_path / "artifact").exists()  # nothing went to the config's own folders
     assert f"saved in {artifact}/log/{run_id}" in out and f"final model {artifact}/model/{run_id}/final.keras" in out
 
+
+
+def test_an_ambiguous_prefix_lists_the_runs_it_matches(tmp_path, capsys):
+    from tui_support import write_fake_run
+
+    store = RunStore.under(tmp_path / "artifact")
+    values = tiny_values(tmp_path)
+    ids = [f"20261126-1{n:02d}000-m8_demo" for n in range(7)]
+    for run_id in ids:
+        write_fake_run(store, run_id, values, status="completed", iterations=30)
+    code, _, err = run_cli(capsys, "show", "2026", "--artifact", str(tmp_path / "artifact"))
+    assert code == 2 and "run id '2026' is ambiguous: 7 runs start with it:" in err
+    assert "and 2 more; give more of the id" in err

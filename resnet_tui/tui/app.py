@@ -345,7 +345,7 @@ def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.P
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     store = RunStore.under(artifact_dir) if artifact_dir is not None else None
-    log_root = Path(artifact_dir) if artifact_dir is not None else Path(default_values()["LOG_PATH"])
+    log_root = store.roots["log"] if store is not None else Path(default_values()["LOG_PATH"])
     unwritable = None if read_only else not_writable(log_root)
     if unwritable:
         print(f"{log_root} is not writable ({unwritable}): opening the dashboard read-only.", flush=True)
