@@ -78,8 +78,11 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         await pilot.press("f6")
         assert session.state == "running"
 
+        bells = []
+        app.bell = lambda: bells.append("bell")
         await pilot.press("f7")
         await wait_for(pilot, lambda: session.state == "stopped", 120, "the run to stop")
+        await wait_for(pilot, lambda: bells == ["bell"], 10, "the bell at the end of the run")
         assert session.last.iteration < session.started.total_iterations
         (said,) = [text for _, _, text in session.log if text.startswith("stopping at iteration")]
         assert said.startswith(f"stopping at iteration {session.last.iteration} ")  # it stopped where it said

@@ -237,6 +237,8 @@ class ResnetTuiApp(App):
             return
         for severity, message in changes.notices:
             self.notify(message, severity=severity, timeout=8)
+        if changes.finished:
+            self.bell()  # the user may be on another screen, or away
         self._show_session(changes)
         if changes.status and not session.active and isinstance(self.screen, RunsScreen) and self.screen.ready:
             self.screen.reload()

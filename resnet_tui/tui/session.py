@@ -74,6 +74,7 @@ class Changes:
     log: bool = False
     status: bool = False
     notices: list[tuple[str, str]] = field(default_factory=list)  # (severity, message) for toasts
+    finished: bool = False  # the run ended: worth a bell, wherever the user is
 
     def __bool__(self) -> bool:
         return self.iterations or self.epochs or self.log or self.status or bool(self.notices)
@@ -259,7 +260,7 @@ class TrainingSession:
             changes.notices.append(("error", f"Training failed: {event.error or event.stop_reason}"))
         else:
             changes.notices.append(("information", f"Run {event.status}: {event.stop_reason}"))
-        changes.status = changes.log = True
+        changes.status = changes.log = changes.finished = True
 
     def _add_log(self, level: str, text: str) -> None:
         self.log_seq += 1
