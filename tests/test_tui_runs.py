@@ -115,6 +115,7 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
 
     from tui_support import record_notifications, write_fake_run
 
+    from resnet_tui.tui.screens.dialogs import ConfirmScreen
     from resnet_tui.tui.screens.train_screen import TrainScreen
 
     store, run_id = tui_fake_runs.store, "20250105-100000-m8_remote"
@@ -148,6 +149,14 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
         notes = record_notifications(app)
         await pilot.press("f7")
         assert any("can only be watched" in msg for _, msg in notes) and session.state == "running"
+
+        await pilot.press("f5")  # starting another run while watching one asks first
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "which another process is training" in str(
+            app.screen.query_one(".dialog-question").content)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.session is session and session.following and isinstance(app.screen, TrainScreen)
 
         write_fake_run(store, run_id, tui_fake_runs.values, status="completed", iterations=25, started=1736071200.0)
         run.release_lock()

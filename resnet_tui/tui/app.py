@@ -143,7 +143,18 @@ class ResnetTuiApp(App):
             return
         store = self.store if self.store_given else RunStore.from_values(config.values)
         if self.session is not None and self.session.following and self.session.active:
-            self.notify(f"Stopped watching {self.session.config.name}; it goes on training elsewhere.")
+            watched = self.session.config.name
+            self.push_screen(ConfirmScreen(
+                f"You are watching {watched}, which another process is training.\n"
+                f"Start {config.name} here as well? Both would train at once on this machine.",
+                yes="Start it too", no="Keep watching"),
+                lambda yes: yes and self._start(config, store, f"Stopped watching {watched}; it goes on training elsewhere."))
+            return
+        self._start(config, store)
+
+    def _start(self, config: Config, store: RunStore, note: str | None = None) -> None:
+        if note:
+            self.notify(note)
         self.session = TrainingSession(config, store)
         self.training_worker = self.run_worker(self.session.run, name="training", group="training",
                                                thread=True, exit_on_error=False)
