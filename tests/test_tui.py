@@ -222,3 +222,45 @@ async def test_screens_switch_by_key_and_nothing_runs_without_a_start(tui_env):
         notes = record_notifications(app)
         await pilot.press("f7")
         assert any("No run is training" in msg for _, msg in notes)
+
+
+async def test_the_form_follows_the_list_cursor_and_edits_are_never_dropped_silently(tui_env):
+    """Master-detail: Down moves the list, the form, the facts, the title and what F5 starts together."""
+    from resnet_tui.tui.screens.dialogs import UnsavedEditsScreen
+
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.get_screen("config")
+        names = [p.name[:-5] for p in screen.paths]
+        first, second = names[0], names[1]
+        assert screen.name_loaded == first
+        await pilot.press("ctrl+l", "down")
+        await wait_for(pilot, lambda: screen.name_loaded == second, 10, "the form to follow the cursor")
+        assert screen.sub_title == second and screen.current_config().name == second  # what F5 starts
+        assert f"{second} is valid" in text_of(screen.query_one("#config-status"))
+        epochs = str(screen.current_config().values["EPOCHS_COUNT"])
+        assert screen.query_one(ConfigForm).row("EPOCHS_COUNT").editor.value == epochs
+
+        # An edit, then the cursor moves on: asked; cancel keeps the edit and puts the cursor back.
+        await set_input(pilot, screen.query_one(ConfigForm), "EPOCHS_COUNT", "3")
+        assert screen.is_dirty()
+        await pilot.press("ctrl+l", "up")
+        await wait_for(pilot, lambda: isinstance(app.screen, UnsavedEditsScreen), 10, "the question")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: screen.query_one("#config-list").index == 1, 10, "the cursor back")
+        assert screen.name_loaded == second and screen.is_dirty()
+
+        # Quitting asks too; cancel stays.
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, UnsavedEditsScreen), 10, "the question on quit")
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.is_running
+
+        # Discard: the edit goes, the highlighted config loads.
+        await pilot.press("ctrl+l", "up")
+        await wait_for(pilot, lambda: isinstance(app.screen, UnsavedEditsScreen), 10, "the question")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: screen.name_loaded == first, 10, "the first config")
+        assert not screen.is_dirty() and screen.current_config().name == first

@@ -22,7 +22,7 @@ from resnet_tui.config import Config, default_values
 from resnet_tui.runs import RunStore
 from resnet_tui.stderr import fd2_to
 from resnet_tui.tui.screens.config_screen import ConfigScreen
-from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen
+from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen, UnsavedEditsScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen
 from resnet_tui.tui.screens.train_screen import TrainScreen
 from resnet_tui.tui.session import SessionState, TrainingSession
@@ -286,12 +286,19 @@ class ResnetTuiApp(App):
             self.session.stop()
 
     async def action_quit(self) -> None:
+        if isinstance(self.screen, (ConfirmScreen, UnsavedEditsScreen)) or self.quitting:
+            return
+        configs = self.get_screen("config")
+        if configs.is_dirty():  # edits are not dropped silently
+            configs.ask_about_edits("quitting", self.quit_unless_training)
+        else:
+            self.quit_unless_training()
+
+    def quit_unless_training(self) -> None:
+        """Quit; while this dashboard trains a run, ask first (and stop it cleanly)."""
         if self.session is None or not self.session.active or self.session.following:
             self.exit()
             return
-        if isinstance(self.screen, ConfirmScreen) or self.quitting:
-            return
-
         def answered(stop: bool | None) -> None:
             if stop:
                 self.stop_and_exit()

@@ -31,7 +31,7 @@ from resnet_tui.config import (
     save_config,
     set_dotted,
 )
-from resnet_tui.tui.screens.dialogs import SaveAsScreen
+from resnet_tui.tui.screens.dialogs import SaveAsScreen, UnsavedEditsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
 from resnet_tui.tui.widgets.model_summary import ModelSummary
 
@@ -140,36 +140,54 @@ class ConfigScreen(Screen):
         if not self.paths:
             self.query_one("#config-facts", Static).update(f"No configs in {self.configs_dir}/")
         if select is not None:
-            names = [config_name(p) for p in self.paths]
-            if select in names:
-                list_view.index = names.index(select)
+            self.select(select)
 
     @on(ListView.Highlighted, "#config-list")
-    def _preview(self, event: ListView.Highlighted) -> None:
+    def _follow_cursor(self, event: ListView.Highlighted) -> None:
+        """Master-detail: the form, the facts, the title and what F5 starts follow the list's cursor."""
         index = event.list_view.index
-        if index is None or index >= len(self.paths):
+        if index is None or index >= len(self.paths) or config_name(self.paths[index]) == self.name_loaded:
             return
         path = self.paths[index]
-        try:
-            facts = describe(load_config(path))
-        except ConfigError as exc:
-            facts = Text(str(exc), style="red")
-        hint = Text("\nenter: edit this config", style="dim") if config_name(path) != self.name_loaded else Text()
-        self.query_one("#config-facts", Static).update(Text.assemble(facts, hint))
+        if self.is_dirty():
+            self.ask_about_edits(f"opening {config_name(path)}", lambda: self.load_path(path))
+        else:
+            self.load_path(path)
 
     @on(ListView.Selected, "#config-list")
     def _pick(self, event: ListView.Selected) -> None:
-        index = event.list_view.index
-        if index is not None and index < len(self.paths):
-            self.load_path(self.paths[index])
-            self.query_one("#config-form", ConfigForm).focus()
+        self.query_one("#config-form", ConfigForm).focus()  # enter: edit the config under the cursor
+
+    def ask_about_edits(self, then: str, go) -> None:
+        """Unsaved edits: save as a new config, discard them (then ``go()``), or cancel (the cursor
+        goes back to the config being edited)."""
+        edited = self.name_loaded
+
+        def answered(choice: str) -> None:
+            if choice == "discard":
+                go()
+                return
+            self.select(edited)
+            if choice == "save":
+                self.action_save_as()
+
+        self.app.push_screen(UnsavedEditsScreen(edited, then), answered)
+
+    def select(self, name: str | None) -> None:
+        """Put the list's cursor on config ``name``."""
+        names = [config_name(p) for p in self.paths]
+        if name in names:
+            self.query_one("#config-list", ListView).index = names.index(name)
 
     def load_path(self, path: Path) -> None:
         """Put a config file in the editor; a broken file shows its problems at the fields."""
         name = config_name(path)
-        if self.name_loaded and self.name_loaded != name and self.is_dirty():
-            self.notify(f"Unsaved edits to {self.name_loaded} discarded", severity="warning")
         self.name_loaded = name
+        try:
+            facts = describe(load_config(path))
+        except ConfigError as exc:
+            facts = Text(str(exc), style="red")
+        self.query_one("#config-facts", Static).update(facts)
         try:
             raw = read_config_json(path)
         except ConfigError as exc:
@@ -369,8 +387,9 @@ class ConfigScreen(Screen):
                 self.notify(str(exc), severity="error")
                 return
             self.notify(f"Saved {path}")
-            self.reload_list(select=name)
+            self.name_loaded = None  # the edits are saved: nothing to ask about
             self.load_path(path)
+            self.reload_list(select=name)
 
         self.app.push_screen(SaveAsScreen(self.configs_dir, suggestion), saved)
 

@@ -41,6 +41,34 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class UnsavedEditsScreen(ModalScreen[str]):
+    """Edits would be lost: dismisses with "save", "discard" or "cancel"."""
+
+    BINDINGS = [Binding("s", "answer('save')", "Save as"), Binding("d", "answer('discard')", "Discard"),
+                Binding("c,escape", "answer('cancel')", "Cancel")]
+
+    def __init__(self, name: str, then: str):
+        super().__init__(classes="dialog-screen")
+        self.question = f"{name} has unsaved edits. Save them as a new config before {then}?"
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-question", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save as… (s)", variant="success", id="save", compact=True)
+                yield Button("Discard (d)", variant="error", id="discard", compact=True)
+                yield Button("Cancel (c)", variant="primary", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id)
+
+    def action_answer(self, choice: str) -> None:
+        self.dismiss(choice)
+
+
 class SaveAsScreen(ModalScreen[str | None]):
     """Asks for a new config file name; refuses names that exist (nothing is overwritten)."""
 
