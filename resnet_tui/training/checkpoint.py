@@ -15,35 +15,15 @@ file exists and is whole.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 
 from resnet_tui.runs import write_json_atomic
-
-STATE_FILE = "state.json"
-
-
-@dataclass
-class TrainingState:
-    epoch: int  # epochs completed
-    iteration: int  # optimizer updates completed
-    best_val_accuracy: float | None
-    elapsed: float  # training seconds so far (pauses excluded)
-    weights: str  # file name, next to state.json
-    best_epoch: int | None = None  # the epoch of best_val_accuracy (absent in states saved before it was kept)
-
-    @staticmethod
-    def read(folder: Path) -> TrainingState | None:
-        try:
-            data = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-            return TrainingState(**data)
-        except FileNotFoundError:
-            return None
+from resnet_tui.training.state import STATE_FILE, TrainingState
 
 
 class StateCheckpoint(keras.callbacks.Callback):
