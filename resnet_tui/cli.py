@@ -19,13 +19,15 @@ import sys
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
 from resnet_tui.report import result_table
-from resnet_tui.runs import ResumeError, RunBusyError, RunInfo, RunNotFoundError, RunStore, StorageError
+from resnet_tui.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 from resnet_tui.stderr import fd2_to
 from resnet_tui.training.events import RunStatus
 
@@ -117,6 +119,9 @@ def cmd_train(args) -> int:
 
 def cmd_resume(args) -> int:
     store = store_from_args(args)
+    problem = store.open_run(args.run).resume_problem()  # before TensorFlow's seconds of loading
+    if problem:
+        raise ResumeError(problem)
     import_tensorflow_quietly()
     from resnet_tui.training.trainer import Trainer
 
@@ -183,7 +188,7 @@ def cmd_runs(args) -> int:
         table.add_column(column)
     for info in infos:
         status = info.status + (f" ({info.problem})" if info.problem else "")
-        table.add_row(info.run_id, info.config_name, status, str(info.epochs), str(info.iterations),
+        table.add_row(Text(info.run_id), Text(info.config_name), Text(status), str(info.epochs), str(info.iterations),
                       fmt.percent(info.best_val_accuracy), fmt.percent(info.test_accuracy),
                       fmt.duration(info.duration), fmt.date(info.started))
     console.print(table)
@@ -194,8 +199,9 @@ def cmd_show(args) -> int:
     import json
 
     run = store_from_args(args).open_run(args.run)
-    info = run.info()
-    console.print(f"[bold]{run.id}[/]  status: {info.status}" + (f" ({info.problem})" if info.problem else ""))
+    info = run.require_readable()
+    console.print(Text.assemble((run.id, "bold"), f"  status: {info.status}",
+                                f" ({info.problem})" if info.problem else ""))
     try:
         console.print_json(json.dumps(run.read_config()))
     except (OSError, ValueError) as exc:
@@ -213,7 +219,7 @@ def cmd_show(args) -> int:
         console.print(result_table(info))
     error = run.read_error()
     if error:
-        console.print(f"[red]{error}[/]")
+        console.print(Text(error, style="red"))
     return 0
 
 
@@ -242,6 +248,9 @@ def cmd_watch(args) -> int:
     from resnet_tui.training.events import RunFinished
 
     run = store_from_args(args).open_run(args.run)
+    info = run.require_readable()
+    if info.problem and info.status == RunStatus.RUNNING:  # another host's: say how to tell it has ended
+        err_console.print(Text(f"run {run.id} is {info.problem}", style="yellow"))
     follower = RunFollower(run)
     progress = make_progress()
     sink = ProgressSink(progress)
@@ -269,8 +278,6 @@ def cmd_watch(args) -> int:
 
 def cmd_serve(args) -> int:
     """The dashboard in a web browser, behind a token (resnet_tui/serve.py)."""
-    from rich.markup import escape
-
     from resnet_tui.serve import ServeError, serve
 
     try:
@@ -344,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ConfigError, RunNotFoundError, RunBusyError, StorageError, ResumeError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    except (ConfigError, RunNotFoundError, RunBusyError, RunCorruptError, StorageError, ResumeError) as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

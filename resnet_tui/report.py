@@ -33,7 +33,7 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] =
         ("test loss", fmt.number(result.get("test_loss"))),
         ("dataset", (result.get("dataset") or {}).get("description", "—")),
         ("device", str(result.get("device", "—"))),
-        ("versions", ", ".join(f"{k} {v}" for k, v in (result.get("versions") or {}).items()) or "—"),
+        ("versions", _versions(result.get("versions"))),
     ]
     rows += [("problem", Text(problem, style="magenta")) for problem in problems]
     if result.get("error"):
@@ -46,5 +46,12 @@ def result_table(info: RunInfo, result: dict | None = None, problems: list[str] 
     table.add_column(style="dim", no_wrap=True)
     table.add_column()
     for label, value in result_rows(info, result, problems):
-        table.add_row(label, value)
+        table.add_row(label, value if isinstance(value, Text) else Text(value))  # file text is not markup
     return table
+
+
+def _versions(versions: dict | str | None) -> str:
+    """result.json's library versions; a string when they could not be found."""
+    if isinstance(versions, str):
+        return versions
+    return ", ".join(f"{k} {v}" for k, v in (versions or {}).items()) or "—"

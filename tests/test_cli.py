@@ -86,7 +86,8 @@ def test_runs_lists_corrupt_and_interrupted_runs_without_failing(tmp_path, capsy
     (bad.paths.result / "result.json").write_text('{"status": "compl')
     infos = {i.run_id: i for i in store.list_runs()}
     assert infos[good.id].status == "interrupted"
-    assert infos[bad.id].status == "corrupt" and "unreadable" in infos[bad.id].problem
+    assert infos[bad.id].status == "corrupt"
+    assert infos[bad.id].problem.startswith("run.json: invalid JSON at line 1, column 3: Expecting property name")
     code, out, _ = run_cli(capsys, "runs", "--artifact", str(tmp_path / "artifact"))
     assert code == 0 and "interrupted" in out and "corrupt" in out
 
@@ -100,3 +101,26 @@ def test_read_only_flags_reach_the_dashboard_and_serve():
     assert parser.parse_args(["serve", "--read-only"]).read_only
     serve = parser.parse_args(["serve"])
     assert serve.token is None and serve.allow_origin == [] and serve.max_sessions == 4
+
+
+@pytest.mark.parametrize("name,content,problem", [
+    ("result.json", '{"status": "completed", "started": "yesterday"}',
+     'result.json: "started" should be a number, got "yesterday"'),
+    ("result.json", '{"status": "failed", "error": 5}', 'result.json: "error" should be a string or null, got 5'),
+    ("result.json", "[1, 2]", "result.json: should be a JSON object, got [1, 2]"),
+    ("state.json", '{"epoch": "2"}', 'state.json: "epoch" should be an integer, got "2"'),
+])
+def test_a_damaged_run_file_is_listed_corrupt_and_refused_by_show_watch_resume(tmp_path, capsys, name, content,
+                                                                               problem):
+    from test_run_files import file_of, make_run
+
+    artifact = tmp_path / "artifact"
+    run = make_run(RunStore.under(artifact))
+    file_of(run, name).write_text(content)
+    code, out, _ = run_cli(capsys, "runs", "--artifact", str(artifact))
+    assert code == 0 and f"corrupt ({problem}" in out, out
+    for command in ("show", "watch", "resume"):
+        code, out, err = run_cli(capsys, command, run.id, "--artifact", str(artifact))
+        assert code == 2 and "Traceback" not in err + out, (command, out, err)
+        assert err.startswith(f"error: run {run.id} is corrupt: {problem}"), (command, err)
+

@@ -6,9 +6,10 @@ store can check a run's state without loading TensorFlow.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from resnet_tui.run_files import build, read_json
 
 STATE_FILE = "state.json"
 
@@ -24,8 +25,6 @@ class TrainingState:
 
     @staticmethod
     def read(folder: Path) -> TrainingState | None:
-        try:
-            data = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-            return TrainingState(**data)
-        except FileNotFoundError:
-            return None
+        """The state saved in ``folder``; None when there is none; RunFileError when it is damaged."""
+        data = read_json(folder / STATE_FILE, TrainingState)
+        return None if data is None else build(TrainingState, data)
