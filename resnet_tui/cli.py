@@ -263,13 +263,13 @@ def cmd_watch(args) -> int:
                     if isinstance(event, RunFinished):
                         finished = event
                 if finished is None:
-                    if run.lock_owner() is None and run.info().status == RunStatus.INTERRUPTED:
-                        progress.console.print(f"[yellow]run {run.id} is not running: its process ended "
-                                               f"without a result (resume it with `resnet-tui resume {run.id}`)[/]")
-                        return 1
                     time.sleep(args.interval)
         except KeyboardInterrupt:
             return 130
+    if not finished.status.finished:  # interrupted, or corrupt: no result to show
+        hint = f" (resume it with `resnet-tui resume {run.id}`)" if finished.status == RunStatus.INTERRUPTED else ""
+        console.print(Text(f"run {run.id} is {finished.status}: {finished.stop_reason}{hint}", style="yellow"))
+        return 1
     info = run.info()
     if info.result:
         console.print(result_table(info))

@@ -124,3 +124,13 @@ def test_a_damaged_run_file_is_listed_corrupt_and_refused_by_show_watch_resume(t
         assert code == 2 and "Traceback" not in err + out, (command, out, err)
         assert err.startswith(f"error: run {run.id} is corrupt: {problem}"), (command, err)
 
+
+def test_watch_ends_when_the_writer_died_without_a_result(tmp_path, capsys):
+    from test_run_files import make_run
+
+    artifact = tmp_path / "artifact"
+    run = make_run(RunStore.under(artifact), result=None)
+    code, out, err = run_cli(capsys, "watch", run.id, "--artifact", str(artifact), "--interval", "0.05")
+    assert code == 1, (out, err)
+    assert (f"run {run.id} is interrupted: its process ended without writing a result "
+            f"(resume it with `resnet-tui resume {run.id}`)") in out
