@@ -76,6 +76,8 @@ class ProgressSink:
             self.progress.update(self.task, completed=event.iteration, epoch=event.epoch,
                                  loss=event.loss, acc=event.epoch_accuracy, lr=event.lr, ips=event.images_per_sec)
         elif isinstance(event, ev.RunStarted):
+            if self.task is not None:  # a followed run resumed elsewhere: its progress starts over
+                self.progress.remove_task(self.task)
             console.print(f"[bold]run[/] {event.run_id}: {event.param_count:,} parameters, "
                           f"{event.train_count} train / {event.val_count} val / {event.test_count} test images, "
                           f"{event.steps_per_epoch} iterations per epoch")
@@ -352,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, RunNotFoundError, RunBusyError, RunCorruptError, StorageError, ResumeError) as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # one line
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
