@@ -135,6 +135,7 @@ class RunInfo:
     duration: float | None = None
     problem: str = ""  # why the run is corrupt or interrupted, in words
     damaged: list[Path] = field(default_factory=list)  # the files that make it corrupt
+    writer: dict | None = None  # the lock ({"pid", "host"}) of the process writing a running run
     result: dict = field(default_factory=dict)
 
     def add_result(self, result: dict) -> None:
@@ -168,7 +169,7 @@ class Run:
     def write_meta(self, config_name: str, resumed: bool = False) -> None:
         meta = {"run_id": self.id, "config_name": config_name, "pid": os.getpid(),
                 "host": socket.gethostname(), "started": time.time()}
-        path = self.paths.log / "run.json"
+        path = self.file_path("meta")
         if resumed:
             try:
                 meta["started"] = (self.read_meta() or {}).get("started", meta["started"])
@@ -301,6 +302,7 @@ class Run:
         return lock
 
     def _writer(self, holder: dict) -> str:
+        """The lock's process, and its host when it is not this one."""
         local = holder["host"] == socket.gethostname()
         return f"process {holder['pid']}" + ("" if local else f" on host {holder['host']}")
 
@@ -312,8 +314,8 @@ class Run:
         """Why a run whose lock ``holder`` holds cannot be claimed."""
         if holder["host"] == socket.gethostname():
             return f"run {self.id} is still running ({self._writer(holder)}); it cannot be resumed twice"
-        return f"run {self.id} is being written by {self._writer(holder)} and cannot be resumed twice; " \
-               + self._stale_hint()
+        return (f"run {self.id} is being written by {self._writer(holder)} and cannot be resumed twice; "
+                f"{self._stale_hint()}")
 
     def acquire_lock(self) -> None:
         """Claim the run for this process (O_EXCL, so two claimants cannot both win)."""
@@ -360,7 +362,7 @@ class Run:
         except RunCorruptError as exc:
             return str(exc)
         if info.status == RunStatus.RUNNING:
-            return self._busy(self.lock_holder())
+            return self._busy(info.writer)
         if info.status == RunStatus.COMPLETED:
             return f"run {self.id} already completed ({info.result.get('stop_reason', '')})"
         state = TrainingState.read(self.paths.checkpoint)
@@ -393,7 +395,7 @@ class Run:
             info.config_name, info.started = meta.get("config_name", "?"), meta.get("started")
         self._add_epochs(info)
         if holder is not None:  # a resumed run's old result no longer says where it is
-            info.status = RunStatus.RUNNING
+            info.status, info.writer = RunStatus.RUNNING, holder
             if holder["host"] != socket.gethostname():
                 info.problem = f"written by {self._writer(holder)}; {self._stale_hint()}"
         elif result is not None:
