@@ -104,7 +104,7 @@ class LogMessage:
 @dataclass(frozen=True, slots=True)
 class RunFinished:
     run_id: str
-    status: RunStatus  # completed, stopped or failed
+    status: RunStatus  # completed, stopped or failed; a followed run may also end interrupted or corrupt
     stop_reason: str  # which bound ended the run, in words
     iterations: int
     epochs: int

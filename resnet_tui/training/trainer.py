@@ -88,7 +88,7 @@ class Trainer:
                  capture_stderr: bool = True) -> Trainer:
         """A trainer that continues run ``run_id`` from its last saved epoch."""
         from resnet_tui.config import config_from_values
-        from resnet_tui.training.checkpoint import TrainingState
+        from resnet_tui.training.state import TrainingState
 
         run = store.open_run(run_id)
         problem = run.resume_problem()
@@ -399,7 +399,7 @@ class Trainer:
 
 def kept_state_note(run: Run) -> str:
     """Which saved state a failed run keeps, in words."""
-    from resnet_tui.training.checkpoint import TrainingState
+    from resnet_tui.training.state import TrainingState
 
     state = TrainingState.read(run.paths.checkpoint)
     return (f"the last good state (epoch {state.epoch}, iteration {state.iteration}) is kept"
