@@ -127,7 +127,7 @@ class Trainer:
         import keras
 
         self.store.probe_writable()
-        self.sink = self._external_sink or _ignore
+        self.sink = _ignore if self._external_sink is None else self._external_sink
         keras.utils.set_random_seed(self.config.SEED)
         # Loaded before the run exists, so a typo in DATA_PATH leaves no failed run behind.
         self._dataset = self._load_data()
