@@ -28,7 +28,7 @@ from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
 from resnet_tui.data import DatasetError
 from resnet_tui.report import result_table, runs_listing, stopping_message
-from resnet_tui.runs import ResumeError, RunBusyError, RunInfo, RunNotFoundError, RunStore, StorageError
+from resnet_tui.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 from resnet_tui.stderr import fd2_to
 from resnet_tui.training.events import RunStatus
 
@@ -87,6 +87,8 @@ class ProgressSink:
             self.progress.update(self.task, completed=event.iteration, epoch=event.epoch,
                                  loss=event.loss, acc=event.epoch_accuracy, lr=event.lr, ips=event.images_per_sec)
         elif isinstance(event, ev.RunStarted):
+            if self.task is not None:  # a followed run resumed elsewhere: its progress starts over
+                self.progress.remove_task(self.task)
             console.print(labelled("run", "bold", f"{event.run_id}: {event.param_count:,} parameters, "
                                    f"{event.train_count} train / {event.val_count} val / {event.test_count} test "
                                    f"images, {event.steps_per_epoch} iterations per epoch"))
@@ -135,6 +137,9 @@ def cmd_train(args) -> int:
 
 def cmd_resume(args) -> int:
     store = store_from_args(args)
+    problem = store.open_run(args.run).resume_problem()  # before TensorFlow's seconds of loading
+    if problem:
+        raise ResumeError(problem)
     import_tensorflow_quietly()
     from resnet_tui.training.trainer import Trainer
 
@@ -220,7 +225,7 @@ def cmd_show(args) -> int:
     import json
 
     run = store_from_args(args).open_run(args.run)
-    info = run.info()
+    info = run.require_readable()
     console.print(labelled(run.id, "bold", f" status: {info.status}" + (f" ({info.problem})" if info.problem else "")))
     try:
         console.print_json(json.dumps(run.read_config()))
@@ -268,6 +273,9 @@ def cmd_watch(args) -> int:
     from resnet_tui.training.events import RunFinished
 
     run = store_from_args(args).open_run(args.run)
+    info = run.require_readable()
+    if info.problem and info.status == RunStatus.RUNNING:  # another host's: say how to tell it has ended
+        err_console.print(Text(f"run {run.id} is {info.problem}", style="yellow"))
     follower = RunFollower(run)
     progress = make_progress()
     sink = ProgressSink(progress)
@@ -280,14 +288,13 @@ def cmd_watch(args) -> int:
                     if isinstance(event, RunFinished):
                         finished = event
                 if finished is None:
-                    if run.lock_owner() is None and run.info().status == RunStatus.INTERRUPTED:
-                        progress.console.print(Text(f"run {run.id} is not running: its process ended without a "
-                                                    f"result (resume it with `resnet-tui resume {run.id}`)",
-                                                    style="yellow"))
-                        return 1
                     time.sleep(args.interval)
         except KeyboardInterrupt:
             return 130
+    if not finished.status.finished:  # interrupted, or corrupt: no result to show
+        hint = f" (resume it with `resnet-tui resume {run.id}`)" if finished.status == RunStatus.INTERRUPTED else ""
+        console.print(Text(f"run {run.id} is {finished.status}: {finished.stop_reason}{hint}", style="yellow"))
+        return 1
     info = run.info()
     if info.result:
         console.print(result_table(info))
@@ -379,8 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ConfigError, DatasetError, RunNotFoundError, RunBusyError, StorageError, ResumeError) as exc:
-        err_console.print(labelled("error:", "bold red", str(exc)))
+    except (ConfigError, DatasetError, RunNotFoundError, RunBusyError, RunCorruptError, StorageError,
+            ResumeError) as exc:
+        err_console.print(labelled("error:", "bold red", str(exc)), soft_wrap=True)  # one line
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -5,15 +5,22 @@ watched from any dashboard that sees its artifact folder: the follower turns
 new complete lines of ``iterations.csv`` / ``epochs.csv`` into the same events
 the trainer emits, so the dashboard draws it exactly like a local run. It only
 reads; it never writes into the run.
+
+It ends with a RunFinished when the run store no longer lists the run as
+running: finished (its result), interrupted (its writer died without one) or
+corrupt. A resume elsewhere cuts the metrics back to its saved epoch and
+replaces the files: the follower sees the file shrink or change, announces the
+run again (RunStarted, so a watcher starts its curves over) and re-reads them.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 from resnet_tui.records import FILES, from_row
-from resnet_tui.runs import FINISHED_STATUSES, Run
+from resnet_tui.run_files import RunFileError
+from resnet_tui.runs import Run, RunInfo
 from resnet_tui.training.events import EpochEnd, Event, IterationEnd, RunFinished, RunStarted, RunStatus
 
 
@@ -23,12 +30,22 @@ class _Tail:
     def __init__(self, path: Path, cls: type):
         self.path = path
         self.cls = cls
+        self.restart()
+
+    def restart(self) -> None:
         self.offset = 0
         self.header: list[str] | None = None
+        self.inode: int | None = None
+        self.rewound = False  # the file was replaced or truncated since it was last read
 
     def read(self) -> list:
         try:
             with open(self.path, "rb") as fh:
+                stat = os.fstat(fh.fileno())
+                if self.inode not in (None, stat.st_ino) or stat.st_size < self.offset:
+                    self.restart()
+                    self.rewound = True
+                self.inode = stat.st_ino
                 fh.seek(self.offset)
                 chunk = fh.read()
         except FileNotFoundError:
@@ -54,8 +71,8 @@ class RunFollower:
 
     def __init__(self, run: Run):
         self.run = run
-        self._iterations = _Tail(run.paths.log / FILES[IterationEnd], IterationEnd)
-        self._epochs = _Tail(run.paths.log / FILES[EpochEnd], EpochEnd)
+        self._tails = (_Tail(run.paths.log / FILES[IterationEnd], IterationEnd),
+                       _Tail(run.paths.log / FILES[EpochEnd], EpochEnd))
         self._started = False
         self._finished = False
 
@@ -64,60 +81,64 @@ class RunFollower:
         return self._finished
 
     def poll(self) -> list[Event]:
+        if self._finished:
+            return []
         events: list[Event] = []
         if not self._started:
             started = self._run_started()
-            if started is None:
-                return events
-            events.append(started)
-            self._started = True
-        events += self._iterations.read()
-        events += self._epochs.read()
-        if not self._finished:
-            finished = self._run_finished()
-            if finished is not None and self.run.lock_owner() is None:
-                events.append(finished)
-                self._finished = True
+            if started is not None:
+                events.append(started)
+                self._started = True
+        if self._started:
+            events += self._read_metrics()
+        info = self.run.info()
+        if info.status != RunStatus.RUNNING:
+            if self._started:
+                events += self._read_metrics()  # the last rows, written before its lock was released
+            events.append(self._run_finished(info))
+            self._finished = True
         return events
+
+    def _read_metrics(self) -> list[Event]:
+        records = [record for tail in self._tails for record in tail.read()]
+        if not any(tail.rewound for tail in self._tails):
+            return records
+        # Resumed elsewhere: its metrics were cut back to the saved epoch. Start over.
+        for tail in self._tails:
+            tail.restart()
+        self._started = False
+        started = self._run_started()
+        if started is None:
+            return []
+        self._started = True
+        return [started] + [record for tail in self._tails for record in tail.read()]
 
     def _run_started(self) -> RunStarted | None:
         try:
             config = self.run.read_config()
             meta = self.run.read_meta() or {}
-        except (OSError, ValueError):
+            plan = self.run.read_plan() or {}
+        except RunFileError:
             return None
-        plan = _read_plan(self.run)
         # plan.json appears once the data is loaded and the model built; a run
-        # that failed before that is announced with what is known.
-        if not plan and self._run_finished() is None:
+        # that ended before that is announced with what is known.
+        if not plan and self.run.info().status == RunStatus.RUNNING:
             return None
-        batch = config.get("BATCH_SIZE", 1)
-        epochs = config.get("EPOCHS_COUNT", 0)
-        steps = plan.get("steps_per_epoch", 0)
-        total = plan.get("total_iterations", 0)
         return RunStarted(
             run_id=self.run.id, config_name=meta.get("config_name", "?"), config=config,
             model_summary=self.run.read_summary(), param_count=plan.get("param_count", 0),
-            steps_per_epoch=steps, total_iterations=total, epochs=epochs, batch_size=batch,
+            steps_per_epoch=plan.get("steps_per_epoch", 0), total_iterations=plan.get("total_iterations", 0),
+            epochs=config.get("EPOCHS_COUNT", 0), batch_size=config.get("BATCH_SIZE", 1),
             train_count=plan.get("train_count", 0), val_count=plan.get("val_count", 0),
             test_count=plan.get("test_count", 0), start_iteration=plan.get("start_iteration", 0),
             time=meta.get("started", 0.0))
 
-    def _run_finished(self) -> RunFinished | None:
-        try:
-            result = self.run.read_result()
-        except (OSError, ValueError):
-            return None
-        if not result or result.get("status") not in FINISHED_STATUSES:
-            return None
-        return RunFinished(self.run.id, RunStatus(result["status"]), result.get("stop_reason", ""),
-                           result.get("iterations", 0), result.get("epochs", 0), result.get("duration", 0.0),
-                           result.get("test_loss"), result.get("test_accuracy"), result.get("best_val_accuracy"),
-                           result.get("error"))
-
-
-def _read_plan(run: Run) -> dict:
-    try:
-        return json.loads((run.paths.log / "plan.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    def _run_finished(self, info: RunInfo) -> RunFinished:
+        """The end of a run the store no longer lists as running; from its result when it has one."""
+        if not info.status.finished:  # interrupted or corrupt: the problem says why
+            return RunFinished(self.run.id, info.status, info.problem, info.iterations, info.epochs,
+                               info.duration or 0.0)
+        result = info.result
+        return RunFinished(self.run.id, info.status, result.get("stop_reason", ""), info.iterations, info.epochs,
+                           info.duration or 0.0, result.get("test_loss"), info.test_accuracy,
+                           info.best_val_accuracy, result.get("error"))

@@ -38,7 +38,7 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] =
         ("test loss", fmt.number(result.get("test_loss"))),
         ("dataset", (result.get("dataset") or {}).get("description", "—")),
         ("device", str(result.get("device", "—"))),
-        ("versions", ", ".join(f"{k} {v}" for k, v in (result.get("versions") or {}).items()) or "—"),
+        ("versions", _versions(result.get("versions"))),
     ]
     if info.status in (RunStatus.STOPPED, RunStatus.INTERRUPTED):
         rows.append(("resume", f"resnet-tui resume {info.run_id}  (r on the dashboard's Runs screen)"))
@@ -114,3 +114,10 @@ def result_table(info: RunInfo, result: dict | None = None, problems: list[str] 
     for label, value in result_rows(info, result, problems, saved, show_error):
         table.add_row(label, Text(value) if isinstance(value, str) else value)  # values as typed, never markup
     return table
+
+
+def _versions(versions: dict | str | None) -> str:
+    """result.json's library versions; a string when they could not be found."""
+    if isinstance(versions, str):
+        return versions
+    return ", ".join(f"{k} {v}" for k, v in (versions or {}).items()) or "—"

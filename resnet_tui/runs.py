@@ -4,17 +4,22 @@ The seed's path keys keep their meaning; each holds one folder per run id::
 
     CONFIG_PATH/<id>/config.json        resolved config
     LOG_PATH/<id>/run.json              who owns the run (pid, host) and when it started
+    LOG_PATH/<id>/lock                  the live process writing the run (pid, host)
+    LOG_PATH/<id>/plan.json             iterations per epoch and in all, counts (for a follower)
     LOG_PATH/<id>/summary.txt           model summary
     LOG_PATH/<id>/iterations.csv        one row per iteration, appended as they come
     LOG_PATH/<id>/epochs.csv            one row per epoch, appended as they come
     LOG_PATH/<id>/train.log             warnings, errors and TensorFlow's own output
     CHECKPOINT_PATH/<id>/best.weights.h5
+    CHECKPOINT_PATH/<id>/state.json     where training was at the last epoch end (resume)
     MODEL_PATH/<id>/final.keras
     RESULT_PATH/<id>/result.json        written once, atomically, when the run ends
     ERROR_PATH/<id>/error.log           only for failed runs
 
 Readers never trust a run to be whole: a run killed mid-write is listed with
-what could be read and a status that says so.
+what could be read and a status that says so. Every JSON file is read through
+run_files.read_json (JSON_FILES below): a damaged one makes the run ``corrupt``
+with the file's name and what is wrong in it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,21 @@ from pathlib import Path
 from typing import Any
 
 from resnet_tui.records import FILES, columns, from_row, to_row
+from resnet_tui.run_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
 from resnet_tui.training.events import EpochEnd, IterationEnd, RunStatus
+from resnet_tui.training.state import STATE_FILE, TrainingState
 
 FINISHED_STATUSES = tuple(s for s in RunStatus if s.finished)
+
+# Each JSON file of a run: (the RunPaths folder it is in, its name, the dataclass it must match; None: any object).
+JSON_FILES = {
+    "meta": ("log", "run.json", RunMeta),
+    "lock": ("log", "lock", LockOwner),
+    "plan": ("log", "plan.json", RunPlan),
+    "config": ("config", "config.json", None),
+    "state": ("checkpoint", STATE_FILE, TrainingState),
+    "result": ("result", "result.json", RunResult),
+}
 
 
 class RunNotFoundError(LookupError):
@@ -40,6 +57,10 @@ class RunNotFoundError(LookupError):
 
 class RunBusyError(RuntimeError):
     """Another live process owns the run."""
+
+
+class RunCorruptError(RuntimeError):
+    """A run with a damaged file; ``str()`` names each file and what is wrong, for the user."""
 
 
 class ResumeError(RuntimeError):
@@ -66,11 +87,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -124,6 +140,8 @@ class RunInfo:
     test_accuracy: float | None = None
     duration: float | None = None
     problem: str = ""  # why the run is corrupt or interrupted, in words
+    damaged: list[Path] = field(default_factory=list)  # the files that make it corrupt
+    writer: dict | None = None  # the lock ({"pid", "host"}) of the process writing a running run
     result: dict = field(default_factory=dict)
 
     def add_result(self, result: dict) -> None:
@@ -157,11 +175,11 @@ class Run:
     def write_meta(self, config_name: str, resumed: bool = False) -> None:
         meta = {"run_id": self.id, "config_name": config_name, "pid": os.getpid(),
                 "host": socket.gethostname(), "started": time.time()}
-        path = self.paths.log / "run.json"
-        if resumed and path.exists():
+        path = self.file_path("meta")
+        if resumed:
             try:
-                meta["started"] = _read_json(path).get("started", meta["started"])
-            except (OSError, ValueError):
+                meta["started"] = (self.read_meta() or {}).get("started", meta["started"])
+            except RunFileError:
                 pass
         write_json_atomic(path, meta)
 
@@ -223,20 +241,29 @@ class Run:
         (self.paths.error / "error.log").write_text(text, encoding="utf-8")
 
     # -- reading ---------------------------------------------------------
+    def file_path(self, what: str) -> Path:
+        """Where one of JSON_FILES is."""
+        folder, name, _ = JSON_FILES[what]
+        return getattr(self.paths, folder) / name
+
+    def read_file(self, what: str) -> dict | None:
+        """One of JSON_FILES, checked: None when absent, RunFileError when damaged."""
+        return read_json(self.file_path(what), JSON_FILES[what][2])
+
     def read_config(self) -> dict:
-        return _read_json(self.paths.config / "config.json")
+        config = self.read_file("config")
+        if config is None:
+            raise RunFileError(self.file_path("config"), "is missing")
+        return config
 
     def read_result(self) -> dict | None:
-        try:
-            return _read_json(self.paths.result / "result.json")
-        except FileNotFoundError:
-            return None
+        return self.read_file("result")
 
     def read_meta(self) -> dict | None:
-        try:
-            return _read_json(self.paths.log / "run.json")
-        except FileNotFoundError:
-            return None
+        return self.read_file("meta")
+
+    def read_plan(self) -> dict | None:
+        return self.read_file("plan")
 
     def read_summary(self) -> str:
         try:
@@ -259,18 +286,42 @@ class Run:
     # -- ownership: one live process writes a run ---------------------------
     @property
     def _lock_path(self) -> Path:
-        return self.paths.log / "lock"
+        return self.file_path("lock")
+
+    def lock_holder(self) -> dict | None:
+        """The lock of the live process writing this run ({"pid", "host"}), or None. Another
+        host's is taken as live: it cannot be checked from here. RunFileError for a damaged lock."""
+        return self._live(self.read_file("lock"))
 
     def lock_owner(self) -> int | None:
-        """The pid of the live process writing this run, or None."""
+        """The pid of the live process writing this run, or None (also for a damaged lock)."""
         try:
-            owner = json.loads(self._lock_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            holder = self.lock_holder()
+        except RunFileError:
             return None
-        if owner.get("host") != socket.gethostname():
-            return owner.get("pid")  # another machine's: assume alive, it cannot be checked
-        pid = owner.get("pid", -1)
-        return pid if isinstance(pid, int) and _pid_alive(pid) else None
+        return holder["pid"] if holder else None
+
+    def _live(self, lock: dict | None) -> dict | None:
+        """The lock if its process may still be running (another host's cannot be checked)."""
+        if lock is None or lock["host"] == socket.gethostname() and not _pid_alive(lock["pid"]):
+            return None
+        return lock
+
+    def _writer(self, holder: dict) -> str:
+        """The lock's process, and its host when it is not this one."""
+        local = holder["host"] == socket.gethostname()
+        return f"process {holder['pid']}" + ("" if local else f" on host {holder['host']}")
+
+    def _stale_hint(self) -> str:
+        """How to clear another host's lock, which cannot be checked from here, once it is stale."""
+        return f"if nothing runs it there any more, remove {self._lock_path}"
+
+    def _busy(self, holder: dict) -> str:
+        """Why a run whose lock ``holder`` holds cannot be claimed."""
+        if holder["host"] == socket.gethostname():
+            return f"run {self.id} is still running ({self._writer(holder)}); it cannot be resumed twice"
+        return (f"run {self.id} is being written by {self._writer(holder)} and cannot be resumed twice; "
+                f"{self._stale_hint()}")
 
     def acquire_lock(self) -> None:
         """Claim the run for this process (O_EXCL, so two claimants cannot both win)."""
@@ -280,9 +331,12 @@ class Run:
             try:
                 fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                pid = self.lock_owner()
-                if pid is not None and pid != os.getpid():
-                    raise RunBusyError(f"run {self.id} is being written by process {pid}") from None
+                try:
+                    holder = self.lock_holder()
+                except RunFileError as exc:  # being written by another claimant, or damaged
+                    raise RunBusyError(f"run {self.id}: {exc} ({self._lock_path})") from None
+                if holder is not None and holder["pid"] != os.getpid():
+                    raise RunBusyError(self._busy(holder)) from None
                 try:
                     os.remove(self._lock_path)  # stale: its owner died
                 except FileNotFoundError:
@@ -299,25 +353,31 @@ class Run:
         except FileNotFoundError:
             pass
 
+    def require_readable(self) -> RunInfo:
+        """The run's info; RunCorruptError, naming each damaged file and what is wrong, for a corrupt run."""
+        info = self.info()
+        if info.status == RunStatus.CORRUPT:
+            where = f" ({', '.join(map(str, info.damaged))})" if info.damaged else ""
+            raise RunCorruptError(f"run {self.id} is corrupt: {info.problem}{where}")
+        return info
+
     def resume_problem(self) -> str | None:
         """Why this run cannot be resumed, or None when it can."""
-        info = self.info()
+        try:
+            info = self.require_readable()
+        except RunCorruptError as exc:
+            return str(exc)
         if info.status == RunStatus.RUNNING:
-            return f"run {self.id} is still running (pid {self.lock_owner()}); it cannot be resumed twice"
+            return self._busy(info.writer)
         if info.status == RunStatus.COMPLETED:
             return f"run {self.id} already completed ({info.result.get('stop_reason', '')})"
-        try:
-            state = json.loads((self.paths.checkpoint / "state.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        state = TrainingState.read(self.paths.checkpoint)
+        if state is None:
             return f"run {self.id} has no saved state (it ended before its first epoch did)"
-        except (OSError, ValueError) as exc:
-            return f"run {self.id}: its saved state is unreadable ({exc})"
-        if not (self.paths.checkpoint / str(state.get("weights", ""))).is_file():
-            return f"run {self.id}: its saved weights file is missing"
-        try:
-            self.read_config()
-        except (OSError, ValueError) as exc:
-            return f"run {self.id}: its config.json is unreadable ({exc})"
+        if not (self.paths.checkpoint / state.weights).is_file():
+            return f"run {self.id}: its saved weights file {self.paths.checkpoint / state.weights} is missing"
+        if self.read_file("config") is None:
+            return f"run {self.id}: its config.json is missing ({self.file_path('config')})"
         return None
 
     def begin_resume(self, epoch: int, iteration: int) -> None:
@@ -334,44 +394,46 @@ class Run:
     def info(self) -> RunInfo:
         """What the runs table shows; never raises for a damaged run."""
         info = RunInfo(self.id)
-        problems = []
-        meta = result = None
-        try:
-            meta = self.read_meta()
-        except (OSError, ValueError) as exc:
-            problems.append(f"run.json unreadable ({exc.__class__.__name__})")
+        files, damaged = self._read_json_files()
+        meta, result = files.get("meta"), files.get("result")
+        holder = self._live(files.get("lock"))
         if meta:
-            info.config_name = meta.get("config_name", "?")
-            info.started = meta.get("started")
-        try:
-            result = self.read_result()
-        except (OSError, ValueError) as exc:
-            problems.append(f"result.json unreadable ({exc.__class__.__name__})")
+            info.config_name, info.started = meta.get("config_name", "?"), meta.get("started")
+        self._add_epochs(info)
+        if holder is not None:  # a resumed run's old result no longer says where it is
+            info.status, info.writer = RunStatus.RUNNING, holder
+            if holder["host"] != socket.gethostname():
+                info.problem = f"written by {self._writer(holder)}; {self._stale_hint()}"
+        elif result is not None:
+            info.add_result(result)
+        elif meta is not None:
+            info.status, info.problem = RunStatus.INTERRUPTED, "its process ended without writing a result"
+        else:
+            info.status, info.problem = RunStatus.CORRUPT, "no run.json"
+        if damaged:
+            info.status, info.problem = RunStatus.CORRUPT, "; ".join(map(str, damaged))
+            info.damaged = [error.path for error in damaged]
+        if not info.iterations and info.status == RunStatus.RUNNING:
+            rows = self.read_iterations()
+            info.iterations = rows[-1].iteration if rows else 0
+        return info
+
+    def _read_json_files(self) -> tuple[dict[str, dict | None], list[RunFileError]]:
+        """Every one of JSON_FILES that is readable, and what is wrong with the others."""
+        files, damaged = {}, []
+        for what in JSON_FILES:
+            try:
+                files[what] = self.read_file(what)
+            except RunFileError as exc:
+                damaged.append(exc)
+        return files, damaged
+
+    def _add_epochs(self, info: RunInfo) -> None:
         epochs = self.read_epochs()
         if epochs:
             info.epochs, info.iterations = epochs[-1].epoch, epochs[-1].iteration
             vals = [e.val_accuracy for e in epochs if e.val_accuracy is not None]
             info.best_val_accuracy = max(vals) if vals else None
-        if self.lock_owner() is not None:
-            result = None  # a resumed run's old result no longer says where it is
-        if isinstance(result, dict) and result.get("status") in FINISHED_STATUSES:
-            info.add_result(result)
-        elif meta and not problems:
-            if self.lock_owner() is not None:
-                info.status = RunStatus.RUNNING
-            else:
-                info.status = RunStatus.INTERRUPTED
-                info.problem = "its process ended without writing a result"
-        else:
-            info.status = RunStatus.CORRUPT
-            problems.append("no run.json" if not meta else "")
-        if problems:
-            info.problem = "; ".join(p for p in problems if p)
-        if not info.iterations:
-            rows = self.read_iterations() if info.status == RunStatus.RUNNING else []
-            info.iterations = rows[-1].iteration if rows else info.iterations
-        return info
-
 
 def _rewrite_csv(path: Path, keep) -> None:
     """Keep the header and the whole rows for which ``keep(row)`` is true; atomic."""

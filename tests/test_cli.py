@@ -86,7 +86,8 @@ def test_runs_lists_corrupt_and_interrupted_runs_without_failing(tmp_path, capsy
     (bad.paths.result / "result.json").write_text('{"status": "compl')
     infos = {i.run_id: i for i in store.list_runs()}
     assert infos[good.id].status == "interrupted"
-    assert infos[bad.id].status == "corrupt" and "unreadable" in infos[bad.id].problem
+    assert infos[bad.id].status == "corrupt"
+    assert infos[bad.id].problem.startswith("run.json: invalid JSON at line 1, column 3: Expecting property name")
     code, out, _ = run_cli(capsys, "runs", "--artifact", str(tmp_path / "artifact"))
     assert code == 0 and "interrupted" in out and "corrupt" in out
 
@@ -251,3 +252,36 @@ def test_an_ambiguous_prefix_lists_the_runs_it_matches(tmp_path, capsys):
     code, _, err = run_cli(capsys, "show", "2026", "--artifact", str(tmp_path / "artifact"))
     assert code == 2 and "run id '2026' is ambiguous: 7 runs start with it:" in err
     assert "and 2 more; give more of the id" in err
+
+
+@pytest.mark.parametrize("name,content,problem", [
+    ("result.json", '{"status": "completed", "started": "yesterday"}',
+     'result.json: "started" should be a number, got "yesterday"'),
+    ("result.json", '{"status": "failed", "error": 5}', 'result.json: "error" should be a string or null, got 5'),
+    ("result.json", "[1, 2]", "result.json: should be a JSON object, got [1, 2]"),
+    ("state.json", '{"epoch": "2"}', 'state.json: "epoch" should be an integer, got "2"'),
+])
+def test_a_damaged_run_file_is_listed_corrupt_and_refused_by_show_watch_resume(tmp_path, capsys, name, content,
+                                                                               problem):
+    from test_run_files import file_of, make_run
+
+    artifact = tmp_path / "artifact"
+    run = make_run(RunStore.under(artifact))
+    file_of(run, name).write_text(content)
+    code, out, _ = run_cli(capsys, "runs", "--artifact", str(artifact))
+    assert code == 0 and f"corrupt ({problem}" in out, out
+    for command in ("show", "watch", "resume"):
+        code, out, err = run_cli(capsys, command, run.id, "--artifact", str(artifact))
+        assert code == 2 and "Traceback" not in err + out, (command, out, err)
+        assert err.startswith(f"error: run {run.id} is corrupt: {problem}"), (command, err)
+
+
+def test_watch_ends_when_the_writer_died_without_a_result(tmp_path, capsys):
+    from test_run_files import make_run
+
+    artifact = tmp_path / "artifact"
+    run = make_run(RunStore.under(artifact), result=None)
+    code, out, err = run_cli(capsys, "watch", run.id, "--artifact", str(artifact), "--interval", "0.05")
+    assert code == 1, (out, err)
+    assert (f"run {run.id} is interrupted: its process ended without writing a result "
+            f"(resume it with `resnet-tui resume {run.id}`)") in out

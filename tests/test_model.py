@@ -1,5 +1,7 @@
 """m8 is ResNet-20 as He et al. (2015) built it for CIFAR-10."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -72,6 +74,28 @@ def test_summary_text_lists_layers_and_total(model):
     text = model_summary_text(model)
     assert "stage3_block3_out" in text and "Total params: 274,042" in text
     assert "\x1b[" not in text
+
+
+class WatchedEnviron(dict):
+    """os.environ for one test: reads work, any write fails the test (two threads share the real one)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise AssertionError(f"wrote the process environment: {args!r}")
+
+    __setitem__ = __delitem__ = pop = update = setdefault = clear = popitem = _refuse
+
+
+def test_summary_text_leaves_the_environment_alone_and_is_as_wide_as_asked(model, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal must not narrow the table
+    before = dict(os.environ)
+    for width in (90, 130):
+        with monkeypatch.context() as watch:
+            watch.setattr(os, "environ", WatchedEnviron(os.environ))
+            text = model_summary_text(model, line_length=width)
+        table = [line for line in text.splitlines() if line[:1] in "┏┃┡│├└"]
+        assert table and {len(line) for line in table} == {width}
+        assert "Connected to" in text and "image[0][0]" in text and "Total params: 274,042 (1.05 MB)" in text
+    assert dict(os.environ) == before
 
 
 def test_unknown_model_lists_known_models():

@@ -190,13 +190,25 @@ def test_unwritable_artifact_folder_fails_before_training(tiny_config, tmp_path)
         Trainer(config).run()
 
 
-def test_disk_full_during_training_fails_the_run_with_what_was_saved(tiny_config):
-    def full_disk(event):
-        if isinstance(event, IterationEnd) and event.iteration == 5:
+class FullDisk(keras.callbacks.Callback):
+    """Fault injection: a write in training finds the disk full after a given iteration.
+
+    (Not a raising sink: a sink only watches, and a watcher's failure never fails a run.)
+    """
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after, self.seen = after, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.after:
             raise OSError(28, "No space left on device")
 
+
+def test_disk_full_during_training_fails_the_run_with_what_was_saved(tiny_config):
     config = tiny_config(EPOCHS_COUNT=3)
-    result = Trainer(config, sink=full_disk).run()
+    result = Trainer(config, extra_callbacks=[FullDisk(after=5)]).run()
     assert result["status"] == "failed" and "No space left on device" in result["error"]
     run = RunStore.from_values(config.values).open_run(result["run_id"])
     assert run.info().status == "failed"

@@ -10,7 +10,7 @@ import pytest
 
 from resnet_tui.runs import RunStore
 from resnet_tui.training.callbacks import StreamingCallback, TrainingControl
-from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted
+from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, SinkFanout
 from resnet_tui.training.schedules import IterationStepDecay
 from resnet_tui.training.trainer import Trainer, plan_training
 
@@ -117,6 +117,51 @@ def test_tiny_run_writes_a_complete_run_record(tiny_config):
     info = store.list_runs()[0]
     assert (info.run_id, info.status, info.epochs) == (result["run_id"], "completed", 2)
     assert not run.paths.error.exists()
+
+
+class FailingWatcher(Collect):
+    """A dashboard that fails to draw some events: the 3rd iteration and every epoch."""
+
+    def __call__(self, event):
+        if isinstance(event, EpochEnd) or (isinstance(event, IterationEnd) and event.iteration == 3):
+            raise ValueError("int() argument must be a string, not 'NoneType'")
+        super().__call__(event)
+
+
+def test_the_runs_own_sinks_still_fail_it_and_a_watcher_is_told_once():
+    def full_disk(event):
+        if isinstance(event, EpochEnd):
+            raise OSError(28, "No space left on device")
+
+    record, watcher = Collect(), FailingWatcher()
+    fanout = SinkFanout([record, full_disk], watchers=[watcher])
+    fanout(IterationEnd(3, 1, 1.0, 0.5, 0.1, 100.0, 1.0, 0.5, 1.0))  # the watcher fails: the record goes on
+    fanout(IterationEnd(4, 1, 1.0, 0.5, 0.1, 100.0, 1.0, 0.5, 1.0))
+    assert [type(e).__name__ for e in record] == ["IterationEnd", "LogMessage", "IterationEnd"]
+    assert "Traceback" in record[1].text and [e.iteration for e in watcher.of(IterationEnd)] == [4]
+    with pytest.raises(OSError, match="No space left"):
+        fanout(EpochEnd(1, 4, 1.0, 0.5, None, None, 0.1, 1.0, 1.0))
+
+
+def test_a_failing_watcher_never_fails_the_run_and_is_reported(tiny_config):
+    config = tiny_config()
+    watcher = FailingWatcher()
+    result = Trainer(config, sink=watcher).run()
+
+    assert result["status"] == "completed" and result["error"] is None, result.get("error")
+    steps = watcher.of(RunStarted)[0].steps_per_epoch
+    assert [e.iteration for e in watcher.of(IterationEnd)] == [i for i in range(1, 2 * steps + 1) if i != 3]
+    assert watcher.of(EpochEnd) == [] and watcher.of(RunFinished)[0].status == "completed"
+    told = [e.text for e in watcher.of(LogMessage) if "FailingWatcher" in e.text]
+    assert told == ["watcher FailingWatcher failed on IterationEnd (ValueError: int() argument must be a string, "
+                    "not 'NoneType'); the run goes on, without it for that event (traceback in the run's train.log)",
+                    "watcher FailingWatcher failed on 3 events in all"]
+    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    assert json.loads((run.paths.result / "result.json").read_text())["status"] == "completed"
+    assert [r.iteration for r in run.read_iterations()] == list(range(1, 2 * steps + 1))  # the record is whole
+    log = (run.paths.log / "train.log").read_text()
+    assert "[error] watcher FailingWatcher failed on IterationEnd" in log
+    assert "Traceback (most recent call last)" in log and "in __call__" in log
 
 
 def test_iteration_cap_ends_the_run_and_says_so(tiny_config):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from types import SimpleNamespace
 
@@ -169,6 +170,34 @@ async def test_open_a_finished_run_shows_curves_and_result(tui_finished_run):
         assert "BATCH_SIZE" in text_of(screen.query_one("#run-config"))
         assert "No error" in text_of(screen.query_one("#run-error"))
         assert "Total params" in screen.query_one("#run-summary").text
+
+
+async def test_model_summary_is_the_config_on_screen_after_moving_quickly(tui_env):
+    """A build still running for the config left behind never replaces the summary of the one shown."""
+    for name, l2 in (("m8_l2a", 0.001), ("m8_l2c", 0.003)):
+        values = {**tui_env.values, "L2_MODE": {"enabled": True, "lambda": l2}}
+        (tui_env.configs / f"{name}.json").write_text(json.dumps(values), encoding="utf-8")
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.get_screen("config")
+        summary, tabs = screen.query_one("#config-summary"), screen.query_one("#config-tabs")
+
+        def building() -> bool:
+            return any(w.group == "summary" and not w.is_finished for w in app.workers)
+
+        await select_config(pilot, "m8_l2c")
+        tabs.active = "tab-model"
+        await wait_for(pilot, lambda: "parameters:" in summary.text, 120, "m8_l2c's summary")
+        # On the Model tab, load m8_l2a then m8_l2c again as the list's enter does (keys are
+        # too slow while Keras builds): m8_l2a's model is still building when m8_l2c's known
+        # summary is shown.
+        screen.load_path(tui_env.configs / "m8_l2a.json")
+        assert summary.text.startswith("Building the model") and building()
+        screen.load_path(tui_env.configs / "m8_l2c.json")
+        assert summary.text.startswith("m8_l2c: ") and building()
+        await wait_for(pilot, lambda: not building(), 120, "m8_l2a's build to end")
+        await pilot.pause()
+        assert summary.text.startswith("m8_l2c: model m8, L2 0.003\n") and "parameters: " in summary.text
 
 
 async def test_model_summary_is_available_before_training(tui_env):

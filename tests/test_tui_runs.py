@@ -242,3 +242,26 @@ def test_unwritable_runs_folder_is_detected(tmp_path):
     assert not_writable(tmp_path / "new" / "log") is None  # created, then writable
     (tmp_path / "a-file").write_text("x")
     assert not_writable(tmp_path / "a-file" / "log")  # cannot exist: a file is in the way
+
+
+async def test_a_run_with_a_damaged_file_is_listed_corrupt_with_the_reason(tui_fake_runs):
+    from tui_support import record_notifications
+
+    store, run_id = tui_fake_runs.store, "20250101-120000-m8_demo"
+    (store.roots["result"] / run_id / "result.json").write_text('{"status": "completed", "started": "yesterday"}')
+    problem = 'result.json: "started" should be a number, got "yesterday"'
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        info = {i.run_id: i for i in table.infos}[run_id]
+        assert info.status == "corrupt" and info.problem == problem
+        assert "corrupt" in str(table.get_row(run_id)[2])
+        table.move_cursor(row=ids(table).index(run_id))
+        await wait_for(pilot, lambda: screen.shown[0].info.run_id == run_id, 10, "the corrupt run")
+        result = text_of(screen.query_one("#run-result"))
+        assert "corrupt" in result and problem in result and result.count(problem) == 1
+        notes = record_notifications(app)
+        await pilot.press("r", "w")
+        assert ("error", f"Can't resume: run {run_id} is corrupt: {problem} "
+                         f"({store.roots['result'] / run_id / 'result.json'})") in notes
+        assert any(severity == "warning" and problem in msg for severity, msg in notes)

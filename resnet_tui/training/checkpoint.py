@@ -19,40 +19,18 @@ h5py leaves a partial file there and can crash the process in its cleanup.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from resnet_tui.runs import StorageError, write_json_atomic
-
-STATE_FILE = "state.json"
-
-
-@dataclass
-class TrainingState:
-    epoch: int  # epochs completed
-    iteration: int  # optimizer updates completed
-    best_val_accuracy: float | None
-    elapsed: float  # training seconds so far (pauses excluded)
-    weights: str  # file name, next to state.json
-    best_epoch: int | None = None  # the epoch of best_val_accuracy (absent in states saved before it was kept)
-    callbacks: dict = field(default_factory=dict)  # name -> counters (COUNTERS), and an EarlyStopping's best weights file
-
-    @staticmethod
-    def read(folder: Path) -> TrainingState | None:
-        try:
-            data = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-            return TrainingState(**data)
-        except FileNotFoundError:
-            return None
-
+from resnet_tui.training.state import STATE_FILE, TrainingState
 
 # What Keras' epoch-end callbacks count across epochs; their on_train_begin resets it all.
 COUNTERS = {"early_stopping": ("wait", "best", "best_epoch"),

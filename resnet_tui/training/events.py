@@ -14,6 +14,7 @@ iteration, in order, whatever STEPS_PER_EXECUTION is.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -104,7 +105,7 @@ class LogMessage:
 @dataclass(frozen=True, slots=True)
 class RunFinished:
     run_id: str
-    status: RunStatus  # completed, stopped or failed
+    status: RunStatus  # completed, stopped or failed; a followed run may also end interrupted or corrupt
     stop_reason: str  # which bound ended the run, in words
     iterations: int
     epochs: int
@@ -121,10 +122,51 @@ Sink = Callable[[Event], None]
 
 @dataclass
 class SinkFanout:
-    """Calls several sinks in order."""
+    """Calls the run's own sinks, then its watchers, in order.
+
+    ``sinks`` keep the run's records: their exceptions propagate and fail the
+    run. ``watchers`` (a dashboard, a progress bar, a test's collector) only
+    look: a watcher's exception is caught, so it never fails a run. Its first
+    one is reported with the traceback to the run's own sinks (train.log) and
+    in one line to every watcher; the watcher misses that event and gets the
+    next ones; how many it missed in all is told before RunFinished.
+    """
 
     sinks: list[Sink] = field(default_factory=list)
+    watchers: list[Sink] = field(default_factory=list)
+    _missed: dict[int, int] = field(default_factory=dict)  # id(watcher) -> events it failed on
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, RunFinished):
+            self._tell_missed()
         for sink in self.sinks:
             sink(event)
+        self._watch(event)
+
+    def _watch(self, event: Event) -> None:
+        for watcher in self.watchers:
+            try:
+                watcher(event)
+            except Exception as exc:
+                self._missed[id(watcher)] = self._missed.get(id(watcher), 0) + 1
+                if self._missed[id(watcher)] == 1:
+                    self._report(watcher, event, exc)
+
+    def _report(self, watcher: Sink, event: Event, exc: Exception) -> None:
+        line = (f"{_name(watcher)} failed on {type(event).__name__} ({type(exc).__name__}: {exc}); "
+                "the run goes on, without it for that event")
+        trace = "".join(traceback.format_exception(exc)).rstrip()
+        for sink in self.sinks:
+            sink(LogMessage("error", f"{line}\n{trace}"))
+        self._watch(LogMessage("error", f"{line} (traceback in the run's train.log)"))
+
+    def _tell_missed(self) -> None:
+        for watcher in self.watchers:
+            missed = self._missed.get(id(watcher), 0)
+            if missed > 1:
+                self._missed[id(watcher)] = 1  # told: a failure on this line is not reported again
+                self(LogMessage("warning", f"{_name(watcher)} failed on {missed} events in all"))
+
+
+def _name(watcher: Sink) -> str:
+    return f"watcher {getattr(watcher, '__qualname__', type(watcher).__qualname__)}"

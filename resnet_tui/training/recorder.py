@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resnet_tui.run_files import PLAN_FIELDS
 from resnet_tui.runs import Run, StorageError, write_json_atomic
 from resnet_tui.training.events import EpochEnd, Event, IterationEnd, LogMessage, RunFinished, RunStarted
 
@@ -37,10 +38,7 @@ class RunRecorder:
     def _started(self, e: RunStarted) -> None:
         self.run.write_summary(e.model_summary)
         # What a follower in another process needs to draw progress (resnet_tui.follow).
-        write_json_atomic(self.run.paths.log / "plan.json", {
-            "steps_per_epoch": e.steps_per_epoch, "total_iterations": e.total_iterations,
-            "param_count": e.param_count, "train_count": e.train_count, "val_count": e.val_count,
-            "test_count": e.test_count, "start_iteration": e.start_iteration})
+        write_json_atomic(self.run.file_path("plan"), {name: getattr(e, name) for name in PLAN_FIELDS})
 
     def _log(self, e: LogMessage) -> None:
         self.run.log(f"[{e.level}] {e.text}")

@@ -88,7 +88,7 @@ class Trainer:
                  capture_stderr: bool = True) -> Trainer:
         """A trainer that continues run ``run_id`` from its last saved epoch."""
         from resnet_tui.config import config_from_values
-        from resnet_tui.training.checkpoint import TrainingState
+        from resnet_tui.training.state import TrainingState
 
         run = store.open_run(run_id)
         problem = run.resume_problem()
@@ -127,7 +127,7 @@ class Trainer:
         import keras
 
         self.store.probe_writable()
-        self.sink = self._external_sink or _ignore
+        self.sink = _ignore if self._external_sink is None else self._external_sink
         keras.utils.set_random_seed(self.config.SEED)
         # Loaded before the run exists, so a typo in DATA_PATH leaves no failed run behind.
         self._dataset = self._load_data()
@@ -151,7 +151,7 @@ class Trainer:
             run.begin_resume(self.resume_state.epoch, self.resume_state.iteration)
         else:
             run.write_config(self.config.values)
-        self.sink = SinkFanout([RunRecorder(run)] + ([self._external_sink] if self._external_sink is not None else []))
+        self.sink = SinkFanout([RunRecorder(run)], watchers=[] if self._external_sink is None else [self._external_sink])
         now = time.time()
         self._t_begin = now
         self._streaming = None
@@ -399,7 +399,7 @@ class Trainer:
 
 def kept_state_note(run: Run) -> str:
     """Which saved state a failed run keeps, in words."""
-    from resnet_tui.training.checkpoint import TrainingState
+    from resnet_tui.training.state import TrainingState
 
     state = TrainingState.read(run.paths.checkpoint)
     return (f"the last good state (epoch {state.epoch}, iteration {state.iteration}) is kept"

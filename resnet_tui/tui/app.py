@@ -176,7 +176,7 @@ class ResnetTuiApp(App):
         except (OSError, ValueError, LookupError) as exc:
             problem = str(exc)
         if problem:
-            self.notify(f"Can't resume: {problem}", severity="error")
+            self.notify(f"Can't resume: {problem}", severity="error", markup=False)
             return
         self.session = TrainingSession(config, store, resume_run_id=run.id)
         self.training_worker = self.run_worker(self.session.run, name="training", group="training",
@@ -196,7 +196,7 @@ class ResnetTuiApp(App):
         try:
             self.session = TrainingSession.follow(store.open_run(run_id), store)
         except (OSError, ValueError, LookupError) as exc:
-            self.notify(f"Can't watch {run_id}: {exc}", severity="error")
+            self.notify(f"Can't watch {run_id}: {exc}", severity="error", markup=False)
             return
         self.action_show("train")
         self._show_session(None)
@@ -247,7 +247,7 @@ class ResnetTuiApp(App):
         if not changes:
             return
         for severity, message in changes.notices:
-            self.notify(message, severity=severity, timeout=8)
+            self.notify(message, severity=severity, timeout=8, markup=False)  # they quote run files
         if changes.finished:
             self.bell()  # the user may be on another screen, or away
         self._show_session(changes)

@@ -37,6 +37,8 @@ class SessionState(StrEnum):
     COMPLETED = RunStatus.COMPLETED.value
     STOPPED = RunStatus.STOPPED.value
     FAILED = RunStatus.FAILED.value
+    INTERRUPTED = RunStatus.INTERRUPTED.value  # a followed run whose writer died without a result
+    CORRUPT = RunStatus.CORRUPT.value  # a followed run whose files became unreadable
 
 
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.PAUSED, SessionState.STOPPING)
@@ -239,6 +241,10 @@ class TrainingSession:
         changes.log = True
 
     def _on_started(self, event: RunStarted, changes: Changes) -> None:
+        if self.started is not None:  # a followed run resumed elsewhere: its metrics start over
+            self.history = RunHistory()
+            self.last = self.last_epoch = self.best_val = self.finished = None
+            changes.iterations = changes.epochs = True
         self.started = event
         self.history.steps_per_epoch = event.steps_per_epoch
         if self.state == SessionState.STARTING:
@@ -258,6 +264,8 @@ class TrainingSession:
         self._add_log("error" if event.status == RunStatus.FAILED else "info", line)
         if event.status == RunStatus.FAILED:
             changes.notices.append(("error", f"Training failed: {event.error or event.stop_reason}"))
+        elif not event.status.finished:
+            changes.notices.append(("warning", f"Run {event.run_id} {event.status}: {event.stop_reason}"))
         else:
             changes.notices.append(("information", f"Run {event.status}: {event.stop_reason}"))
         changes.status = changes.log = changes.finished = True

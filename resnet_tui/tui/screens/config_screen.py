@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
+from textual.worker import get_current_worker
 
 from resnet_tui.config import (
     FIELDS,
@@ -74,6 +75,28 @@ def describe(config: Config) -> Text:
     return text
 
 
+def model_key(config: Config) -> str:
+    """The values the model is built from: configs that agree on them share a summary."""
+    return json.dumps([get_dotted(config.values, k) for k in MODEL_KEYS])
+
+
+def summary_heading(config: Config) -> str:
+    """Which config the summary is for, and its L2 (Keras' table does not show regularizers)."""
+    l2 = f"L2 {config.L2_MODE['lambda']:g}" if config.L2_MODE["enabled"] else "no L2"
+    return f"{config.name}: model m{config.model_number}, {l2}\n\n"
+
+
+def summary_text(config: Config) -> tuple[str, bool]:
+    """Keras' summary of ``config``'s model and its parameter count, and whether it could be built."""
+    from resnet_tui.models import count_params, dispatch_build_model, model_summary_text
+
+    try:
+        model = dispatch_build_model(config.model_number, config)
+        return model_summary_text(model) + f"\nparameters: {count_params(model):,}\n", True
+    except Exception as exc:  # shown, never raised into the UI
+        return f"Could not build the model: {exc.__class__.__name__}: {exc}", False
+
+
 class ConfigScreen(Screen):
     """The editor. ``current_config()`` is what F5 starts (None while anything is invalid)."""
 
@@ -97,7 +120,8 @@ class ConfigScreen(Screen):
         self.warnings: list[str] = []
         self.json_error: str | None = None
         self._json_generated = ""  # the text we last put in the JSON editor
-        self._summary_cache: dict[str, str] = {}
+        self._summary_cache: dict[str, str] = {}  # model_key -> summary text
+        self._summary_for: Config | None = None  # the config the Model tab shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -225,6 +249,8 @@ class ConfigScreen(Screen):
         self._resolved = resolved
         self._update_status()
         self._update_diff()
+        if self.query_one("#config-tabs", TabbedContent).active == "tab-model":
+            self.show_summary()  # the tab shows the config on screen, whatever changed it
 
     @on(ConfigForm.Edited)
     def _edited(self) -> None:
@@ -325,30 +351,31 @@ class ConfigScreen(Screen):
 
     # -- model summary ------------------------------------------------------------
     def show_summary(self) -> None:
+        """Show the model of the config on screen: from the cache, or built by a worker."""
         config = self.current_config()
+        self._summary_for = config  # what the tab must show; a build for anything else is dropped
         view = self.query_one("#config-summary", ModelSummary)
         if config is None:
             view.show("Fix the config's problems to see its model.")
-            return
-        key = json.dumps([get_dotted(config.values, k) for k in MODEL_KEYS])
-        if key in self._summary_cache:
-            view.show(self._summary_cache[key])
-            return
-        view.show("Building the model (the first time loads TensorFlow, a few seconds)…")
-        self._build_summary(config, key)
+        elif model_key(config) in self._summary_cache:
+            view.show(summary_heading(config) + self._summary_cache[model_key(config)])
+        else:
+            view.show("Building the model (the first time loads TensorFlow, a few seconds)…")
+            self._build_summary(config)
 
     @work(thread=True, exclusive=True, group="summary")
-    def _build_summary(self, config: Config, key: str) -> None:
-        from resnet_tui.models import count_params, dispatch_build_model, model_summary_text
+    def _build_summary(self, config: Config) -> None:
+        """Build ``config``'s model in a thread. Touches no widget: Textual's DOM is not thread-safe."""
+        text, built = summary_text(config)
+        if not get_current_worker().is_cancelled:  # a newer build replaced this one: drop it
+            self.app.call_from_thread(self._summary_built, config, text, built)
 
-        try:
-            model = dispatch_build_model(config.model_number, config)
-            text = model_summary_text(model) + f"\nparameters: {count_params(model):,}\n"
-        except Exception as exc:  # shown, never raised into the UI
-            text = f"Could not build the model: {exc.__class__.__name__}: {exc}"
-        else:
-            self._summary_cache[key] = text
-        self.app.call_from_thread(self.query_one("#config-summary", ModelSummary).show, text)
+    def _summary_built(self, config: Config, text: str, built: bool) -> None:
+        if built:
+            self._summary_cache[model_key(config)] = text
+        wanted = self._summary_for
+        if wanted is not None and model_key(wanted) == model_key(config):  # else the user moved on meanwhile
+            self.query_one("#config-summary", ModelSummary).show(summary_heading(wanted) + text)
 
     # -- actions --------------------------------------------------------------------
     @on(Button.Pressed, "#start")

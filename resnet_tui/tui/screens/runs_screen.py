@@ -19,6 +19,7 @@ from textual.worker import get_current_worker
 from resnet_tui import format as fmt
 from resnet_tui.config import SCHEMA, get_dotted
 from resnet_tui.report import STATUS_STYLES, result_table
+from resnet_tui.run_files import RunFileError
 from resnet_tui.runs import RunInfo, RunStore
 from resnet_tui.training.events import RunStatus
 from resnet_tui.tui.history import RunHistory
@@ -43,17 +44,17 @@ class RunDetail:
 
 def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
     """Read a run's files; whatever is missing or damaged becomes a problem line, not an exception."""
-    detail = RunDetail(info)
+    detail = RunDetail(info, problems=[info.problem] if info.problem else [])
     run = store.open_run(info.run_id)
     for name, reader in (("config", run.read_config), ("result", run.read_result),
                          ("summary", run.read_summary), ("error", run.read_error)):
         try:
             setattr(detail, name, reader())
         except (OSError, ValueError) as exc:
-            detail.problems.append(f"{name}: unreadable ({exc.__class__.__name__}: {exc})")
+            problem = str(exc) if isinstance(exc, RunFileError) else f"{name}: unreadable ({exc})"
+            if problem not in info.problem:  # the listing said it already
+                detail.problems.append(problem)
     detail.history = RunHistory.from_records(run.read_iterations(), run.read_epochs())
-    if info.problem:
-        detail.problems.insert(0, info.problem)
     return detail
 
 
@@ -229,8 +230,9 @@ class RunsScreen(Screen):
         if info is None:
             return
         if info.status != RunStatus.RUNNING:
-            self.notify(f"{run_id} is {info.status}: only a running run can be watched; its curves are here.",
-                        severity="warning")
+            why = f" ({info.problem})" if info.status == RunStatus.CORRUPT else ""
+            self.notify(f"{run_id} is {info.status}{why}: only a running run can be watched; its curves are here.",
+                        severity="warning", markup=False)
             return
         self.app.follow_run(self.stores[run_id], run_id)
 

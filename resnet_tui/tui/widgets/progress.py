@@ -8,10 +8,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Static
 
 from resnet_tui import format as fmt
+from resnet_tui.report import STATUS_STYLES
 from resnet_tui.tui.session import SessionState, TrainingSession
 
-STATE_STYLES = {"starting": "yellow", "running": "green", "paused": "yellow", "stopping": "yellow",
-                "completed": "green", "stopped": "yellow", "failed": "red"}
+STATE_STYLES = {**STATUS_STYLES, "starting": "yellow", "running": "green", "paused": "yellow", "stopping": "yellow",
+                "failed": "red"}
 
 
 def progress_text(session: TrainingSession | None, compact: bool = False) -> Text:
@@ -24,7 +25,7 @@ def progress_text(session: TrainingSession | None, compact: bool = False) -> Tex
         if session.download and session.download.total_bytes:
             d = session.download
             what = f"downloading CIFAR-10: {d.done_bytes / 1e6:.0f} / {d.total_bytes / 1e6:.0f} MB"
-        elif session.state in (SessionState.FAILED, SessionState.STOPPED):
+        elif not session.active:
             what = "ended before training began"
         else:
             what = "loading TensorFlow, the data and the model…"

@@ -1,0 +1,31 @@
+"""What a run's checkpoint folder says about where training was: ``state.json``.
+
+Kept apart from the Keras callback that writes it (checkpoint.py) so that the run
+store can check a run's state without loading TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resnet_tui.run_files import build, read_json
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class TrainingState:
+    epoch: int  # epochs completed
+    iteration: int  # optimizer updates completed
+    best_val_accuracy: float | None
+    elapsed: float  # training seconds so far (pauses excluded)
+    weights: str  # file name, next to state.json
+    best_epoch: int | None = None  # the epoch of best_val_accuracy (absent in states saved before it was kept)
+    callbacks: dict = field(default_factory=dict)  # name -> counters (checkpoint.COUNTERS), an EarlyStopping's best weights file
+
+    @staticmethod
+    def read(folder: Path) -> TrainingState | None:
+        """The state saved in ``folder``; None when there is none; RunFileError when it is damaged."""
+        data = read_json(folder / STATE_FILE, TrainingState)
+        return None if data is None else build(TrainingState, data)

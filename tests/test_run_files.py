@@ -1,0 +1,134 @@
+"""A run's JSON files are read through one validating reader: a damaged file makes the
+run `corrupt` with the file and what is wrong, never an exception in a listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from resnet_tui.records import FILES
+from resnet_tui.runs import RunBusyError, RunStore
+from resnet_tui.training.events import EpochEnd, IterationEnd
+from resnet_tui.training.state import TrainingState
+
+RESULT = {"run_id": "x", "config_name": "m8_x", "started": 1735732800.0, "status": "completed",
+          "stop_reason": "epoch limit (1 epochs)", "error": None, "duration": 12.5, "iterations": 4, "epochs": 1,
+          "test_accuracy": 0.5, "versions": {"python": "3.x"}, "device": "CPU: test"}
+STATE = {"epoch": 1, "iteration": 4, "best_val_accuracy": 0.5, "elapsed": 12.0, "weights": "state-epoch1.weights.h5"}
+
+
+def make_run(store: RunStore, name: str = "m8_x", result: dict | None = RESULT):
+    """A run's files as the trainer leaves them after one epoch of 4 iterations (no weights)."""
+    run = store.create_run(name)
+    run.write_meta(name)
+    run.write_config({"BATCH_SIZE": 32, "EPOCHS_COUNT": 2})
+    for i in range(1, 5):
+        run.append_iteration(IterationEnd(i, 1, 2.0, 0.1, 0.1, 100.0, 2.0, 0.1, 0.5 * i))
+    run.append_epoch(EpochEnd(1, 4, 2.0, 0.1, 2.1, 0.5, 0.1, 2.0, 2.0))
+    run.close()
+    run.paths.checkpoint.mkdir(parents=True)
+    (run.paths.checkpoint / "state.json").write_text(json.dumps(STATE))
+    (run.paths.checkpoint / STATE["weights"]).write_bytes(b"weights")
+    (run.paths.log / "plan.json").write_text(json.dumps({"steps_per_epoch": 4, "total_iterations": 8}))
+    if result is not None:
+        run.write_result(dict(result, run_id=run.id))
+    return run
+
+
+def file_of(run, name: str):
+    return {"result.json": run.paths.result, "state.json": run.paths.checkpoint,
+            "config.json": run.paths.config}.get(name, run.paths.log) / name
+
+
+DAMAGE = [
+    ("result.json", '{"status": "completed", "started": "yesterday"}',
+     'result.json: "started" should be a number, got "yesterday"'),
+    ("result.json", '{"status": "failed", "error": 5}', 'result.json: "error" should be a string or null, got 5'),
+    ("result.json", "[1, 2]", "result.json: should be a JSON object, got [1, 2]"),
+    ("result.json", '{"status": "done"}',
+     'result.json: "status" should be one of "completed", "stopped", "failed", got "done"'),
+    ("result.json", '{"started": 1}', 'result.json: "status" is missing'),
+    ("result.json", '{"status": "compl', "result.json: invalid JSON at line 1, column 12: Unterminated string"),
+    ("result.json", b'{"status": "caf\xe9"}', "result.json: not UTF-8 text (byte 15 is 0xe9)"),
+    ("state.json", "null", "state.json: should be a JSON object, got null"),
+    ("state.json", "[]", "state.json: should be a JSON object, got []"),
+    ("state.json", '{"epoch": "2"}', 'state.json: "epoch" should be an integer, got "2"; "iteration" is missing'),
+    ("run.json", '{"config_name": 8, "started": 1}', 'run.json: "config_name" should be a string, got 8'),
+    ("lock", '{"pid": "1234", "host": "otherbox"}', 'lock: "pid" should be an integer, got "1234"'),
+    ("plan.json", '{"steps_per_epoch": 4.5}', 'plan.json: "steps_per_epoch" should be an integer, got 4.5'),
+    ("config.json", '"m8"', 'config.json: should be a JSON object, got "m8"'),
+]
+
+
+@pytest.mark.parametrize("name,content,problem", DAMAGE, ids=[f"{d[0]}:{d[1]!s:.30}" for d in DAMAGE])
+def test_a_damaged_file_lists_the_run_as_corrupt_with_what_is_wrong(tmp_path, name, content, problem):
+    store = RunStore.under(tmp_path / "artifact")
+    good, run = make_run(store, "m8_good"), make_run(store, "m8_bad")
+    path = file_of(run, name)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    infos = {i.run_id: i for i in store.list_runs()}
+    assert infos[good.id].status == "completed"
+    assert infos[run.id].status == "corrupt"
+    assert infos[run.id].problem.startswith(problem), infos[run.id].problem
+    assert run.resume_problem() == f"run {run.id} is corrupt: {infos[run.id].problem} ({path})"
+
+
+def test_a_whitespace_only_error_is_a_failed_run_with_no_problem_line(tmp_path):
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store, result=dict(RESULT, status="failed", error="  \n \n"))
+    info = run.info()
+    assert info.status == "failed" and info.problem == ""
+
+
+def test_the_training_state_is_checked_against_its_dataclass(tmp_path):
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    (folder / "state.json").write_text(json.dumps(dict(STATE, added_later="kept out")))
+    state = TrainingState.read(folder)  # an optional field absent, an unknown one ignored
+    assert state == TrainingState(**STATE)
+    (folder / "state.json").write_text(json.dumps(dict(STATE, elapsed=None)))
+    with pytest.raises(ValueError, match='state.json: "elapsed" should be a number, got null'):
+        TrainingState.read(folder)
+
+
+def test_a_lock_from_another_host_names_it_and_how_to_clear_it(tmp_path):
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store, result=None)
+    lock = run.paths.log / "lock"
+    lock.write_text(json.dumps({"host": "otherbox", "pid": 1234}))
+    info = run.info()
+    assert info.status == "running"
+    assert info.problem == (f"written by process 1234 on host otherbox; if nothing runs it there any more, "
+                            f"remove {lock}")
+    assert run.resume_problem() == (f"run {run.id} is being written by process 1234 on host otherbox and cannot be "
+                                    f"resumed twice; if nothing runs it there any more, remove {lock}")
+    with pytest.raises(RunBusyError) as busy:
+        run.acquire_lock()
+    assert str(busy.value) == run.resume_problem()
+    assert lock.exists()
+
+
+def test_a_lock_whose_local_process_died_is_stale(tmp_path):
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store, result=None)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run.paths.log / "lock").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    info = run.info()
+    assert info.status == "interrupted" and run.resume_problem() is None
+    (run.paths.log / "lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    assert run.info().status == "running"
+    assert run.resume_problem() == f"run {run.id} is still running (process {os.getpid()}); it cannot be resumed twice"
+
+
+def test_metrics_files_are_not_json(tmp_path):
+    """The CSVs keep their own reader (a torn last line is skipped): a damaged row never makes a run corrupt."""
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store)
+    with open(run.paths.log / FILES[IterationEnd], "a") as fh:
+        fh.write("5,2,oops\n")
+    assert run.info().status == "completed" and len(run.read_iterations()) == 4
