@@ -153,7 +153,7 @@ def test_user_text_is_printed_as_typed_never_as_markup(tmp_path, capsys):
                    error="ValueError: a [/] in [red]the error")
     artifact = str(tmp_path / "artifact")
     code, out, _ = run_cli(capsys, "runs", "--artifact", artifact)
-    assert code == 0 and "│ 20250101-120000-m8_[test] │ m8_[test] │ completed" in out, out
+    assert code == 0 and "│ 20250101-120000-m8_[test] │ completed │" in out and "│ m8_[test] │" in out, out
     code, out, _ = run_cli(capsys, "show", "20250101", "--artifact", artifact)
     assert code == 0 and "20250101-120000-m8_[test] status: completed" in out, out
     assert re.search(r"run +20250101-120000-m8_\[test\] .* config +m8_\[test\]", out), out
