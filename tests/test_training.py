@@ -234,17 +234,34 @@ def test_early_stopping_and_plateau_schedule_are_wired(tiny_config):
     assert [e.lr for e in events.of(IterationEnd) if e.epoch == 3] == pytest.approx([0.01] * 5, rel=1e-6)
 
 
-def test_failure_is_recorded_not_raised(tiny_config, tmp_path):
-    config = tiny_config(**{"DATASET.source": "npz", "DATA_PATH": str(tmp_path / "missing.npz")})
+class Explode(keras.callbacks.Callback):
+    """Fault injection: an error inside training, at the third step."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 2:
+            raise RuntimeError("the device fell off the bus")
+
+
+def test_failure_is_recorded_not_raised(tiny_config):
+    config = tiny_config()
     events = Collect()
-    result = Trainer(config, sink=events).run()
+    result = Trainer(config, sink=events, extra_callbacks=[Explode()]).run()
     assert result["status"] == "failed"
-    assert "missing.npz" in result["error"]
+    assert result["error"] == "RuntimeError: the device fell off the bus"
     finished = events.of(RunFinished)[0]
     assert finished.status == "failed" and finished.error == result["error"]
     run = RunStore.from_values(config.values).open_run(result["run_id"])
     assert "Traceback" in run.read_error()
     assert run.info().status == "failed"
+
+
+def test_a_dataset_that_fails_to_load_raises_before_the_run_exists(tiny_config, tmp_path):
+    from resnet_tui.data import DatasetError
+
+    config = tiny_config(**{"DATASET.source": "npz", "DATA_PATH": str(tmp_path / "missing.npz")})
+    with pytest.raises(DatasetError, match="missing.npz"):
+        Trainer(config).run()
+    assert RunStore.from_values(config.values).run_ids() == []  # no failed run for a typo
 
 
 def test_dropout_warning_reaches_the_sink(tiny_config):

@@ -173,8 +173,8 @@ async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
     from resnet_tui.training.trainer import Trainer
 
     config = config_from_values(dict(tui_env.values, EPOCHS_COUNT=3), "m8_tiny")
-    trainer = Trainer(config, store=tui_env.store,
-                      sink=lambda e: isinstance(e, IterationEnd) and e.iteration == 7 and trainer.stop())
+    trainer = Trainer(config, store=tui_env.store,  # stopped at the first step of epoch 2
+                      sink=lambda e: isinstance(e, IterationEnd) and e.epoch == 2 and trainer.stop())
     stopped = trainer.run()
     assert stopped["status"] == "stopped"
     app = make_app(tui_env)
@@ -188,7 +188,7 @@ async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
         assert session is not None and session.resume_run_id == stopped["run_id"]
         await wait_for(pilot, lambda: session.state == "completed", 240, "the resumed run to finish")
         steps = session.started.steps_per_epoch
-        assert steps < 7 < 2 * steps  # stopped in epoch 2: resumed from the end of epoch 1
+        assert stopped["iterations"] == steps + 1  # stopped in epoch 2: resumed from the end of epoch 1
         assert session.started.run_id == stopped["run_id"] and session.started.start_iteration == steps
         total = session.started.total_iterations
         assert list(session.history.iterations["iteration"]) == list(range(1, total + 1))  # old curve + new, no gap
