@@ -245,8 +245,8 @@ def cmd_evaluate(args) -> int:
     from resnet_tui.training.evaluate import EvaluateError, evaluate_run
 
     try:
-        with fd2_to(os.devnull):  # TensorFlow's C++ lines while the model loads and runs
-            result = evaluate_run(run, log=lambda text: err_console.print(Text(text, style="dim")))
+        with fd2_to(os.devnull):  # TensorFlow's C++ lines while the model loads and runs (so: log to stdout)
+            result = evaluate_run(run, log=lambda text: console.print(Text(text, style="dim")))
     except EvaluateError as exc:
         err_console.print(labelled("error:", "bold red", str(exc)))
         return 2
