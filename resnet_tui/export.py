@@ -105,7 +105,6 @@ class _EventWriter:
         self.path = folder / name
         self._writer = tf.io.TFRecordWriter(str(self.path))
         self._described: set[str] = set()
-        self.count = 0
         self._write(event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2"))
 
     def _write(self, event) -> None:
@@ -119,17 +118,21 @@ class _EventWriter:
         return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin),
                                            data_class=data_class)
 
-    def scalar(self, tag: str, value: float, step: int, wall_time: float) -> None:
-        """As tf.summary.scalar writes it: a float32 scalar tensor under the scalars plugin."""
+    def scalars(self, values: dict[str, float], step: int, wall_time: float) -> None:
+        """As tf.summary.scalar writes each: a float32 scalar tensor under the scalars plugin;
+        all of one step in one event (a 64k-iteration run is 64k events, not 384k)."""
         summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2, event_pb2 = self._pb
-        tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-                                        float_val=[value])
-        value_pb = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
-        metadata = self._metadata(tag, "scalars", summary_pb2.DATA_CLASS_SCALAR)
-        if metadata is not None:
-            value_pb.metadata.CopyFrom(metadata)
-        self._write(event_pb2.Event(wall_time=wall_time, step=step, summary=summary_pb2.Summary(value=[value_pb])))
-        self.count += 1
+        summary = summary_pb2.Summary()
+        for tag, value in values.items():
+            value_pb = summary.value.add(tag=tag)
+            value_pb.tensor.dtype = types_pb2.DT_FLOAT
+            value_pb.tensor.tensor_shape.SetInParent()
+            value_pb.tensor.float_val.append(value)
+            metadata = self._metadata(tag, "scalars", summary_pb2.DATA_CLASS_SCALAR)
+            if metadata is not None:
+                value_pb.metadata.CopyFrom(metadata)
+        if summary.value:
+            self._write(event_pb2.Event(wall_time=wall_time, step=step, summary=summary))
 
     def text(self, tag: str, text: str, step: int, wall_time: float) -> None:
         """As tf.summary.text writes it: a string scalar tensor under the text plugin (markdown)."""
@@ -139,7 +142,6 @@ class _EventWriter:
         value_pb = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
         value_pb.metadata.CopyFrom(self._metadata(tag, "text", summary_pb2.DATA_CLASS_TENSOR))
         self._write(event_pb2.Event(wall_time=wall_time, step=step, summary=summary_pb2.Summary(value=[value_pb])))
-        self.count += 1
 
     def close(self) -> None:
         self._writer.close()
@@ -176,25 +178,20 @@ def export_tensorboard(run: Run, folder: str | os.PathLike) -> Path:
         summary = [(k, v) for k, v in result.items() if k not in ("confusion", "versions", "dataset")
                    and not isinstance(v, dict | list)]
         writer.text("result", _markdown_table(summary), 0, started)
+        iteration_tags = [(f"iteration/{tag}", tag) for tag in ITERATION_TAGS]
         for it in iterations:
-            for tag in ITERATION_TAGS:
-                writer.scalar(f"iteration/{tag}", getattr(it, tag), it.iteration, started + it.elapsed)
+            writer.scalars({name: getattr(it, tag) for name, tag in iteration_tags}, it.iteration, started + it.elapsed)
         for ep in epochs:
-            for tag in EPOCH_TAGS:
-                value = getattr(ep, tag)
-                if value is not None:
-                    writer.scalar(f"epoch/{tag}", value, ep.epoch, started + ep.elapsed)
-        last = iterations[-1].iteration if iterations else (result.get("iterations") or 0)
-        end = result.get("finished") or started
-        for key in ("loss", "accuracy"):
-            value = result.get(f"test_{key}")
-            if isinstance(value, int | float) and math.isfinite(value):
-                writer.scalar(f"test/{key}", value, last, end)
+            writer.scalars({f"epoch/{tag}": getattr(ep, tag) for tag in EPOCH_TAGS if getattr(ep, tag) is not None},
+                           ep.epoch, started + ep.elapsed)
+        test = {f"test/{key}": result[f"test_{key}"] for key in ("loss", "accuracy")
+                if isinstance(result.get(f"test_{key}"), int | float) and math.isfinite(result[f"test_{key}"])}
         record = read_record(result)
         if record is not None:
-            for name, accuracy in zip(record["classes"], record["per_class_accuracy"]):
-                if accuracy is not None:
-                    writer.scalar(f"test/class_accuracy/{name}", accuracy, last, end)
+            test.update({f"test/class_accuracy/{name}": accuracy
+                         for name, accuracy in zip(record["classes"], record["per_class_accuracy"]) if accuracy is not None})
+        last = iterations[-1].iteration if iterations else (result.get("iterations") or 0)
+        writer.scalars(test, last, result.get("finished") or started)
     finally:
         writer.close()
     return writer.path
