@@ -119,6 +119,8 @@ def print_result(result: dict) -> None:
     info = RunInfo(result.get("run_id", "?"))
     info.add_result(result)
     console.print(result_table(info))
+    if result.get("confusion"):
+        console.print(confusion_report(result))
 
 
 def cmd_train(args) -> int:

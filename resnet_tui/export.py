@@ -14,8 +14,8 @@ TensorFlow 2.21 no longer installs TensorBoard, and its ``tf.summary.scalar``/``
 TensorBoard's code: without the package they raise. The events are written here from
 TensorFlow's own protos (``Event``, ``Summary`` with the scalars and text plugins'
 metadata) through ``tf.io.TFRecordWriter``, which is what an event file is; so exporting
-needs nothing beyond the default install, and viewing needs TensorBoard (``pip install
-tensorboard``, or the ``tensorboard`` extra). TensorBoard's HParams tab needs its own
+needs nothing beyond the default install; viewing needs TensorBoard, installed wherever
+it runs (``pip install tensorboard``). TensorBoard's HParams tab needs its own
 plugin's protos, which only the tensorboard package has: the hyperparameters are a text
 summary instead (the Text tab).
 
