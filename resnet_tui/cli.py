@@ -234,6 +234,9 @@ def cmd_show(args) -> int:
         console.print(result_table(info))
         if info.result.get("confusion"):
             console.print(confusion_report(info.result))
+        elif (run.paths.model / "final.keras").is_file():
+            console.print(Text(f"no confusion matrix yet: `resnet-tui evaluate {run.id}` evaluates its saved model",
+                               style="dim"))
     error = run.read_error()
     if error:
         console.print(Text(error, style="red"))

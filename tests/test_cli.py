@@ -211,7 +211,7 @@ def test_watch_ends_when_the_writer_died_without_a_result(tmp_path, capsys):
             f"(resume it with `resnet-tui resume {run.id}`)") in out
 
 
-def test_evaluate_refuses_a_run_without_a_final_model(tmp_path, capsys):
+def test_evaluate_refuses_a_run_without_a_final_model_and_show_points_to_it(tmp_path, capsys):
     from tui_support import write_fake_run
 
     values = tiny_values(tmp_path)
@@ -222,3 +222,10 @@ def test_evaluate_refuses_a_run_without_a_final_model(tmp_path, capsys):
     assert err.strip().startswith("error: run 20250102-090000-m8_light (failed) has no final model at ")
     assert "only a run that completes or is stopped saves one" in err and "Traceback" not in err
     assert "confusion" not in store.open_run("20250102").read_result()
+
+    # A stopped run keeps its model but was not evaluated: show says how to get its matrix.
+    write_fake_run(store, "20250103-090000-m8_demo", values, status="stopped", iterations=7)
+    (store.roots["model"] / "20250103-090000-m8_demo").mkdir(parents=True)
+    (store.roots["model"] / "20250103-090000-m8_demo" / "final.keras").write_bytes(b"")
+    code, out, _ = run_cli(capsys, "show", "20250103", "--artifact", str(tmp_path / "artifact"))
+    assert code == 0 and "no confusion matrix yet: `resnet-tui evaluate 20250103-090000-m8_demo`" in out
