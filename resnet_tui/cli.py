@@ -271,6 +271,7 @@ def cmd_export(args) -> int:
         err_console.print(labelled("error:", "bold red", "nothing to export: give --tensorboard DIR, --csv FILE or both"))
         return 2
     run = store_from_args(args).open_run(args.run)
+    run.require_readable()  # a damaged run file: one line, exit 2
     try:
         if args.csv:
             rows = export_csv(run, args.csv)

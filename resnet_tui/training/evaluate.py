@@ -13,6 +13,7 @@ import numpy as np
 
 from resnet_tui.evaluation import confusion_record, predicted_labels
 from resnet_tui.runs import Run, StorageError
+from resnet_tui.training.events import RunStatus
 
 
 class EvaluateError(Exception):
@@ -38,8 +39,9 @@ def evaluate_run(run: Run, log=lambda text: None) -> dict:
     """Evaluate run ``run``'s final model on its test split and record the figures in its result.json.
 
     Returns the updated result. Raises EvaluateError when the run has no final
-    model or no result to add to; DatasetError when its data cannot be loaded;
-    RunBusyError while another process writes the run.
+    model, no result to add to or is running; RunCorruptError for a damaged run file;
+    DatasetError when its data cannot be loaded; RunBusyError when another process
+    takes the run while it is evaluated.
     """
     import keras
 
@@ -47,16 +49,18 @@ def evaluate_run(run: Run, log=lambda text: None) -> dict:
     from resnet_tui.data import dispatch_load_dataset, make_eval_dataset
     from resnet_tui.models import compile_model
 
+    info = run.require_readable()  # RunCorruptError names a damaged file
+    if info.status == RunStatus.RUNNING:
+        raise EvaluateError(f"run {run.id} is running: evaluate it once it has ended")
     model_path = run.paths.model / "final.keras"
     if not model_path.is_file():
-        status = run.info().status
-        raise EvaluateError(f"run {run.id} ({status}) has no final model at {model_path}: "
+        raise EvaluateError(f"run {run.id} ({info.status}) has no final model at {model_path}: "
                             f"only a run that completes or is stopped saves one")
     result = run.read_result()
     if not isinstance(result, dict):
         raise EvaluateError(f"run {run.id} has no result.json to record the evaluation in")
     values = run.read_config()
-    config = config_from_values(values, result.get("config_name") or run.info().config_name)
+    config = config_from_values(values, result.get("config_name") or info.config_name)
     log(f"loading the data as the run's config says ({config.get('DATASET.source')})")
     dataset = dispatch_load_dataset(config.model_number, config)
     stats = (result.get("dataset") or {})
