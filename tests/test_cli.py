@@ -223,9 +223,19 @@ def test_evaluate_refuses_a_run_without_a_final_model_and_show_points_to_it(tmp_
     assert "only a run that completes or is stopped saves one" in err and "Traceback" not in err
     assert "confusion" not in store.open_run("20250102").read_result()
 
+    # A run a live process writes is not evaluated under it.
+    import os
+    import socket
+
+    write_fake_run(store, "20250103-080000-m8_demo", values, status=None, iterations=3)
+    (store.roots["log"] / "20250103-080000-m8_demo" / "lock").write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    code, out, err = run_cli(capsys, "evaluate", "20250103-08", "--artifact", str(tmp_path / "artifact"))
+    assert code == 2 and "error: run 20250103-080000-m8_demo is running: evaluate it once it has ended" in err
+
     # A stopped run keeps its model but was not evaluated: show says how to get its matrix.
     write_fake_run(store, "20250103-090000-m8_demo", values, status="stopped", iterations=7)
     (store.roots["model"] / "20250103-090000-m8_demo").mkdir(parents=True)
     (store.roots["model"] / "20250103-090000-m8_demo" / "final.keras").write_bytes(b"")
-    code, out, _ = run_cli(capsys, "show", "20250103", "--artifact", str(tmp_path / "artifact"))
+    code, out, _ = run_cli(capsys, "show", "20250103-09", "--artifact", str(tmp_path / "artifact"))
     assert code == 0 and "no confusion matrix yet: `resnet-tui evaluate 20250103-090000-m8_demo`" in out
