@@ -3,6 +3,8 @@
     resnet-tui train CONFIG [--set KEY=VALUE ...]
     resnet-tui runs
     resnet-tui show RUN
+    resnet-tui evaluate RUN
+    resnet-tui export RUN [--tensorboard DIR] [--csv FILE]
     resnet-tui resume RUN
     resnet-tui watch RUN
     resnet-tui serve [--host H] [--port P] [--token T] [--max-sessions N]
@@ -27,7 +29,7 @@ from rich.text import Text
 from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
 from resnet_tui.data import DatasetError
-from resnet_tui.report import result_table, runs_listing, stopping_message
+from resnet_tui.report import confusion_report, result_table, runs_listing, stopping_message
 from resnet_tui.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 from resnet_tui.stderr import fd2_to
 from resnet_tui.training.events import RunStatus
@@ -117,6 +119,8 @@ def print_result(result: dict, run) -> None:
     info = RunInfo(result.get("run_id", "?"))
     info.add_result(result)
     console.print(result_table(info, saved=run, show_error=False))
+    if result.get("confusion"):
+        console.print(confusion_report(result))
     if result["status"] == RunStatus.FAILED:
         err_console.print(labelled("error:", "bold red", result["error"]))
         if run is not None:
@@ -242,9 +246,60 @@ def cmd_show(args) -> int:
         console.print(table)
     if info.result:
         console.print(result_table(info))
+        if info.result.get("confusion"):
+            console.print(confusion_report(info.result))
+        elif (run.paths.model / "final.keras").is_file():
+            console.print(Text(f"no confusion matrix yet: `resnet-tui evaluate {run.id}` evaluates its saved model",
+                               style="dim"))
     error = run.read_error()
     if error:
         console.print(Text(error, style="red"))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Evaluate a run's saved final model on its test split; record the figures in its result.json."""
+    run = store_from_args(args).open_run(args.run)
+    import_tensorflow_quietly()
+    from resnet_tui.training.evaluate import EvaluateError, evaluate_run
+
+    try:
+        with fd2_to(os.devnull):  # TensorFlow's C++ lines while the model loads and runs (so: log to stdout)
+            result = evaluate_run(run, log=lambda text: console.print(Text(text, style="dim")))
+    except EvaluateError as exc:
+        err_console.print(labelled("error:", "bold red", str(exc)))
+        return 2
+    info = run.info()
+    console.print(labelled(run.id, "bold", f"test loss {fmt.number(result.get('test_loss'))}, "
+                                           f"test accuracy {fmt.percent(result.get('test_accuracy'))}; "
+                                           f"recorded in {run.paths.result / 'result.json'}"))
+    console.print(confusion_report(info.result or result))
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Write a run's metrics as TensorBoard event files and/or one merged CSV table."""
+    from resnet_tui.export import export_csv
+
+    if not args.tensorboard and not args.csv:
+        err_console.print(labelled("error:", "bold red", "nothing to export: give --tensorboard DIR, --csv FILE or both"))
+        return 2
+    run = store_from_args(args).open_run(args.run)
+    run.require_readable()  # a damaged run file: one line, exit 2
+    try:
+        if args.csv:
+            rows = export_csv(run, args.csv)
+            console.print(labelled("csv:", "green", f"{args.csv}: {rows} iterations joined with their epoch's values"))
+        if args.tensorboard:
+            import_tensorflow_quietly()
+            from resnet_tui.export import export_tensorboard
+
+            path = export_tensorboard(run, args.tensorboard)
+            console.print(labelled("tensorboard:", "green",
+                                   f"{path} (view with: tensorboard --logdir {args.tensorboard})"))
+    except OSError as exc:
+        err_console.print(labelled("error:", "bold red", f"cannot write {exc.filename or ''}: {exc.strerror or exc}"))
+        return 1
     return 0
 
 
@@ -343,11 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
     for name, func, help_ in (("runs", cmd_runs, "list past runs"), ("show", cmd_show, "show one run"),
                               ("resume", cmd_resume, "continue a stopped or interrupted run"),
+                              ("evaluate", cmd_evaluate, "evaluate a run's saved model on its test split: per-class "
+                                                         "accuracy and confusion matrix, recorded in its result"),
+                              ("export", cmd_export, "write a run's metrics as TensorBoard event files or one CSV"),
                               ("watch", cmd_watch, "follow a run another process is writing (read-only)")):
         p = sub.add_parser(name, help=help_)
         if name != "runs":
             p.add_argument("run", help="run id (a unique prefix is enough)")
         with_artifact(p)
+        if name == "export":
+            p.add_argument("--tensorboard", metavar="DIR", help="write event files under DIR/<run id>/")
+            p.add_argument("--csv", metavar="FILE", help="write iterations joined with their epoch's values")
         if name == "watch":
             p.add_argument("--interval", type=float, default=0.5, help="seconds between looks at the files")
         p.set_defaults(func=func)

@@ -1,9 +1,14 @@
-"""A run's result as a Rich table: the same rows for ``resnet-tui show``, ``train`` and the Runs screen."""
+"""A run's result as Rich renderables, the same for ``resnet-tui show``, ``train`` and the Runs screen:
+its result table, and its confusion matrix as a heatmap."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+from rich.color import Color
+from rich.console import Group
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -121,3 +126,116 @@ def _versions(versions: dict | str | None) -> str:
     if isinstance(versions, str):
         return versions
     return ", ".join(f"{k} {v}" for k, v in (versions or {}).items()) or "—"
+
+
+# -- where a model fails: the confusion matrix (evaluation.py's record in result.json) --------------
+
+# Column headers short enough for 10 classes and the per-class accuracy in 80 columns.
+SHORT_CLASS_NAMES = {"airplane": "plane", "automobile": "auto"}
+CELL_WIDTH = 5  # "1,000" images at most per CIFAR-10 test class; the header names fit too
+_BLANK = (30, 30, 30)  # the shade a rate of 0 starts from
+_RIGHT, _WRONG = (20, 140, 60), (200, 40, 40)
+
+
+def short_class_name(name: str) -> str:
+    return SHORT_CLASS_NAMES.get(name, name[:CELL_WIDTH])
+
+
+def _shade(rate: float, diagonal: bool) -> Style:
+    """Green for the diagonal by its rate; red for an error, by the square root of its rate over
+    25% (errors seldom pass that share of a row): 1% shows faintly, 5% clearly, 25% and more in full."""
+    weight = max(0.0, min(1.0, rate if diagonal else math.sqrt(rate / 0.25)))
+    target = _RIGHT if diagonal else _WRONG
+    rgb = tuple(round(a + (b - a) * weight) for a, b in zip(_BLANK, target))
+    return Style(bgcolor=Color.from_rgb(*rgb), color="white", bold=diagonal)
+
+
+def confusion_heatmap(record: dict) -> Table:
+    """The matrix as a heatmap: a row per true class (its name and accuracy), a column per
+    predicted class; each cell the number of images, shaded by its share of the row."""
+    from resnet_tui.evaluation import row_rates
+
+    names, matrix = record["classes"], record["matrix"]
+    rates = row_rates(matrix)
+    table = Table(box=None, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False, collapse_padding=True)
+    table.add_column(Text("true \\ pred", style="dim"), no_wrap=True)
+    for name in names:
+        table.add_column(Text(short_class_name(name)), justify="right", width=CELL_WIDTH + 1, no_wrap=True)  # + the padding
+    table.add_column(Text("acc"), justify="right", no_wrap=True)
+    for t, name in enumerate(names):
+        cells = []
+        for p, count in enumerate(matrix[t]):
+            text = f"{count:,}" if count else "·"
+            cells.append(Text(text, style=_shade(rates[t][p], t == p)) if count else Text(text, style="dim"))
+        accuracy = record["per_class_accuracy"][t]
+        table.add_row(Text(name), *cells, Text("—" if accuracy is None else f"{accuracy:.1%}"))
+    return table
+
+
+def confused_pairs(record: dict, k: int = 3) -> Text:
+    """"most confused: cat → dog 12% (120 of 1,000), ..." (true class → what it was taken for)."""
+    from resnet_tui.evaluation import most_confused
+
+    names, matrix = record["classes"], record["matrix"]
+    pairs = most_confused(matrix, k)
+    if not pairs:
+        return Text("no image was misclassified", style="dim")
+    text = Text("most confused: ", style="bold")
+    for i, pair in enumerate(pairs):
+        if i:
+            text.append(" · ")
+        text.append(f"{names[pair.true]} → {names[pair.predicted]} {pair.rate:.0%}", style="bold red")
+        text.append(f" ({pair.count:,} of {sum(matrix[pair.true]):,})", style="dim")
+    return text
+
+
+def confusion_report(result: dict | None) -> Group | Text:
+    """Heading, heatmap and the most confused pairs of a run's result; a note when it has none."""
+    from resnet_tui.evaluation import read_record
+
+    record = read_record(result)
+    if record is None:
+        return Text("No confusion matrix: it is recorded when a run completes; for a stopped run's saved model "
+                    "run `resnet-tui evaluate RUN`.", style="dim")
+    accuracy = fmt.percent(record.get("accuracy"))
+    heading = Text.assemble(
+        (f"{record.get('split', 'test').capitalize()} split, {record['images']:,} images, accuracy {accuracy}", "bold"),
+        (f" ({record['source']})" if record.get("source") else "", "dim"),
+        ("\nrows: true class · columns: predicted · shade: share of the row", "dim"))
+    return Group(heading, confusion_heatmap(record), confused_pairs(record))
+
+
+def per_class_comparison(runs: list[tuple[str, dict | None]]) -> Table | Text:
+    """Per-class test accuracy of several runs side by side (label, result); with two, their difference."""
+    from resnet_tui.evaluation import read_record
+
+    records = [(label, read_record(result)) for label, result in runs]
+    names = next((r["classes"] for _, r in records if r is not None), None)
+    if names is None:
+        return Text("None of these runs has a confusion matrix (recorded when a run completes, "
+                    "or by `resnet-tui evaluate RUN`).", style="dim")
+    table = Table(title="Per-class test accuracy", title_justify="left")
+    table.add_column("class", no_wrap=True)
+    for label, _ in records:
+        table.add_column(Text(label), justify="right", overflow="fold")
+    two = len(records) == 2 and all(r is not None and r["classes"] == names for _, r in records)
+    if two:
+        table.add_column("Δ", justify="right")
+    for c, name in enumerate(names):
+        values = [r["per_class_accuracy"][c] if r is not None and r["classes"] == names else None for _, r in records]
+        row = [Text(name)] + [Text(fmt.percent(v)) for v in values]
+        if two:
+            row.append(_delta(*values))
+        table.add_row(*row)
+    overall = [r.get("accuracy") if r else None for _, r in records]
+    row = [Text("all", style="bold")] + [Text(fmt.percent(v), style="bold") for v in overall]
+    if two:
+        row.append(_delta(*overall))
+    table.add_row(*row)
+    return table
+
+
+def _delta(a: float | None, b: float | None) -> Text:
+    if a is None or b is None:
+        return Text("—")
+    return Text(f"{b - a:+.1%}", style="green" if b > a else "red" if b < a else "")

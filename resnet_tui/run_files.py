@@ -78,6 +78,7 @@ class RunResult:
     device: str = ""
     dataset: dict = field(default_factory=dict)
     distribute: dict = field(default_factory=dict)
+    confusion: dict | None = None  # the test split's confusion matrix (evaluation.py's record)
 
 
 # ``LOG_PATH/<id>/plan.json``: what a follower needs to draw progress, as the run's RunStarted says it.

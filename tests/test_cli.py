@@ -59,6 +59,21 @@ def test_train_runs_show_and_missing_run(tmp_path, capsys, monkeypatch):
 
     code, out, _ = run_cli(capsys, "show", run_id[:15], "--artifact", artifact)
     assert code == 0 and '"BATCH_SIZE": 64' in out and re.search(r"best val acc +\d+\.\d+% \(epoch 1\)", out)
+    # Where it fails: the confusion matrix of the 64 test images, a row per class, and the worst pairs.
+    assert re.search(r"Test split, 64 images, accuracy \d+\.\d+% \(end of training\)", out), out
+    assert "true \\ pred plane auto bird cat deer dog frog horse ship truck acc" in out, out
+    assert re.search(r" truck( (\d+|·)){10} (\d+\.\d%|—) most confused: ", out), out
+
+    # evaluate: the saved model on the test split rebuilt from the config gives the same matrix.
+    store = RunStore.from_values(values)
+    before = store.open_run(run_id).read_result()
+    code, out, _ = run_cli(capsys, "evaluate", run_id[:15], "--artifact", artifact)
+    assert code == 0, out
+    after = store.open_run(run_id).read_result()
+    assert after["confusion"]["source"] == "resnet-tui evaluate"
+    assert after["confusion"]["matrix"] == before["confusion"]["matrix"]
+    assert after["test_accuracy"] == pytest.approx(before["test_accuracy"], abs=1e-6)
+    assert "Test split, 64 images" in out and "(resnet-tui evaluate)" in out
 
     code, _, err = run_cli(capsys, "show", "no-such-run", "--artifact", artifact)
     assert code == 2 and "no run 'no-such-run'" in err and "Traceback" not in err
@@ -285,3 +300,33 @@ def test_watch_ends_when_the_writer_died_without_a_result(tmp_path, capsys):
     assert code == 1, (out, err)
     assert (f"run {run.id} is interrupted: its process ended without writing a result "
             f"(resume it with `resnet-tui resume {run.id}`)") in out
+
+
+def test_evaluate_refuses_a_run_without_a_final_model_and_show_points_to_it(tmp_path, capsys):
+    from tui_support import write_fake_run
+
+    values = tiny_values(tmp_path)
+    store = RunStore.from_values(values)
+    write_fake_run(store, "20250102-090000-m8_light", values, status="failed", iterations=7, error="ValueError: x")
+    code, out, err = run_cli(capsys, "evaluate", "20250102", "--artifact", str(tmp_path / "artifact"))
+    assert code == 2 and not out
+    assert err.strip().startswith("error: run 20250102-090000-m8_light (failed) has no final model at ")
+    assert "only a run that completes or is stopped saves one" in err and "Traceback" not in err
+    assert "confusion" not in store.open_run("20250102").read_result()
+
+    # A run a live process writes is not evaluated under it.
+    import os
+    import socket
+
+    write_fake_run(store, "20250103-080000-m8_demo", values, status=None, iterations=3)
+    (store.roots["log"] / "20250103-080000-m8_demo" / "lock").write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    code, out, err = run_cli(capsys, "evaluate", "20250103-08", "--artifact", str(tmp_path / "artifact"))
+    assert code == 2 and "error: run 20250103-080000-m8_demo is running: evaluate it once it has ended" in err
+
+    # A stopped run keeps its model but was not evaluated: show says how to get its matrix.
+    write_fake_run(store, "20250103-090000-m8_demo", values, status="stopped", iterations=7)
+    (store.roots["model"] / "20250103-090000-m8_demo").mkdir(parents=True)
+    (store.roots["model"] / "20250103-090000-m8_demo" / "final.keras").write_bytes(b"")
+    code, out, _ = run_cli(capsys, "show", "20250103-09", "--artifact", str(tmp_path / "artifact"))
+    assert code == 0 and "no confusion matrix yet: `resnet-tui evaluate 20250103-090000-m8_demo`" in out

@@ -361,29 +361,37 @@ def _one_device_evaluation(config: Config, result: dict) -> dict:
     import keras
 
     from resnet_tui.data import dispatch_load_dataset, make_eval_dataset
+    from resnet_tui.evaluation import confusion_matrix
     from resnet_tui.runs import RunStore
 
     run = RunStore.from_values(config.values).open_run(result["run_id"])
     model = keras.models.load_model(run.paths.model / "final.keras")  # no strategy scope: one device
     data = dispatch_load_dataset(8, config)
     test = model.evaluate(make_eval_dataset(data.x_test, data.y_test, data, 32), verbose=0, return_dict=True)
+    predicted = model.predict(make_eval_dataset(data.x_test, data.y_test, data, 32), verbose=0).argmax(axis=1)
     val = model.evaluate(make_eval_dataset(data.x_val, data.y_val, data, 32), verbose=0, return_dict=True)
     last = run.read_epochs()[-1]
     return {"counts": [len(data.y_train), len(data.y_val), len(data.y_test)], "status": result["status"],
             "error": result.get("error"), "run_test": [result.get("test_loss"), result.get("test_accuracy")],
             "one_device_test": [test["loss"], test["accuracy"]],
-            "run_val": [last.val_loss, last.val_accuracy], "one_device_val": [val["loss"], val["accuracy"]]}
+            "run_val": [last.val_loss, last.val_accuracy], "one_device_val": [val["loss"], val["accuracy"]],
+            "run_matrix": (result.get("confusion") or {}).get("matrix"),
+            "one_device_matrix": confusion_matrix(data.y_test, predicted).tolist()}
 
 
 @pytest.mark.parametrize("name, counts", [("mirrored", [96, 19, 17]), ("small", [97, 3, 2])])
 def test_mirrored_evaluation_equals_one_device_for_any_count(two_cpu_results, name, counts):
     """Validation and test counts 19, 17, 3 and 2 (= the replicas) on 2 replicas: the run
-    completes, and its figures are a single-device evaluation's of the same weights."""
+    completes, and its figures, confusion matrix included, are a single-device evaluation's
+    of the same weights."""
     out = two_cpu_results["runs"]["one_device"][name]
     assert out["status"] == "completed", out["error"]
     assert out["counts"] == counts
     assert out["run_test"] == pytest.approx(out["one_device_test"], rel=1e-5, abs=1e-6)
     assert out["run_val"] == pytest.approx(out["one_device_val"], rel=1e-5, abs=1e-6)
+    # The confusion matrix counts the real test images only, never the zero-weight pads (17 -> 18, 2 -> 2).
+    assert np.asarray(out["run_matrix"]).sum() == counts[2]
+    assert out["run_matrix"] == out["one_device_matrix"]
 
 
 def test_a_last_batch_under_the_replica_count_sits_out(two_cpu_results):

@@ -8,8 +8,10 @@ import keras
 import numpy as np
 import pytest
 
+from resnet_tui.data import dispatch_load_dataset
 from resnet_tui.runs import RunStore
 from resnet_tui.training.callbacks import StreamingCallback, TrainingControl
+from resnet_tui.training.evaluate import evaluate_run
 from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, SinkFanout
 from resnet_tui.training.schedules import IterationStepDecay
 from resnet_tui.training.trainer import Trainer, plan_training
@@ -114,6 +116,14 @@ def test_tiny_run_writes_a_complete_run_record(tiny_config):
         assert saved[key] is not None, key
     assert set(saved["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
     assert len(saved["dataset"]["mean"]) == 3
+    # Where it fails: every test image counted once, and the matrix agrees with Keras' accuracy.
+    confusion = saved["confusion"]
+    matrix = np.asarray(confusion["matrix"])
+    assert confusion["split"] == "test" and confusion["source"] == "end of training"
+    assert matrix.shape == (10, 10) and matrix.sum() == confusion["images"] == 64
+    assert (matrix.sum(axis=1) == np.bincount(dispatch_load_dataset(8, config).y_test, minlength=10)).all()
+    assert np.trace(matrix) / 64 == pytest.approx(saved["test_accuracy"], abs=1e-6)
+    assert confusion["accuracy"] == pytest.approx(saved["test_accuracy"], abs=1e-6)
     info = store.list_runs()[0]
     assert (info.run_id, info.status, info.epochs) == (result["run_id"], "completed", 2)
     assert not run.paths.error.exists()
@@ -188,9 +198,21 @@ def test_stop_from_another_thread_finishes_the_step_and_records_stopped(tiny_con
     assert result["status"] == "stopped" and result["stop_reason"].startswith("stopped by user at iteration 3;")
     assert result["iterations"] == 3
     assert result.get("test_accuracy") is None  # a stopped run is not evaluated on the test set
+    assert "confusion" not in result
     run = RunStore.from_values(config.values).open_run(result["run_id"])
     assert len(run.read_iterations()) == 3
     assert (run.paths.model / "final.keras").is_file()
+
+    # On demand: its saved model on the test split rebuilt from its config, recorded in its result.
+    messages = []
+    evaluated = evaluate_run(run, log=messages.append)
+    saved = run.read_result()
+    assert saved == evaluated and saved["status"] == "stopped" and saved["iterations"] == 3
+    confusion = saved["confusion"]
+    assert confusion["source"] == "resnet-tui evaluate" and confusion["images"] == 64
+    assert np.trace(confusion["matrix"]) / 64 == pytest.approx(saved["test_accuracy"], abs=1e-6)
+    assert any("evaluating" in m and "64 test images" in m for m in messages), messages
+    assert not [m for m in messages if m.startswith("warning")], messages
 
 
 def test_pause_holds_training_until_resumed(tiny_config):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tui_support import make_app, open_runs, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
 
 from resnet_tui.tui.widgets.metric_chart import MetricChart
@@ -85,10 +87,32 @@ async def test_marked_runs_are_overlaid_and_their_configs_compared(tui_fake_runs
         compare = text_of(screen.query_one("#run-compare"))
         assert "BATCH_SIZE" in compare and "OPTIMIZER.learning_rate" in compare
         assert "EPOCHS_COUNT" not in compare  # only the differences
+        # Per-class test accuracy side by side, in the table's order (newest first: cats 77% and 69%
+        # in fake_confusion), with the second's difference from the first.
+        assert re.search(r"Per-class test accuracy.*20250104-100000-m8_lr05.*20250101-120000-m8_demo.*Δ", compare, re.S)
+        assert re.search(r"│ cat +│ +77\.00% │ +69\.00% │ +-8\.0% │", compare), compare
         assert "2 marked" in text_of(screen.query_one("#runs-sort"))
 
         await pilot.press("c")
         await wait_for(pilot, lambda: len(screen.shown) == 1, 10, "back to one run")
+
+
+async def test_a_finished_run_shows_where_it_fails(tui_fake_runs):
+    """The Classes tab: the test confusion matrix from result.json, per-class accuracy, the worst pairs."""
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        assert screen.shown[0].info.run_id == "20250104-100000-m8_lr05"
+        classes = text_of(screen.query_one("#run-classes"))
+        assert "Test split, 1,000 images, accuracy 81.50% (end of training)" in classes
+        rows = {line.split()[0]: line.split()[1:] for line in classes.splitlines() if line.split()}
+        assert rows["cat"] == ["·", "2", "·", "77", "1", "16", "1", "1", "1", "1", "77.0%"]
+        assert "most confused: airplane → bird 23% (23 of 100) · automobile → truck 20% (20 of 100) · " \
+               "bird → deer 18% (18 of 100)" in classes
+
+        table.move_cursor(row=ids(table).index("20250102-090000-m8_light"))  # failed: no matrix
+        await wait_for(pilot, lambda: screen.shown[0].info.run_id == "20250102-090000-m8_light", 10, "the failed run")
+        assert "No confusion matrix" in text_of(screen.query_one("#run-classes"))
 
 
 async def test_chart_options_apply_to_the_runs_charts(tui_fake_runs):

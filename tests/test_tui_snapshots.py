@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from textual.widgets import TabbedContent
 from tui_support import make_app, open_runs, select_config, tui_env, tui_fake_runs, wait_for  # noqa: F401
 
 from resnet_tui.tui.widgets.config_form import ConfigForm
@@ -56,6 +57,18 @@ def test_runs_screen(tui_fake_runs, snap_compare, utc):
         await open_runs(pilot)
 
     assert snap_compare(make_app(tui_fake_runs), terminal_size=(160, 50), run_before=runs)
+
+
+def test_runs_screen_confusion_matrix_at_80_columns(tui_fake_runs, snap_compare, utc):
+    """A finished run's Classes tab: the test confusion matrix as a heatmap (fixed fake data)."""
+    async def classes(pilot):
+        await settled(pilot)
+        screen, _ = await open_runs(pilot)
+        screen.query_one(TabbedContent).active = "tab-classes"
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tui_fake_runs), terminal_size=(80, 40), run_before=classes)
 
 
 def test_help_overlay(tui_env, snap_compare):

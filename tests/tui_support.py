@@ -103,7 +103,8 @@ def _write_records(path: Path, cls, records) -> None:
 
 def write_fake_run(store: RunStore, run_id: str, config_values: dict, *, status: str | None,
                    iterations: int, steps: int = 10, started: float = 1735732800.0, error: str | None = None,
-                   host: str = "elsewhere", test_accuracy: float | None = 0.55) -> None:
+                   host: str = "elsewhere", test_accuracy: float | None = 0.55,
+                   confusion: dict | None = None) -> None:
     """A run's files as the trainer leaves them, with made-up but smooth numbers.
 
     ``status=None`` leaves no result.json: a half-written (interrupted) run.
@@ -139,11 +140,31 @@ def write_fake_run(store: RunStore, run_id: str, config_values: dict, *, status:
               "dataset": {"description": "Synthetic (seed 42): 192 train / 64 val / 64 test"}}
     if test_accuracy is not None and status != "failed":
         result.update(test_accuracy=test_accuracy, test_loss=1.25)
+    if confusion is not None:
+        result["confusion"] = confusion
     write_json_atomic(roots["result"] / run_id / "result.json", result)
     if error:
         (roots["error"] / run_id).mkdir(parents=True, exist_ok=True)
         (roots["error"] / run_id / "error.log").write_text(f"Traceback (most recent call last):\n{error}\n",
                                                           encoding="utf-8")
+
+
+def fake_confusion(skill: int) -> dict:
+    """A confusion record (evaluation.py's) of 100 test images per class with fixed, made-up errors:
+    class c right 60 + 3c + ``skill`` times; cats mostly taken for dogs, dogs for cats, the rest spread."""
+    from resnet_tui.evaluation import confusion_record
+
+    y_true, y_pred = [], []
+    for c in range(10):
+        right = min(100, 60 + 3 * c + skill)
+        wrong = 100 - right
+        big = {3: 5, 5: 3, 1: 9, 9: 1}.get(c, (c + 2) % 10)  # the class it is mostly taken for
+        spread = [big] * (wrong * 2 // 3) + [(c + 1 + k % 9) % 10 or 1 for k in range(wrong - wrong * 2 // 3)]
+        y_true += [c] * 100
+        y_pred += [c] * right + [p if p != c else (c + 1) % 10 for p in spread]
+    record = confusion_record(y_true, y_pred)
+    record.update(source="end of training", evaluated=1735733000.0)
+    return record
 
 
 @pytest.fixture
@@ -155,12 +176,13 @@ def tui_fake_runs(tmp_path):
     other = json.loads(json.dumps(values))
     other["BATCH_SIZE"] = 64
     other["OPTIMIZER"]["learning_rate"] = 0.05
-    write_fake_run(store, "20250101-120000-m8_demo", values, status="completed", iterations=30)
+    write_fake_run(store, "20250101-120000-m8_demo", values, status="completed", iterations=30,
+                   confusion=fake_confusion(0))
     write_fake_run(store, "20250102-090000-m8_light", values, status="failed", iterations=7, started=1735808400.0,
                    error="ValueError: the loss became NaN at iteration 7")
     write_fake_run(store, "20250103-080000-m8_demo", values, status=None, iterations=12, started=1735891200.0)
     write_fake_run(store, "20250104-100000-m8_lr05", other, status="completed", iterations=40, started=1735984800.0,
-                   test_accuracy=0.61)
+                   test_accuracy=0.61, confusion=fake_confusion(8))
     return SimpleNamespace(root=tmp_path, configs=configs, values=values, store=store)
 
 

@@ -218,7 +218,7 @@ class Trainer:
         self._fit(model, train_ds, val_ds, callbacks, plan)
         status, reason = self._outcome(plan)
         if status != RunStatus.FAILED:
-            self._save_and_test(model, test_ds, len(dataset.y_test), status)
+            self._save_and_test(model, test_ds, status)
         return status, reason
 
     def _load_data(self):
@@ -383,18 +383,22 @@ class Trainer:
                      f"so a resume starts it again from iteration {saved.iteration if saved else 0}")
         return note
 
-    def _save_and_test(self, model, test_ds, test_count: int, status: RunStatus) -> None:
-        """Save the final model; evaluate it on the test set if the run completed
-        (a stopped run is unfinished: its test figure would mean little and cost a wait)."""
+    def _save_and_test(self, model, test_ds, status: RunStatus) -> None:
+        """Save the final model; evaluate it on the test set if the run completed: loss, accuracy,
+        per-class accuracy and confusion matrix (a stopped run is unfinished: its test figures would
+        mean little and cost a wait; `resnet-tui evaluate` gives them on demand)."""
         from resnet_tui.training.checkpoint import ensure_space, weights_file_size, write_whole
 
         run = self.run_record
         ensure_space(run.paths.model, "MODEL_PATH", weights_file_size(model))
         write_whole(run.paths.model / "final.keras", model.save)
         if status == RunStatus.COMPLETED:
-            self.sink(LogMessage("info", f"evaluating on {test_count} test images"))
-            test_loss, test_acc = model.evaluate(test_ds, verbose=0)
-            self._result["test_loss"], self._result["test_accuracy"] = float(test_loss), float(test_acc)
+            from resnet_tui.training.evaluate import evaluate_on_test
+
+            dataset = self._dataset
+            self.sink(LogMessage("info", f"evaluating on {len(dataset.y_test)} test images"))
+            self._result.update(evaluate_on_test(model, test_ds, dataset.y_test, dataset.class_names,
+                                                 source="end of training"))
 
 
 def kept_state_note(run: Run) -> str:

@@ -1,11 +1,13 @@
-"""Past runs: a sortable, filterable table; the selected run's curves, result, config, error;
-several marked runs overlaid on one chart with their config differences."""
+"""Past runs: a sortable, filterable table; the selected run's curves, result, confusion matrix
+(where it fails), config, error; several marked runs overlaid on one chart with their config
+differences and their per-class accuracies side by side."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -18,7 +20,7 @@ from textual.worker import get_current_worker
 
 from resnet_tui import format as fmt
 from resnet_tui.config import SCHEMA, get_dotted
-from resnet_tui.report import STATUS_STYLES, result_table
+from resnet_tui.report import STATUS_STYLES, confusion_report, per_class_comparison, result_table
 from resnet_tui.run_files import RunFileError
 from resnet_tui.runs import RunInfo, RunStore
 from resnet_tui.training.events import RunStatus
@@ -84,10 +86,19 @@ def config_table(config: dict | None) -> Table | Text:
     return table
 
 
+def compare_view(details: list[RunDetail]) -> Group | Text:
+    """The config keys that differ, then the per-class test accuracy side by side."""
+    configs = compare_table(details)
+    if len(details) < 2:
+        return configs
+    classes = per_class_comparison([(d.info.run_id, d.result) for d in details])
+    return Group(configs, Text(""), classes)
+
+
 def compare_table(details: list[RunDetail]) -> Table | Text:
     """Only the keys whose values differ between the runs."""
     if len(details) < 2:
-        return Text("Mark two or more runs (space) to compare their configs.", style="dim")
+        return Text("Mark two or more runs (space) to compare their configs and per-class accuracies.", style="dim")
     configs = [d.config or {} for d in details]
     table = Table(title="Config keys that differ", title_justify="left")
     table.add_column("key", style="cyan", no_wrap=True)
@@ -136,6 +147,9 @@ class RunsScreen(Screen):
             with TabPane("Result", id="tab-result"):
                 with VerticalScroll():
                     yield Static("", id="run-result")
+            with TabPane("Classes", id="tab-classes"):
+                with VerticalScroll():
+                    yield Static("", id="run-classes")
             with TabPane("Config", id="tab-run-config"):
                 with VerticalScroll():
                     yield Static("", id="run-config")
@@ -292,7 +306,8 @@ class RunsScreen(Screen):
                                                     else marked_runs_table(details))
         self.query_one("#run-result", Static).update(detail_table(first))
         self.query_one("#run-config", Static).update(config_table(first.config))
-        self.query_one("#run-compare", Static).update(compare_table(details))
+        self.query_one("#run-classes", Static).update(confusion_report(first.result))
+        self.query_one("#run-compare", Static).update(compare_view(details))
         error = first.error or (first.result or {}).get("error") or ""
         self.query_one("#run-error", Static).update(
             Text(error, style="red") if error else Text("No error recorded for this run.", style="dim"))
