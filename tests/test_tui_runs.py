@@ -54,6 +54,17 @@ async def test_filter(tui_fake_runs):
         await pilot.press("enter")  # back to the table
         assert table.has_focus
 
+        # Marked runs stay marked and compared when the filter hides them; Esc clears the filter.
+        await pilot.press("space")  # the failed run
+        await pilot.press("slash", *"m8_", "escape")
+        await pilot.pause()
+        assert screen.query_one("#runs-filter").value == "" and len(ids(table)) == 4 and table.has_focus
+        table.move_cursor(row=0)
+        await pilot.press("space")
+        await pilot.press("slash", *"090000", "enter")
+        assert len(ids(table)) == 1 and "2 marked" in text_of(screen.query_one("#runs-sort"))
+        assert len(screen.selected_ids()) == 2  # what the header counts is what Compare compares
+
 
 async def test_failed_run_shows_its_error_and_half_written_run_its_problem(tui_fake_runs):
     app = make_app(tui_fake_runs)

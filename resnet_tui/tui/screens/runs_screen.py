@@ -119,6 +119,7 @@ class RunsScreen(Screen):
     TITLE = "Runs"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "next_sort", "Sort"),
         Binding("space", "mark", "Mark"),
         Binding("c", "clear_marks", "Unmark"),
@@ -220,6 +221,11 @@ class RunsScreen(Screen):
     def action_focus_filter(self) -> None:
         self.query_one("#runs-filter", Input).focus()
 
+    def action_clear_filter(self) -> None:
+        """Esc: the filter is emptied (every run shown again) and the table has the keys."""
+        self.query_one("#runs-filter", Input).value = ""  # Input.Changed re-filters
+        self.query_one(RunsTable).focus()
+
     def action_next_sort(self) -> None:
         self.query_one(RunsTable).next_sort()
         self._update_sort_label()
@@ -263,9 +269,10 @@ class RunsScreen(Screen):
 
     # -- details -----------------------------------------------------------------
     def selected_ids(self) -> list[str]:
-        """The marked runs when two or more are marked, else the one under the cursor."""
+        """The marked runs (the ones the filter hides too: the header counts them all) when two or
+        more are marked, else the one under the cursor."""
         table = self.query_one(RunsTable)
-        marked = [i.run_id for i in table.visible() if i.run_id in table.marked]
+        marked = [i.run_id for i in table.infos if i.run_id in table.marked]
         if len(marked) >= 2:
             return marked
         current = table.current_run_id()
