@@ -173,6 +173,16 @@ async def test_raw_json_editor_validates_like_the_form(tui_env):
         await pilot.pause()
         editor = screen.query_one("#config-json", TextArea)
         assert json.loads(editor.text)["EPOCHS_COUNT"] == 200
+        assert editor.has_focus  # typing goes to the editor, no extra Tab needed
+        editor.move_cursor((0, 1))
+        await pilot.press("x")  # '{x "...' : the JSON no longer parses
+        await pilot.pause()
+        await pilot.pause()
+        assert editor.text.startswith("{x") and "line 1" in text_of(screen.query_one("#json-error"))
+        diff = text_of(screen.query_one("#config-diff"))
+        assert "does not parse" in diff and "No differences" not in diff  # Changes says so
+        await pilot.press("backspace")
+        await pilot.pause()
 
         editor.load_text(editor.text.replace('"EPOCHS_COUNT": 200', '"EPOCHS_COUNT": 200,,'))
         await pilot.pause()

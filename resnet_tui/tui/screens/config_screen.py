@@ -295,6 +295,10 @@ class ConfigScreen(Screen):
 
     def _update_diff(self) -> None:
         diff = self.query_one("#config-diff", Static)
+        if self.json_error:  # the JSON tab holds the newest edit, and it does not parse
+            diff.update(Text(f"The JSON tab's text does not parse ({self.json_error}): fix it there to see the "
+                             "differences.", style="red"))
+            return
         if self.original is None:
             diff.update("")
             return
@@ -319,6 +323,10 @@ class ConfigScreen(Screen):
             editor = self.query_one("#config-json", TextArea)
             if editor.text != self._json_generated:
                 editor.load_text(self._json_generated)
+        if event.pane.id == "tab-json":
+            self.query_one("#config-json", TextArea).focus()  # typing goes to the editor at once
+        elif event.pane.id == "tab-form":
+            self.query_one(ConfigForm).focus()
         elif event.pane.id == "tab-model":
             self.show_summary()
 
@@ -336,6 +344,7 @@ class ConfigScreen(Screen):
             self.json_error = str(exc).removeprefix("JSON: ")
             error.update(f"✗ {self.json_error}")
             self._update_status()
+            self._update_diff()
             return
         self.json_error = None
         _, issues, _ = check_values(raw, self.name_loaded or "")
