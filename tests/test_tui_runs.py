@@ -300,3 +300,20 @@ async def test_a_run_with_a_damaged_file_is_listed_corrupt_with_the_reason(tui_f
         assert ("error", f"Can't resume: run {run_id} is corrupt: {problem} "
                          f"({store.roots['result'] / run_id / 'result.json'})") in notes
         assert any(severity == "warning" and problem in msg for severity, msg in notes)
+
+
+async def test_the_list_refreshes_itself_and_keeps_the_cursor_on_its_run(tui_fake_runs):
+    """A run written by another process appears without a key; the highlighted run stays highlighted."""
+    from tui_support import write_fake_run
+
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        table.move_cursor(row=2)
+        await pilot.pause()
+        highlighted = table.current_run_id()
+        write_fake_run(tui_fake_runs.store, "20991231-235959-m8_newest", tui_fake_runs.values, status="completed",
+                       iterations=30, started=4102444799.0)  # the newest: listed first, above the cursor
+        await wait_for(pilot, lambda: "20991231-235959-m8_newest" in ids(table), 10, "the new run, unasked")
+        assert table.current_run_id() == highlighted  # the cursor followed its run, not its row number
+        assert ids(table)[0] == "20991231-235959-m8_newest"

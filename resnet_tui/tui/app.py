@@ -253,6 +253,8 @@ class ResnetTuiApp(App):
         self._show_session(changes)
         if changes.status and not session.active and isinstance(self.screen, RunsScreen) and self.screen.ready:
             self.screen.reload()
+            if session.started:
+                self.screen.select_run(session.started.run_id)  # the run that just ended
 
     def _show_session(self, changes) -> None:
         if isinstance(self.screen, TrainScreen) and self.screen.ready:

@@ -31,6 +31,19 @@ from resnet_tui.tui.widgets.model_summary import ModelSummary
 from resnet_tui.tui.widgets.runs_table import RunsTable
 
 
+def read_listing(stores: list[RunStore]) -> dict[str, tuple[RunInfo, RunStore]]:
+    """Every run of ``stores`` (the first store to hold an id wins), newest first. Reads files:
+    the timer calls it from a thread."""
+    listing: dict[str, tuple[RunInfo, RunStore]] = {}
+    for store in stores:
+        for info in store.list_runs():
+            listing.setdefault(info.run_id, (info, store))
+    return listing
+
+
+REFRESH_SECONDS = 2.0  # how often the shown Runs screen looks for new and changed runs
+
+
 @dataclass
 class RunDetail:
     """Everything shown about one run, read in a worker thread."""
@@ -134,6 +147,8 @@ class RunsScreen(Screen):
         self.stores: dict[str, RunStore] = {}  # run id -> the store it lives in
         self.details: dict[str, RunDetail] = {}  # finished runs only: they don't change
         self.shown: list[RunDetail] = []
+        self._signature: list | None = None  # what the table last showed, to skip unchanged listings
+        self._announced: str | None = None  # the session run last put under the cursor
         self.ready = False  # composed
 
     def compose(self) -> ComposeResult:
@@ -172,21 +187,44 @@ class RunsScreen(Screen):
         self.ready = True
         self.reload()
         self.query_one(RunsTable).focus()
+        self.set_interval(REFRESH_SECONDS, self._refresh)
 
     def on_screen_resume(self) -> None:
         if self.ready:
             self.reload()
+            session = self.app.session
+            if session is not None and session.started and session.started.run_id != self._announced:
+                self._announced = session.started.run_id  # a run started since the last look: show it
+                self.select_run(self._announced)
 
     # -- the table ----------------------------------------------------------------
     def reload(self) -> None:
-        infos: dict[str, RunInfo] = {}
-        stores: dict[str, RunStore] = {}
-        for store in self.app.run_stores():
-            for info in store.list_runs():
-                if info.run_id not in infos:
-                    infos[info.run_id] = info
-                    stores[info.run_id] = store
-        self.stores = stores  # replaced whole: a detail worker may be reading the old one
+        self._show_listing(read_listing(self.app.run_stores()))
+
+    def _refresh(self) -> None:
+        """Timer: while the screen is shown, list the runs again in a thread (new, finished,
+        damaged runs appear without a key)."""
+        if self.app.screen is self:
+            self._list_in_background(self.app.run_stores())
+
+    @work(thread=True, exclusive=True, group="runs-listing")
+    def _list_in_background(self, stores: list[RunStore]) -> None:
+        listing = read_listing(stores)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_listing, listing)
+
+    def select_run(self, run_id: str) -> None:
+        table = self.query_one(RunsTable)
+        if run_id in {i.run_id for i in table.visible()}:
+            table.move_cursor(row=table.get_row_index(run_id))
+
+    def _show_listing(self, listing: dict[str, tuple[RunInfo, RunStore]]) -> None:
+        signature = [(i.run_id, i.status, i.iterations, i.epochs, i.problem) for i, _ in listing.values()]
+        if signature == self._signature:
+            return  # nothing changed: leave the table (and its cursor) alone
+        self._signature = signature
+        self.stores = {run_id: store for run_id, (_, store) in listing.items()}  # replaced whole: workers read it
+        infos = {run_id: info for run_id, (info, _) in listing.items()}
         table = self.query_one(RunsTable)
         table.set_runs(list(infos.values()))
         self._update_sort_label()
@@ -265,6 +303,7 @@ class RunsScreen(Screen):
 
     def action_reload(self) -> None:
         self.details.clear()
+        self._signature = None  # g: redraw even if nothing seems to have changed
         self.reload()
 
     # -- details -----------------------------------------------------------------
