@@ -81,6 +81,10 @@ PATH_KEYS = ("CONFIG_PATH", "DATA_PATH", "LOG_PATH", "CHECKPOINT_PATH",
              "RESULT_PATH", "MODEL_PATH", "ERROR_PATH")
 DATASET_SOURCES = ("cifar10", "npz", "synthetic", "torchvision")
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+# Learning-rate schedules, one at a time: the key that enables each, and its name.
+SCHEDULE_SWITCHES = {"STEP_SCHEDULE.enabled": "step", "COSINE_SCHEDULE.enabled": "cosine",
+                     "ONE_CYCLE_SCHEDULE.enabled": "one_cycle", "SCHEDULE_MODE.enabled": "plateau"}
 DISTRIBUTE_MODES = ("none", "mirrored")
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 MULTI_WORKER_REFUSAL = (
@@ -112,25 +116,69 @@ SCHEMA: tuple[Field, ...] = (
     Field("SEED", int, 42, "Random seed for weights, shuffling and augmentation.", "Data", minimum=0,
           maximum=SEED_MAX),
     # Optimizer and regularization
-    Field("OPTIMIZER.type", str, "sgd", "Optimizer.", "Optimizer", choices=("sgd", "adam")),
-    Field("OPTIMIZER.learning_rate", float, 0.1, "Initial learning rate.", "Optimizer",
-          minimum=0.0, maximum=10.0, exclusive_minimum=True),
-    Field("OPTIMIZER.momentum", float, 0.9, "SGD momentum (ignored by adam).", "Optimizer", minimum=0.0, maximum=0.999),
+    Field("OPTIMIZER.type", str, "sgd",
+          "sgd: SGD with momentum (and nesterov); adam: Adam; adamw: Adam with decoupled weight decay "
+          "(OPTIMIZER.weight_decay > 0).", "Optimizer", choices=OPTIMIZERS),
+    Field("OPTIMIZER.learning_rate", float, 0.1,
+          "Learning rate at the first iteration; the cosine and one-cycle warmups climb from it to their peak.",
+          "Optimizer", minimum=0.0, maximum=10.0, exclusive_minimum=True),
+    Field("OPTIMIZER.momentum", float, 0.9, "SGD momentum (ignored by adam and adamw).", "Optimizer",
+          minimum=0.0, maximum=0.999),
     Field("OPTIMIZER.nesterov", bool, False, "Nesterov momentum (SGD only).", "Optimizer"),
-    Field("L2_MODE.enabled", bool, True, "L2 penalty on conv and dense kernels.", "L2"),
+    Field("OPTIMIZER.weight_decay", float, 0.0,
+          "Decoupled weight decay (0 = off; SGDW with sgd, AdamW with adamw: Keras' weight_decay): each update "
+          "also does w -= lr*weight_decay*w on the conv and dense kernels, outside the gradient, so momentum and "
+          "Adam's scaling never see it. Excludes L2_MODE, whose penalty goes through the gradient.",
+          "Optimizer", minimum=0.0, maximum=1.0),
+    Field("L2_MODE.enabled", bool, True,
+          "Coupled L2 penalty on conv and dense kernels (the seed's): part of the loss, so its gradient goes "
+          "through momentum and Adam's scaling. Excludes OPTIMIZER.weight_decay.", "L2"),
     Field("L2_MODE.lambda", float, 0.0001,
           "Keras l2(lambda) adds lambda*sum(w^2) to the loss: its gradient is 2*lambda*w, "
           "twice SGD weight decay of the same lambda.", "L2", minimum=0.0, maximum=1.0),
+    Field("LABEL_SMOOTHING", float, 0.0,
+          "Label smoothing (0 = off): the cross-entropy target is 1 - s on the true class plus s/10 on every "
+          "class (Keras' label_smoothing). The reported loss is the smoothed one.", "Loss",
+          minimum=0.0, maximum=1.0),
     Field("DROPOUT_MODE.enabled", bool, False, "Dropout (m8 has none: enabling it only warns).", "Dropout"),
     Field("DROPOUT_MODE.rate", float, 0.3, "Dropout rate, for models that use dropout.", "Dropout",
           minimum=0.0, maximum=0.95),
     # Schedules and stopping
-    Field("STEP_SCHEDULE.enabled", bool, True, "Step schedule counted in iterations (the paper's).", "Step schedule"),
+    Field("STEP_SCHEDULE.enabled", bool, True,
+          "Step schedule counted in iterations (the paper's). One learning-rate schedule at a time: excludes "
+          "COSINE_SCHEDULE, ONE_CYCLE_SCHEDULE and SCHEDULE_MODE (plateau).", "Step schedule"),
     Field("STEP_SCHEDULE.boundaries", list, [32000, 48000],
           "Iterations after which the learning rate is multiplied by the factor.", "Step schedule",
           minimum=1, maximum=INT64_MAX),
     Field("STEP_SCHEDULE.factor", float, 0.1, "Multiplier applied at each boundary.", "Step schedule",
           minimum=0.0, maximum=1.0, exclusive_minimum=True),
+    Field("COSINE_SCHEDULE.enabled", bool, False,
+          "Cosine decay (Keras CosineDecay), after an optional linear warmup; excludes the other schedules.",
+          "Cosine schedule"),
+    Field("COSINE_SCHEDULE.warmup_steps", int, 0,
+          "Iterations of linear warmup from OPTIMIZER.learning_rate to warmup_target (0 = none: the decay "
+          "starts from OPTIMIZER.learning_rate).", "Cosine schedule", minimum=0, maximum=INT64_MAX),
+    Field("COSINE_SCHEDULE.warmup_target", float, 0.1,
+          "Learning rate at the end of the warmup, where the decay starts (used when warmup_steps > 0).",
+          "Cosine schedule", minimum=0.0, maximum=10.0, exclusive_minimum=True),
+    Field("COSINE_SCHEDULE.decay_steps", int, 0,
+          "Iterations of cosine decay after the warmup (0 = to the run's last iteration); then the floor holds.",
+          "Cosine schedule", minimum=0, maximum=INT64_MAX),
+    Field("COSINE_SCHEDULE.alpha", float, 0.0,
+          "Floor, as a fraction of the rate the decay starts from (Keras' alpha).", "Cosine schedule",
+          minimum=0.0, maximum=1.0),
+    Field("ONE_CYCLE_SCHEDULE.enabled", bool, False,
+          "One cycle: linear from OPTIMIZER.learning_rate up to peak_learning_rate over warmup_steps, then linear "
+          "down to final_learning_rate at total_steps; excludes the other schedules.", "One-cycle schedule"),
+    Field("ONE_CYCLE_SCHEDULE.peak_learning_rate", float, 0.4, "Learning rate at the top of the cycle.",
+          "One-cycle schedule", minimum=0.0, maximum=10.0, exclusive_minimum=True),
+    Field("ONE_CYCLE_SCHEDULE.warmup_steps", int, 1000, "Iterations of the climb to the peak.",
+          "One-cycle schedule", minimum=1, maximum=INT64_MAX),
+    Field("ONE_CYCLE_SCHEDULE.total_steps", int, 0,
+          "Iteration at which the cycle ends at final_learning_rate (0 = the run's last iteration); then it holds.",
+          "One-cycle schedule", minimum=0, maximum=INT64_MAX),
+    Field("ONE_CYCLE_SCHEDULE.final_learning_rate", float, 0.0004, "Learning rate at the end of the cycle.",
+          "One-cycle schedule", minimum=0.0, maximum=10.0),
     Field("MAX_ITERATIONS", int, 64000, "Stop after this many iterations even if epochs remain (0 = no cap).",
           "Training", minimum=0),
     Field("EPOCHS_COUNT", int, 200, "Maximum number of epochs.", "Training", minimum=1, maximum=100000),
@@ -138,7 +186,8 @@ SCHEMA: tuple[Field, ...] = (
           "Images per iteration: the global batch, split evenly across the replicas when DISTRIBUTE is mirrored.",
           "Training", minimum=1, maximum=65536),
     Field("SCHEDULE_MODE.enabled", bool, False,
-          "Reduce-on-plateau schedule of m6/m7 (Keras ReduceLROnPlateau); excludes the step schedule.", "Plateau schedule"),
+          "Reduce-on-plateau schedule of m6/m7 (Keras ReduceLROnPlateau); excludes the other schedules.",
+          "Plateau schedule"),
     Field("SCHEDULE_MODE.monitor", str, "val_loss", "Metric watched for a plateau.", "Plateau schedule", choices=MONITORS),
     Field("SCHEDULE_MODE.factor", float, 0.1, "Multiplier applied on a plateau.", "Plateau schedule",
           minimum=0.0, maximum=1.0, exclusive_minimum=True),
@@ -331,12 +380,40 @@ def _check_combinations(values: dict) -> list[ConfigIssue]:
     if any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
         issues.append(ConfigIssue("STEP_SCHEDULE.boundaries",
                                   f"must be strictly increasing, got {json.dumps(boundaries)}"))
-    if values["STEP_SCHEDULE"]["enabled"] and values["SCHEDULE_MODE"]["enabled"]:
-        issues.append(ConfigIssue("SCHEDULE_MODE.enabled",
-                                  "the plateau schedule and STEP_SCHEDULE cannot both be enabled; disable one"))
+    enabled = [key for key in SCHEDULE_SWITCHES if get_dotted(values, key)]
+    for key in enabled[1:]:
+        issues.append(ConfigIssue(key, f"{enabled[0]} and {key} cannot both be enabled "
+                                       f"(one learning-rate schedule at a time); disable one"))
+    cycle = values["ONE_CYCLE_SCHEDULE"]
+    if cycle["total_steps"] and cycle["total_steps"] <= cycle["warmup_steps"]:
+        issues.append(ConfigIssue("ONE_CYCLE_SCHEDULE.total_steps",
+                                  f"must be above ONE_CYCLE_SCHEDULE.warmup_steps ({cycle['warmup_steps']}) "
+                                  f"or 0 (the run's last iteration), got {cycle['total_steps']}"))
+    issues.extend(_check_weight_decay(values))
     if values["DATASET"]["source"] == "npz" and not values["DATA_PATH"].endswith(".npz"):
         issues.append(ConfigIssue("DATA_PATH", f"the npz source needs a .npz file, got {json.dumps(values['DATA_PATH'])}"))
     return issues
+
+
+def _check_weight_decay(values: dict) -> list[ConfigIssue]:
+    """Coupled L2 or decoupled decay, not both; adamw is Adam with decoupled decay, adam without."""
+    optimizer, decay = values["OPTIMIZER"]["type"], values["OPTIMIZER"]["weight_decay"]
+    if decay and values["L2_MODE"]["enabled"]:
+        return [ConfigIssue("OPTIMIZER.weight_decay",
+                            "decoupled weight decay and L2_MODE.enabled (the coupled L2 penalty) cannot both be on; "
+                            "set one of them off (weight_decay 0 or L2_MODE.enabled false)")]
+    if optimizer == "adamw" and not decay:
+        return [ConfigIssue("OPTIMIZER.weight_decay",
+                            "OPTIMIZER.type adamw needs OPTIMIZER.weight_decay > 0 (with 0 it is adam)")]
+    if optimizer == "adam" and decay:
+        return [ConfigIssue("OPTIMIZER.weight_decay",
+                            "OPTIMIZER.type adam with decoupled weight decay is adamw: set OPTIMIZER.type to adamw")]
+    return []
+
+
+def schedule_name(values: dict) -> str:
+    """The learning-rate schedule a (valid) config uses: step, cosine, one_cycle, plateau or constant."""
+    return next((name for key, name in SCHEDULE_SWITCHES.items() if get_dotted(values, key)), "constant")
 
 
 def model_number_from_name(name: str) -> int | None:

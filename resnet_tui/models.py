@@ -114,26 +114,51 @@ def mixed_precision_warning(policy: str) -> str | None:
 
 
 def make_optimizer(config: Config, learning_rate):
+    """OPTIMIZER's optimizer; a decoupled weight_decay (SGDW, AdamW) is Keras' ``weight_decay``."""
     import keras
 
     opt = config.OPTIMIZER
+    decay = opt["weight_decay"] or None  # None, not 0: Keras then skips the decay step altogether
     if opt["type"] == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=opt["momentum"], nesterov=opt["nesterov"])
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=opt["momentum"], nesterov=opt["nesterov"],
+                                    weight_decay=decay)
+    if opt["type"] == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=decay)
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
+def make_loss(config: Config):
+    """Cross-entropy on the integer labels, smoothed when LABEL_SMOOTHING > 0."""
+    import keras
+
+    smoothing = config.get("LABEL_SMOOTHING") or 0.0
+    if not smoothing:
+        return keras.losses.SparseCategoricalCrossentropy()  # the seed's, exactly
+    from resnet_tui.training.losses import SmoothedSparseCrossentropy
+
+    return SmoothedSparseCrossentropy(label_smoothing=smoothing)
+
+
+def decayed_weights(model: keras.Model) -> list:
+    """The weights a weight penalty applies to: conv and dense kernels (L2_MODE's regularizer, and
+    decoupled weight decay alike), not batch norm's scale and shift nor the classifier's bias."""
+    return [w for w in model.trainable_weights if w.name == "kernel"]
+
+
 def compile_model(model: keras.Model, config: Config, learning_rate) -> None:
-    """SGD (momentum from OPTIMIZER) and sparse categorical cross-entropy, as the seed.
+    """OPTIMIZER's optimizer, sparse categorical cross-entropy (LABEL_SMOOTHING) as the seed.
 
     JIT_COMPILE and STEPS_PER_EXECUTION go to Keras as they are. A model built
     under the mixed_float16 policy gets its optimizer wrapped in Keras'
     LossScaleOptimizer (dynamic loss scaling) by ``compile`` itself.
     """
-    import keras
-
+    optimizer = make_optimizer(config, learning_rate)
+    if optimizer.weight_decay is not None:
+        kernels = {id(w) for w in decayed_weights(model)}
+        optimizer.exclude_from_weight_decay(var_list=[w for w in model.trainable_weights if id(w) not in kernels])
     model.compile(
-        optimizer=make_optimizer(config, learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        optimizer=optimizer,
+        loss=make_loss(config),
         # Weighted: evaluation batches padded for several replicas carry sample
         # weights (data.make_eval_dataset); training batches carry none.
         weighted_metrics=["accuracy"],

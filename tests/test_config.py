@@ -15,6 +15,7 @@ from resnet_tui.config import (
     load_config,
     parse_override,
     save_config,
+    schedule_name,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def test_base_config_keeps_seed_values_verbatim():
     assert config.model_number == 8 and config.warnings == []
 
 
-@pytest.mark.parametrize("name", ["m8_base", "m8_light", "m8_demo"])
+@pytest.mark.parametrize("name", ["m8_base", "m8_light", "m8_demo", "m8_fast"])
 def test_shipped_configs_are_valid(name):
     config = load_config(REPO / "configs" / f"{name}.json")
     assert config.name == name
@@ -157,6 +158,83 @@ def test_plateau_and_step_schedule_exclude_each_other():
         config_from_values({"SCHEDULE_MODE": {"enabled": True}}, "cfg")
     config = config_from_values({"SCHEDULE_MODE": {"enabled": True}, "STEP_SCHEDULE": {"enabled": False}}, "cfg")
     assert config.SCHEDULE_MODE["patience"] == 10
+
+
+def test_existing_configs_take_the_new_keys_at_defaults_that_change_nothing():
+    """The seed's recipe: step schedule, coupled L2, plain SGD, no smoothing (tests/test_training.py
+    checks that these defaults train bit-identically to a config without the keys)."""
+    for name in ("m8_base", "m8_light", "m8_demo"):  # written before the new keys
+        config = load_config(REPO / "configs" / f"{name}.json")
+        assert schedule_name(config.values) == "step", name
+        assert config.OPTIMIZER["weight_decay"] == 0.0 and config.LABEL_SMOOTHING == 0.0
+        assert config.L2_MODE["enabled"] and config.OPTIMIZER["type"] == "sgd"
+
+
+def test_fast_config_changes_only_the_training_recipe():
+    """m8_fast: the same model, data, split and augmentation as m8_base; 50 epochs of another recipe."""
+    base, fast = (load_config(REPO / "configs" / f"{name}.json") for name in ("m8_base", "m8_fast"))
+    recipe = {key.split(".")[0] for key, _, _ in diff_values(base.values, fast.values)}
+    assert recipe == {"OPTIMIZER", "L2_MODE", "LABEL_SMOOTHING", "STEP_SCHEDULE", "COSINE_SCHEDULE",
+                      "EPOCHS_COUNT", "MAX_ITERATIONS"}
+    assert schedule_name(fast.values) == "cosine" and fast.EPOCHS_COUNT == 50 and fast.MAX_ITERATIONS == 0
+    assert fast.OPTIMIZER["nesterov"] and fast.OPTIMIZER["weight_decay"] > 0 and fast.LABEL_SMOOTHING > 0
+
+
+SWITCHES = ["STEP_SCHEDULE.enabled", "COSINE_SCHEDULE.enabled", "ONE_CYCLE_SCHEDULE.enabled", "SCHEDULE_MODE.enabled"]
+
+
+@pytest.mark.parametrize("first, second", [(a, b) for i, a in enumerate(SWITCHES) for b in SWITCHES[i + 1:]])
+def test_learning_rate_schedules_exclude_each_other_naming_both_keys(first, second):
+    values = {"STEP_SCHEDULE": {"enabled": False}}
+    for key in (first, second):
+        values[key.split(".")[0]] = {"enabled": True}
+    with pytest.raises(ConfigError) as err:
+        config_from_values(values, "cfg")
+    assert [str(i) for i in err.value.issues] == [
+        f"{second}: {first} and {second} cannot both be enabled (one learning-rate schedule at a time); disable one"]
+
+
+@pytest.mark.parametrize("switch, name", [("COSINE_SCHEDULE", "cosine"), ("ONE_CYCLE_SCHEDULE", "one_cycle"),
+                                          ("SCHEDULE_MODE", "plateau"), (None, "constant")])
+def test_one_schedule_at_a_time_is_accepted(switch, name):
+    values = {"STEP_SCHEDULE": {"enabled": False}}
+    if switch:
+        values[switch] = {"enabled": True}
+    assert schedule_name(config_from_values(values, "cfg").values) == name
+
+
+def test_one_cycle_must_end_after_its_warmup():
+    with pytest.raises(ConfigError, match=r"ONE_CYCLE_SCHEDULE.total_steps: must be above "
+                                          r"ONE_CYCLE_SCHEDULE.warmup_steps \(500\) or 0"):
+        config_from_values({"ONE_CYCLE_SCHEDULE": {"warmup_steps": 500, "total_steps": 500}}, "cfg")
+    config = config_from_values({"ONE_CYCLE_SCHEDULE": {"warmup_steps": 500, "total_steps": 501}}, "cfg")
+    assert config.ONE_CYCLE_SCHEDULE["total_steps"] == 501
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"OPTIMIZER": {"weight_decay": 5e-4}},
+     "OPTIMIZER.weight_decay: decoupled weight decay and L2_MODE.enabled (the coupled L2 penalty) cannot both be on"),
+    ({"OPTIMIZER": {"type": "adamw"}, "L2_MODE": {"enabled": False}},
+     "OPTIMIZER.weight_decay: OPTIMIZER.type adamw needs OPTIMIZER.weight_decay > 0 (with 0 it is adam)"),
+    ({"OPTIMIZER": {"type": "adam", "weight_decay": 1e-4}, "L2_MODE": {"enabled": False}},
+     "OPTIMIZER.weight_decay: OPTIMIZER.type adam with decoupled weight decay is adamw"),
+])
+def test_weight_decay_choices_that_contradict_each_other_are_refused(values, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_values(values, "cfg")
+    assert [str(i) for i in err.value.issues][0].startswith(message)
+
+
+def test_decoupled_decay_and_new_keys_through_set():
+    config = config_from_values(default_values(), "m8_base").with_values(dict(parse_override(text) for text in (
+        "L2_MODE.enabled=false", "OPTIMIZER.type=adamw", "OPTIMIZER.weight_decay=0.05", "LABEL_SMOOTHING=0.1",
+        "STEP_SCHEDULE.enabled=false", "COSINE_SCHEDULE.enabled=true", "COSINE_SCHEDULE.warmup_steps=200")))
+    assert (config.OPTIMIZER["type"], config.OPTIMIZER["weight_decay"], config.LABEL_SMOOTHING) == ("adamw", 0.05, 0.1)
+    assert schedule_name(config.values) == "cosine" and config.COSINE_SCHEDULE["warmup_steps"] == 200
+    with pytest.raises(ConfigError, match=r"LABEL_SMOOTHING: got 1.5, expected a number >= 0 and <= 1"):
+        config.with_values({"LABEL_SMOOTHING": 1.5})
+    with pytest.raises(ConfigError, match=r'OPTIMIZER.type: got "lamb", expected one of "sgd", "adam", "adamw"'):
+        config.with_values({"OPTIMIZER.type": "lamb"})
 
 
 def test_several_errors_are_listed_together():

@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -39,6 +40,50 @@ def test_step_schedule_matches_keras_piecewise_constant_shifted_by_one():
     keras_schedule = keras.optimizers.schedules.PiecewiseConstantDecay([31999, 47999], [0.1, 0.01, 0.001])
     for step in (0, 31998, 31999, 32000, 32001, 47999, 48000, 64000):
         assert float(ours(step)) == pytest.approx(float(keras_schedule(step)))
+
+
+SCHEDULES = {  # config changes -> (iteration, the rate the update after it uses), from the formulas
+    "step": ({"STEP_SCHEDULE.boundaries": [30, 60]}, [(0, 0.1), (29, 0.1), (30, 0.01), (60, 0.001), (99, 0.001)]),
+    "cosine": ({"STEP_SCHEDULE.enabled": False, "COSINE_SCHEDULE.enabled": True, "COSINE_SCHEDULE.alpha": 0.1},
+               [(0, 0.1), (50, 0.1 * (0.9 * 0.5 + 0.1)), (100, 0.01), (150, 0.01)]),
+    "cosine_warmup": ({"STEP_SCHEDULE.enabled": False, "COSINE_SCHEDULE.enabled": True,
+                       "OPTIMIZER.learning_rate": 0.02, "COSINE_SCHEDULE.warmup_steps": 20,
+                       "COSINE_SCHEDULE.warmup_target": 0.4, "COSINE_SCHEDULE.decay_steps": 60},
+                      [(0, 0.02), (10, 0.21), (20, 0.4), (50, 0.2), (80, 0.0), (99, 0.0)]),
+    "one_cycle": ({"STEP_SCHEDULE.enabled": False, "ONE_CYCLE_SCHEDULE.enabled": True, "OPTIMIZER.learning_rate": 0.04,
+                   "ONE_CYCLE_SCHEDULE.warmup_steps": 30, "ONE_CYCLE_SCHEDULE.peak_learning_rate": 0.4,
+                   "ONE_CYCLE_SCHEDULE.final_learning_rate": 0.001},
+                  [(0, 0.04), (15, 0.22), (30, 0.4), (65, 0.2005), (100, 0.001), (120, 0.001)]),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_each_schedule_reports_the_rate_the_optimizer_uses(tiny_config, name):
+    """value_at (what IterationEnd.lr shows) against Keras' own learning rate for the optimizer at that
+    iteration, for every iteration of a 100-iteration run and past it; lengths of 0 end at the run's end."""
+    from resnet_tui.training.schedules import make_schedule
+
+    changes, expected = SCHEDULES[name]
+    schedule = make_schedule(tiny_config(**changes), total_iterations=100)
+    optimizer = keras.optimizers.SGD(learning_rate=schedule)
+    # Keras computes in float32; value_at in float64: they agree to float32's resolution at the peak rate.
+    resolution = 4e-7 * max(lr for _, lr in expected)
+    for iteration in range(0, 130):
+        optimizer.iterations.assign(iteration)
+        keras_lr = float(optimizer.learning_rate)
+        assert schedule.value_at(iteration) == pytest.approx(keras_lr, rel=0, abs=resolution), iteration
+    for iteration, lr in expected:
+        assert schedule.value_at(iteration) == pytest.approx(lr, rel=1e-12, abs=1e-15), iteration
+
+
+def test_cosine_is_keras_cosine_decay():
+    from resnet_tui.training.schedules import WarmupCosineDecay
+
+    ours = WarmupCosineDecay(0.01, 500, alpha=0.05, warmup_steps=100, warmup_target=0.2)
+    theirs = keras.optimizers.schedules.CosineDecay(0.01, 500, alpha=0.05, warmup_steps=100, warmup_target=0.2)
+    assert isinstance(ours, keras.optimizers.schedules.CosineDecay)
+    for step in (0, 1, 99, 100, 101, 350, 599, 600, 700):
+        assert float(ours(step)) == float(theirs(step))
 
 
 def test_plan_caps_at_64k_iterations(tiny_config):
@@ -254,6 +299,79 @@ def test_early_stopping_and_plateau_schedule_are_wired(tiny_config):
     lrs = [e.lr for e in events.of(EpochEnd)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01], rel=1e-6)
     assert [e.lr for e in events.of(IterationEnd) if e.epoch == 3] == pytest.approx([0.01] * 5, rel=1e-6)
+
+
+class OptimizerRate(keras.callbacks.Callback):
+    """The learning rate Keras' optimizer applies in each update (read just before it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+
+RECIPES = {
+    "cosine warmup, adamw, label smoothing": {
+        "STEP_SCHEDULE.enabled": False, "COSINE_SCHEDULE.enabled": True, "COSINE_SCHEDULE.warmup_steps": 4,
+        "COSINE_SCHEDULE.warmup_target": 0.004, "OPTIMIZER.learning_rate": 0.0004, "COSINE_SCHEDULE.alpha": 0.1,
+        "OPTIMIZER.type": "adamw", "OPTIMIZER.weight_decay": 0.05, "L2_MODE.enabled": False, "LABEL_SMOOTHING": 0.1},
+    "one cycle, nesterov SGDW": {
+        "STEP_SCHEDULE.enabled": False, "ONE_CYCLE_SCHEDULE.enabled": True, "ONE_CYCLE_SCHEDULE.warmup_steps": 3,
+        "OPTIMIZER.learning_rate": 0.02, "ONE_CYCLE_SCHEDULE.peak_learning_rate": 0.2,
+        "OPTIMIZER.nesterov": True, "OPTIMIZER.weight_decay": 5e-4, "L2_MODE.enabled": False},
+}
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_new_recipe_trains_reports_its_true_rate_and_saves_a_loadable_model(tiny_config, recipe):
+    """IterationEnd.lr is, iteration by iteration, the rate Keras' optimizer used; the final model
+    (schedule, optimizer and loss included) loads back."""
+    optimizer_rate, events = OptimizerRate(), Collect()
+    config = tiny_config(**RECIPES[recipe])
+    trainer = Trainer(config, sink=events, extra_callbacks=[optimizer_rate])
+    result = trainer.run()
+    assert result["status"] == "completed", result.get("error")
+    steps, rates = events.of(RunStarted)[0].steps_per_epoch, optimizer_rate.rates
+    reported = [e.lr for e in events.of(IterationEnd)]
+    assert len(reported) == len(rates) == 2 * steps
+    assert reported == pytest.approx(rates, rel=0, abs=4e-7 * max(rates))  # float32's resolution, as above
+    assert all(a != b for a, b in zip(reported, reported[1:]))  # it moves every iteration
+    assert [e.lr for e in events.of(EpochEnd)] == pytest.approx([rates[steps - 1], rates[-1]], rel=1e-6)
+    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    loaded = keras.models.load_model(run.paths.model / "final.keras")
+    assert type(loaded.optimizer) is type(trainer.model.optimizer)
+    assert loaded.optimizer.weight_decay == pytest.approx(config.OPTIMIZER["weight_decay"])
+    assert type(loaded.loss) is type(trainer.model.loss)
+    assert type(loaded.optimizer._learning_rate) is type(trainer.model.optimizer._learning_rate)
+
+
+def test_new_keys_at_their_defaults_train_bit_identically_to_a_config_without_them(tmp_path):
+    """m8_base as the seed wrote it (no key this issue added) against the same file with every new key
+    written out at its default: the same iterations, losses and rates, to the last bit."""
+    from conftest import tiny_values
+
+    from resnet_tui.config import FIELDS, PATH_KEYS, config_from_values, get_dotted, set_dotted
+
+    new_keys = ("OPTIMIZER.weight_decay", "LABEL_SMOOTHING") + tuple(
+        key for key in FIELDS if key.startswith(("COSINE_SCHEDULE.", "ONE_CYCLE_SCHEDULE.")))
+    seed = json.loads((Path(__file__).resolve().parents[1] / "configs" / "m8_base.json").read_text())
+    assert not any(get_dotted(seed, key) is not None for key in new_keys)
+    tiny = tiny_values(tmp_path, MAX_ITERATIONS=6, **{"STEP_SCHEDULE.boundaries": [2, 4]})
+    for key in PATH_KEYS + ("DATASET", "EPOCHS_COUNT", "BATCH_SIZE", "MAX_ITERATIONS", "STEP_SCHEDULE"):
+        seed[key] = tiny[key]
+    spelled_out = json.loads(json.dumps(seed))
+    for key in new_keys:
+        set_dotted(spelled_out, key, FIELDS[key].default)
+
+    def iterations(raw):
+        events = Collect()
+        Trainer(config_from_values(raw, "m8_base"), sink=events).run()
+        return [(e.iteration, e.loss, e.accuracy, e.lr) for e in events.of(IterationEnd)]
+
+    without = iterations(seed)
+    assert len(without) == 6 and without == iterations(spelled_out)
 
 
 class Explode(keras.callbacks.Callback):

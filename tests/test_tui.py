@@ -65,6 +65,36 @@ async def test_pick_config_shows_its_values(tui_env):
         assert screen.current_config().values["EPOCHS_COUNT"] == 6
 
 
+async def test_the_fast_recipe_shows_its_schedule_optimizer_and_smoothing(tui_env):
+    app = make_app(tui_env)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.get_screen("config")
+        await select_config(pilot, "m8_fast")
+        form = screen.query_one(ConfigForm)
+        assert form.row("COSINE_SCHEDULE.enabled").editor.value is True
+        assert form.row("OPTIMIZER.type").editor.value == "sgd"
+        facts = text_of(screen.query_one("#config-facts"))
+        assert "sgd lr 0.01 m 0.9 nesterov wd 0.005" in facts
+        assert "warmup 704 to 0.1, cosine to x0" in facts and "smoothing  0.1" in facts
+        assert "m8_fast is valid" in text_of(screen.query_one("#config-status"))
+
+
+def test_the_schedule_is_described_in_a_few_words():
+    from resnet_tui.config import config_from_values
+    from resnet_tui.tui.screens.config_screen import schedule_text
+
+    def text(**values):
+        return schedule_text(config_from_values({"STEP_SCHEDULE": {"enabled": False}, **values}, "cfg").values)
+
+    assert text(ONE_CYCLE_SCHEDULE={"enabled": True, "warmup_steps": 300, "total_steps": 900}) == (
+        "one cycle: 0.4 at 300, 0.0004 at 900")
+    assert text(ONE_CYCLE_SCHEDULE={"enabled": True}) == "one cycle: 0.4 at 1000, 0.0004 at end"
+    assert text(COSINE_SCHEDULE={"enabled": True, "alpha": 0.01}) == "cosine to x0.01"
+    assert text(SCHEDULE_MODE={"enabled": True}) == "on plateau of val_loss"
+    assert text() == "constant"
+
+
 async def test_invalid_value_is_flagged_at_the_field_and_blocks_start(tui_env):
     app = make_app(tui_env)
     async with app.run_test(size=SIZE) as pilot:

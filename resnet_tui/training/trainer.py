@@ -211,7 +211,7 @@ class Trainer:
         self._result["device"] = describe_device()
         self._result["dataset"] = {"source": dataset.source, "description": dataset.description, **dataset.stats()}
         distribution, plan = self._place(len(dataset.y_train))
-        model, schedule = self._build_model(distribution)
+        model, schedule = self._build_model(distribution, plan)
         train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
         self._announce(model, dataset, plan)
         callbacks = self._callbacks(train_ds, val_ds is not None, distribution, schedule, plan)
@@ -254,20 +254,18 @@ class Trainer:
             self.sink(LogMessage("warning", slow))
         return distribution, plan_training(config, train_count, distribution.replicas)
 
-    def _build_model(self, distribution):
+    def _build_model(self, distribution, plan: TrainingPlan):
         """m8 compiled with its schedule, its variables created where the strategy wants them;
         a resumed run's weights and optimizer state restored."""
         from resnet_tui.models import compile_model, count_params, dispatch_build_model
         from resnet_tui.training.checkpoint import restore
-        from resnet_tui.training.schedules import IterationStepDecay
+        from resnet_tui.training.schedules import make_schedule
 
         config = self.config
-        step, opt = config.STEP_SCHEDULE, config.OPTIMIZER
-        schedule = IterationStepDecay(opt["learning_rate"], step["boundaries"], step["factor"]) \
-            if step["enabled"] else None
+        schedule = make_schedule(config, plan.total_iterations)
         with distribution.scope():
             model = self.model = dispatch_build_model(config.model_number, config)
-            compile_model(model, config, schedule or opt["learning_rate"])
+            compile_model(model, config, schedule or config.OPTIMIZER["learning_rate"])
             if self.resume_state:
                 restore(model, self.run_record.paths.checkpoint, self.resume_state)
         self._result["param_count"] = count_params(model)

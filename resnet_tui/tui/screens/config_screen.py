@@ -30,6 +30,7 @@ from resnet_tui.config import (
     parse_json,
     read_config_json,
     save_config,
+    schedule_name,
     set_dotted,
 )
 from resnet_tui.tui.screens.dialogs import SaveAsScreen, UnsavedEditsScreen
@@ -49,12 +50,6 @@ def describe(config: Config) -> Text:
     if v["LIGHT_MODE"]:
         data += ", light mode"
     opt = v["OPTIMIZER"]
-    if v["STEP_SCHEDULE"]["enabled"]:
-        schedule = f"x{v['STEP_SCHEDULE']['factor']:g} at {', '.join(map(str, v['STEP_SCHEDULE']['boundaries']))}"
-    elif v["SCHEDULE_MODE"]["enabled"]:
-        schedule = f"on plateau of {v['SCHEDULE_MODE']['monitor']}"
-    else:
-        schedule = "constant"
     lines = [
         ("model", f"m{v['MODEL_NUMBER']}"),
         ("data", data),
@@ -62,9 +57,11 @@ def describe(config: Config) -> Text:
         ("batch", str(v["BATCH_SIZE"])),
         ("max iters", f"{v['MAX_ITERATIONS']:,}" if v["MAX_ITERATIONS"] else "no cap"),
         ("optimizer", f"{opt['type']} lr {opt['learning_rate']:g}" +
-         (f" m {opt['momentum']:g}" if opt["type"] == "sgd" else "")),
-        ("lr steps", schedule),
+         (f" m {opt['momentum']:g}" if opt["type"] == "sgd" else "") + (" nesterov" if opt["nesterov"] else "") +
+         (f" wd {opt['weight_decay']:g}" if opt["weight_decay"] else "")),
+        ("lr steps", schedule_text(v)),
         ("L2", f"{v['L2_MODE']['lambda']:g}" if v["L2_MODE"]["enabled"] else "off"),
+        *([("smoothing", f"{v['LABEL_SMOOTHING']:g}")] if v["LABEL_SMOOTHING"] else []),
         ("augment", "on" if v["AUGMENT_MODE"] else "off"),
         ("early stop", "on" if v["EARLY_STOP_MODE"]["enabled"] else "off"),
     ]
@@ -95,6 +92,22 @@ def summary_text(config: Config) -> tuple[str, bool]:
         return model_summary_text(model) + f"\nparameters: {count_params(model):,}\n", True
     except Exception as exc:  # shown, never raised into the UI
         return f"Could not build the model: {exc.__class__.__name__}: {exc}", False
+
+
+def schedule_text(v: dict) -> str:
+    """The learning-rate schedule of config values ``v``, in a few words."""
+    name = schedule_name(v)
+    if name == "step":
+        return f"x{v['STEP_SCHEDULE']['factor']:g} at {', '.join(map(str, v['STEP_SCHEDULE']['boundaries']))}"
+    if name == "cosine":
+        cosine = v["COSINE_SCHEDULE"]
+        warmup = f"warmup {cosine['warmup_steps']} to {cosine['warmup_target']:g}, " if cosine["warmup_steps"] else ""
+        return f"{warmup}cosine to x{cosine['alpha']:g}"
+    if name == "one_cycle":
+        cycle = v["ONE_CYCLE_SCHEDULE"]
+        return (f"one cycle: {cycle['peak_learning_rate']:g} at {cycle['warmup_steps']}, "
+                f"{cycle['final_learning_rate']:g} at {cycle['total_steps'] or 'end'}")
+    return "on plateau of " + v["SCHEDULE_MODE"]["monitor"] if name == "plateau" else "constant"
 
 
 class ConfigScreen(Screen):
