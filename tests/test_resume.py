@@ -150,25 +150,36 @@ def test_stopped_run_resumes_and_still_ends_at_the_iteration_cap(tiny_config):
         Trainer.resuming(store, result["run_id"])
 
 
-class PoisonWeights(keras.callbacks.Callback):
-    """Fault injection: turn one kernel into NaN after a given iteration."""
+class FaultAfter(keras.callbacks.Callback):
+    """Fault injection: ``fault(model)`` once, after the given iteration."""
 
-    def __init__(self, after: int):
+    def __init__(self, after: int, fault):
         super().__init__()
-        self.after, self.seen = after, 0
+        self.after, self.fault, self.seen = after, fault, 0
 
     def on_train_batch_end(self, batch, logs=None):
         self.seen += 1
         if self.seen == self.after:
-            kernel = self.model.get_layer("classifier").kernel
-            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+            self.fault(self.model)
+
+
+def poison_weights(model) -> None:
+    """One kernel turned into NaN: the loss diverges from the next step on."""
+    kernel = model.get_layer("classifier").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def full_disk(model) -> None:
+    """A write in training finds the disk full. (Not a raising sink: a sink only watches,
+    and a watcher's failure never fails a run.)"""
+    raise OSError(28, "No space left on device")
 
 
 def test_nan_loss_stops_at_once_and_keeps_the_last_good_state(tiny_config):
     config = tiny_config(EPOCHS_COUNT=4)
     steps = None
     events = Collect()
-    trainer = Trainer(config, sink=events, extra_callbacks=[PoisonWeights(after=7)])
+    trainer = Trainer(config, sink=events, extra_callbacks=[FaultAfter(7, poison_weights)])
     result = trainer.run()
     steps = events.of(RunStarted)[0].steps_per_epoch
     assert result["status"] == "failed"
@@ -190,25 +201,9 @@ def test_unwritable_artifact_folder_fails_before_training(tiny_config, tmp_path)
         Trainer(config).run()
 
 
-class FullDisk(keras.callbacks.Callback):
-    """Fault injection: a write in training finds the disk full after a given iteration.
-
-    (Not a raising sink: a sink only watches, and a watcher's failure never fails a run.)
-    """
-
-    def __init__(self, after: int):
-        super().__init__()
-        self.after, self.seen = after, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.after:
-            raise OSError(28, "No space left on device")
-
-
 def test_disk_full_during_training_fails_the_run_with_what_was_saved(tiny_config):
     config = tiny_config(EPOCHS_COUNT=3)
-    result = Trainer(config, extra_callbacks=[FullDisk(after=5)]).run()
+    result = Trainer(config, extra_callbacks=[FaultAfter(5, full_disk)]).run()
     assert result["status"] == "failed" and "No space left on device" in result["error"]
     run = RunStore.from_values(config.values).open_run(result["run_id"])
     assert run.info().status == "failed"
