@@ -76,7 +76,7 @@ def test_history_smoothing_is_incremental_and_axes_convert():
     full = history.smoothed("loss", 0.9)
     assert np.allclose(full[:25], part)
     assert np.allclose(full, ema_debiased([e.loss for e in events], 0.9))
-    assert history.x_values("epoch")[3] == 1.0 and history.x_values("time")[-1] == 80 / 60
+    assert history.x_values("epoch")[3] == 1.0 and history.x_values("time")[-1] == 80.0
     epochs = [EpochEnd(k, 4 * k, 1.0, 0.5, None, None, 0.1, 1.0, 1.0) for k in (1, 2)]
     assert RunHistory.from_records([], epochs).steps_per_epoch == 4
 
