@@ -104,7 +104,8 @@ class ChartGrid(Grid):
         if not overlay:
             return [LegendEntry(TRAIN_SYMBOL, "train", "cyan+"), LegendEntry(VAL_SYMBOL, "val", "orange+")]
         entries = [LegendEntry(TRAIN_SYMBOL, "train"), LegendEntry(VAL_SYMBOL, "val")]
-        return entries + [LegendEntry("■", label, RUN_COLORS[i % len(RUN_COLORS)]) for i, (label, _) in enumerate(runs)]
+        names = short_labels([label for label, _ in runs])
+        return entries + [LegendEntry("■", name, RUN_COLORS[i % len(RUN_COLORS)]) for i, name in enumerate(names)]
 
     def _metric_traces(self, history: RunHistory, name: str, label: str, color: str | None,
                        overlay: bool) -> list[Trace]:
@@ -127,6 +128,17 @@ class ChartGrid(Grid):
 
     def clear(self) -> None:
         self.show([], self.options, force=True)
+
+
+def short_labels(labels: list[str]) -> list[str]:
+    """The shortest tails (cut at '-') that still tell the labels apart: run ids
+    ``20250101-120000-m8_demo`` and ``20250104-100000-m8_lr05`` are ``m8_demo`` and ``m8_lr05``."""
+    split = [label.split("-") for label in labels]
+    for parts in range(1, max((len(p) for p in split), default=1) + 1):
+        tails = ["-".join(p[-parts:]) for p in split]
+        if len(set(tails)) == len(tails):
+            return tails
+    return list(labels)
 
 
 def shared_x_range(traces: list[Trace]) -> tuple[float, float]:

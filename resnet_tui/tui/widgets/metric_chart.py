@@ -171,7 +171,7 @@ class MetricChart(PlotextPlot):
         low, high = self.x_range or self._data_x_range()
         high = high if high > low else low + 1.0
         y_width = max((len(label) for label in labels), default=1) + 2
-        x_count = max(2, min(8, (width - y_width) // 9))
+        x_count = max(2, min(8, (width - y_width) // 8))
         if self.x_axis == "time":
             xticks, xlabels = time_ticks(low, high, x_count)
         else:
@@ -186,20 +186,24 @@ class MetricChart(PlotextPlot):
         return 0.0, max(highs, default=1.0)
 
     def _header(self, width: int) -> Text:
-        """The title, the note on clipped points, and the legend: one line, cut to ``width``."""
-        title = f"{self.title} vs {self.xlabel}" if self.xlabel else self.title
-        if self.log_y:
-            title += " (log)"
-        parts = [Text(title, style="bold")]
+        """The title, the note on clipped points, and the legend on one line: the first of
+        ever shorter forms that fits ``width`` (then cut)."""
+        title = self.title + (" (log)" if self.log_y else "")
+        long_title = f"{self.title} vs {self.xlabel}" + (" (log)" if self.log_y else "") if self.xlabel else title
         note = clipped_note(*self.clipped)
-        if note:
-            below, above = self.clipped
-            marker = ABOVE if above and not below else BELOW if below and not above else f"{ABOVE}{BELOW}"
-            parts.append(Text(f"{marker} {note}", style="yellow"))
-        for entry in self.legend:
-            symbol = Text.from_ansi(colorize(entry.symbol, entry.color)) if entry.color else Text(entry.symbol)
-            parts.append(Text.assemble(symbol, " ", entry.text))
-        header = Text("  ").join(parts)
+        below, above = self.clipped
+        marker = ABOVE if above and not below else BELOW if below and not above else f"{ABOVE}{BELOW}"
+        short_note = f"{below + above} clipped" if note else ""
+        legend = [Text.assemble(Text.from_ansi(colorize(e.symbol, e.color)) if e.color else Text(e.symbol),
+                                " ", e.text) for e in self.legend]
+        header = Text()
+        for name, text in ((long_title, note), (title, note), (title, short_note)):
+            parts = [Text(name, style="bold")]
+            if text:
+                parts.append(Text(f"{marker} {text}", style="yellow"))
+            header = Text("  ").join(parts + legend)
+            if header.cell_len <= width:
+                break
         header.truncate(width, overflow="ellipsis")
         header.align("center", width)
         return header
