@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The robust range: these percentiles of every visible point, widened to take in the
-# points within REACH times its span (an early loss, a val curve above the train one),
-# so only what lies far off is clipped; then PAD of the span on each side.
+# The robust range: these percentiles of every visible point (and each series' median),
+# widened to take in the points within REACH times its span (an early loss), so only
+# what lies far off is clipped; then PAD of the span on each side.
 QUANTILES = (2.0, 98.0)
 REACH = 1.0
 PAD = 0.05
@@ -57,8 +57,11 @@ def full_range(series: Sequence[np.ndarray], pad: float = PAD) -> AxisRange | No
 
 def robust_range(series: Sequence[np.ndarray], quantiles: tuple[float, float] = QUANTILES,
                  reach: float = REACH, pad: float = PAD) -> AxisRange | None:
-    """A y range that ignores outliers: the ``quantiles`` of all points pooled, widened
-    to every point within ``reach`` spans of them, padded. None without any point.
+    """A y range that ignores outliers. None without any point.
+
+    The core is the ``quantiles`` of all points pooled, widened to each series' median
+    (a val curve of a few points above many train points is data, not noise); the
+    range takes in every point within ``reach`` core spans of it, padded.
 
     Pass log10 values for a log axis. Points outside the result are outliers: draw them
     at its edge and say how many (:func:`count_outside`).
@@ -67,6 +70,8 @@ def robust_range(series: Sequence[np.ndarray], quantiles: tuple[float, float] = 
     if not len(values):
         return None
     low, high = (float(q) for q in np.percentile(values, quantiles))
+    medians = [float(np.median(v)) for v in (_finite([s]) for s in series) if len(v)]
+    low, high = min(low, *medians), max(high, *medians)
     span = high - low
     if span <= 0:
         span = abs(high) * 0.1 or 1.0
