@@ -103,7 +103,7 @@ class ChartGrid(Grid):
             return []
         if not overlay:
             return [LegendEntry(TRAIN_SYMBOL, "train", "cyan+"), LegendEntry(VAL_SYMBOL, "val", "orange+")]
-        entries = [LegendEntry(TRAIN_SYMBOL, "train"), LegendEntry(VAL_SYMBOL, "val")]
+        entries = [LegendEntry(TRAIN_SYMBOL, "train", essential=False), LegendEntry(VAL_SYMBOL, "val", essential=False)]
         names = short_labels([label for label, _ in runs])
         return entries + [LegendEntry("■", name, RUN_COLORS[i % len(RUN_COLORS)]) for i, name in enumerate(names)]
 

@@ -53,6 +53,7 @@ class LegendEntry:
     symbol: str
     text: str
     color: str | None = None
+    essential: bool = True  # kept when the title line is short of room (an overlay's run colours)
 
 
 class MetricChart(PlotextPlot):
@@ -188,20 +189,24 @@ class MetricChart(PlotextPlot):
     def _header(self, width: int) -> Text:
         """The title, the note on clipped points, and the legend on one line: the first of
         ever shorter forms that fits ``width`` (then cut)."""
-        title = self.title + (" (log)" if self.log_y else "")
-        long_title = f"{self.title} vs {self.xlabel}" + (" (log)" if self.log_y else "") if self.xlabel else title
-        note = clipped_note(*self.clipped)
+        log = " (log)" if self.log_y else ""
+        title = self.title + log
+        long_title = f"{self.title} vs {self.xlabel}{log}" if self.xlabel else title
         below, above = self.clipped
         marker = ABOVE if above and not below else BELOW if below and not above else f"{ABOVE}{BELOW}"
-        short_note = f"{below + above} clipped" if note else ""
-        legend = [Text.assemble(Text.from_ansi(colorize(e.symbol, e.color)) if e.color else Text(e.symbol),
-                                " ", e.text) for e in self.legend]
+        clipped = below + above
+        notes = [f"{marker} {clipped_note(below, above)}", f"{marker} {clipped} clipped", f"{marker}{clipped}"]
+
+        def legend(entries: list[LegendEntry], gap: str) -> list[Text]:
+            return [Text.assemble(Text.from_ansi(colorize(e.symbol, e.color)) if e.color else Text(e.symbol),
+                                  gap, e.text) for e in entries]
+
+        full, essential = legend(self.legend, " "), legend([e for e in self.legend if e.essential], "")
         header = Text()
-        for name, text in ((long_title, note), (title, note), (title, short_note)):
-            parts = [Text(name, style="bold")]
-            if text:
-                parts.append(Text(f"{marker} {text}", style="yellow"))
-            header = Text("  ").join(parts + legend)
+        for name, note, entries, sep in ((long_title, notes[0], full, "  "), (title, notes[0], full, "  "),
+                                         (title, notes[1], full, "  "), (title, notes[2], essential, " ")):
+            parts = [Text(name, style="bold")] + ([Text(note, style="yellow")] if clipped else [])
+            header = Text(sep).join(parts + entries)
             if header.cell_len <= width:
                 break
         header.truncate(width, overflow="ellipsis")
