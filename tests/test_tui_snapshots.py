@@ -90,6 +90,8 @@ def demo_events():
 
 
 async def training_mid_run(pilot, env) -> None:
+    from textual.widgets._progress_bar import Bar
+
     from resnet_tui.config import config_from_values
     from resnet_tui.tui.session import TrainingSession
 
@@ -103,6 +105,10 @@ async def training_mid_run(pilot, env) -> None:
     await pilot.press("f3")
     app.drain()
     await pilot.pause()
+    # Once more now it is laid out: the progress bar rounds its percentage to its width
+    # (to half cells) when it has one, and keeps it exact before.
+    bar = app.screen.query_one(Bar)
+    bar.percentage = bar.percentage
     app.screen.redraw_charts(force=True)
     await pilot.pause()
     await pilot.pause()
