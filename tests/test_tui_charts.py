@@ -6,13 +6,24 @@ import math
 import time
 
 import numpy as np
-from tui_support import make_app, tui_env  # noqa: F401
+from tui_support import make_app, screen_text, tui_env  # noqa: F401
 
 from resnet_tui.config import config_from_values
 from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunStarted
 from resnet_tui.tui.history import GrowableArray, RunHistory, decimate_minmax, ema_debiased
 from resnet_tui.tui.session import TrainingSession
-from resnet_tui.tui.widgets.charts import ChartOptions
+from resnet_tui.tui.widgets.axes import (
+    clipped_note,
+    count_outside,
+    full_range,
+    linear_ticks,
+    log_ticks,
+    robust_range,
+    tick_labels,
+    time_ticks,
+    time_unit,
+)
+from resnet_tui.tui.widgets.charts import ChartOptions, short_labels
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 
 
@@ -76,7 +87,7 @@ def test_history_smoothing_is_incremental_and_axes_convert():
     full = history.smoothed("loss", 0.9)
     assert np.allclose(full[:25], part)
     assert np.allclose(full, ema_debiased([e.loss for e in events], 0.9))
-    assert history.x_values("epoch")[3] == 1.0 and history.x_values("time")[-1] == 80 / 60
+    assert history.x_values("epoch")[3] == 1.0 and history.x_values("time")[-1] == 80.0
     epochs = [EpochEnd(k, 4 * k, 1.0, 0.5, None, None, 0.1, 1.0, 1.0) for k in (1, 2)]
     assert RunHistory.from_records([], epochs).steps_per_epoch == 4
 
@@ -184,3 +195,126 @@ async def test_live_charts_pace_themselves_by_their_cost(tui_env):
         screen._charts_tick()
         await pilot.pause()
         assert all(chart.renders > before for chart, before in zip(charts, renders))
+
+
+# -- readable charts: robust y range, ticks, shared x axis, legend (issue 12, section 2) ---------
+
+def demo_losses() -> tuple[np.ndarray, np.ndarray]:
+    """The demo config's first epochs: train losses around 2.3 and one val loss of 93.6."""
+    rng = np.random.default_rng(12)
+    return 2.3 + 0.05 * rng.standard_normal(90), np.array([93.6, 2.41, 2.35, 2.31, 2.28, 2.26])
+
+
+def test_robust_range_excludes_the_demo_outlier_and_reports_it_clipped():
+    train, val = demo_losses()
+    axis = robust_range([train, val])
+    assert axis.low <= train.min() and axis.high >= val[1:].max()  # every other point is inside
+    assert axis.high < 3.0  # 93.6 does not set the range
+    assert count_outside([train, val], axis) == (0, 1)
+    assert clipped_note(*count_outside([train, val], axis)) == "1 point above the range"
+    # Without outlier scaling the range is every point's.
+    assert full_range([train, val]).high >= 93.6
+
+
+def test_robust_range_keeps_a_val_curve_above_the_train_curve_and_an_early_high_loss():
+    """Only what lies far off is clipped: overfitting's higher val loss stays in range
+    though it is 4 points among 1000 train points, and so do the first iterations' losses
+    unless they are far above everything else."""
+    train = np.r_[3.0, 1.5, 1.2, np.linspace(0.6, 0.4, 997)]
+    val = np.array([0.9, 0.95, 1.0, 1.1])
+    axis = robust_range([train, val])
+    assert count_outside([train, val], axis) == (0, 1)  # only the 3.0
+    assert axis.low <= 0.4 and 1.5 <= axis.high < 3.0
+    flat = robust_range([np.full(50, 0.1)])  # a constant series gets some height
+    assert flat.low < 0.1 < flat.high
+    assert robust_range([np.array([np.nan, np.inf])]) is None
+
+
+def test_tick_positions_and_labels():
+    assert linear_ticks(1, 150, 5, integer=True) == [50, 100, 150]
+    assert linear_ticks(0, 150, 5, integer=True) == [0, 50, 100, 150]
+    assert tick_labels(linear_ticks(0, 64_000, 5, integer=True), "integer") == ["0", "20,000", "40,000", "60,000"]
+    assert linear_ticks(0, 3, 8, integer=True) == [0, 1, 2, 3]  # never 0.5 of an epoch
+    ticks = linear_ticks(0.1, 0.95, 5)
+    assert ticks == [0.2, 0.4, 0.6, 0.8]
+    assert tick_labels(ticks, "percent") == ["20%", "40%", "60%", "80%"]
+    assert tick_labels([0.905, 0.91], "percent") == ["90.5%", "91.0%"]
+    assert tick_labels(linear_ticks(1.9, 2.65, 5)) == ["2.0", "2.2", "2.4", "2.6"]
+    for low, high, most in ((0, 1e5, 5), (0.001, 0.002, 4), (3, 1000, 7)):
+        assert 2 <= len(linear_ticks(low, high, most)) <= most
+
+
+def test_log_ticks_sit_at_powers_of_ten():
+    assert log_ticks(0.0009, 0.11) == [0.001, 0.01, 0.1]
+    assert tick_labels(log_ticks(0.0009, 0.11), "log") == ["0.001", "0.01", "0.1"]
+    assert log_ticks(1e-6, 1.0, 4) == [1e-6, 1e-4, 1e-2, 1.0]  # too many decades: every other one
+    assert log_ticks(0.004, 0.11) == [0.01, 0.1]
+    assert log_ticks(0.04, 0.11) == [0.05, 0.1]  # within a decade: 1-2-5 values
+    assert log_ticks(0.3, 3.0) == [0.5, 1.0, 2.0]
+
+
+def test_time_ticks_have_units():
+    assert time_ticks(0, 45) == ([0, 10, 20, 30, 40], ["0", "10s", "20s", "30s", "40s"])
+    assert time_ticks(0, 1500)[1] == ["0", "10min", "20min"]
+    assert time_ticks(0, 11 * 3600)[1] == ["0", "5h", "10h"]
+    assert [time_unit(s)[0] for s in (90, 600, 36_000)] == ["s", "min", "h"]
+
+
+def test_overlay_legend_names_runs_by_their_shortest_distinct_tail():
+    assert short_labels(["20250101-120000-m8_demo", "20250104-100000-m8_lr05"]) == ["m8_demo", "m8_lr05"]
+    assert short_labels(["20250101-120000-m8_demo", "20250103-080000-m8_demo"]) == ["120000-m8_demo",
+                                                                                   "080000-m8_demo"]
+
+
+def demo_history(steps: int = 15, epochs: int = 6) -> RunHistory:
+    """The demo config's curves: train loss near 2.3, val loss 93.6 after epoch 1."""
+    history = RunHistory(steps_per_epoch=steps)
+    rng = np.random.default_rng(3)
+    events, epoch_events = [], []
+    for i in range(1, steps * epochs + 1):
+        loss = 2.35 - 0.3 * i / (steps * epochs) + 0.03 * rng.standard_normal()
+        events.append(IterationEnd(i, (i - 1) // steps + 1, loss, 0.1 + 0.3 * i / (steps * epochs), 0.1 if i < 60
+                                   else 0.01, 500.0, loss, 0.2, 0.8 * i))
+        if i % steps == 0:
+            k = i // steps
+            epoch_events.append(EpochEnd(k, i, loss, 0.2, 93.6 if k == 1 else loss + 0.05, 0.1 + 0.05 * k,
+                                         0.1, 12.0, 0.8 * i))
+    history.add_iterations(events)
+    history.add_epochs(epoch_events)
+    return history
+
+
+async def test_demo_outlier_is_clipped_marked_and_toggled_with_o(tui_env):
+    """The loss chart scales to the train loss, draws 93.6 at the top edge with ▲ and says so;
+    o shows the whole range; ticks are integers, %, powers of ten; one x range on every chart."""
+    app = make_app(tui_env)
+    async with app.run_test(size=(160, 50)) as pilot:
+        session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
+        session.history = demo_history()
+        app.session = session
+        await pilot.press("f3")
+        screen = app.screen
+        screen.redraw_charts(force=True)
+        await pilot.pause()
+        loss, accuracy, lr = (screen.query_one(f"#chart-{n}", MetricChart) for n in ("loss", "accuracy", "lr"))
+        assert loss.clipped == (0, 1) and loss.y_range.high < 3.0
+        assert "1 point above the range" in loss.header and "train" in loss.header and "val" in loss.header
+        assert "▲" in screen_text(app)
+        assert all(label.replace(",", "").isdigit() for label in loss.ticks["x"])  # 0 20 40 60 80, no 37.5
+        assert all(label.endswith("%") for label in accuracy.ticks["y"])
+        assert lr.ticks["y"] == ["0.01", "0.1"]
+        assert loss.x_range == accuracy.x_range == lr.x_range == (0.0, 90.0)
+        assert "outliers clipped (o)" in str(screen.query_one("#chart-options").content)
+
+        await pilot.press("o")
+        await pilot.pause()
+        assert not app.chart_options.ignore_outliers
+        assert loss.clipped == (0, 0) and loss.y_range.high >= 93.6 and "above the range" not in loss.header
+        assert "outliers shown (o)" in str(screen.query_one("#chart-options").content)
+
+        await pilot.press("a", "a")  # wall time: ticks with units
+        await pilot.pause()
+        assert loss.x_axis == "time" and loss.ticks["x"][-1].endswith("s")
+        await pilot.press("a")
+        await pilot.pause()
+        assert screen.active_bindings["o"].binding.action == "app.toggle_outliers"

@@ -78,3 +78,80 @@ def test_help_overlay(tui_env, snap_compare):
         await pilot.pause()
 
     assert snap_compare(make_app(tui_env), terminal_size=(110, 45), run_before=help_)
+
+
+# -- charts (issue 12, section 2): the demo's val-loss outlier clipped, round ticks, legends ----
+
+def demo_events():
+    """The demo config two thirds through: 6 epochs of 15 steps, train loss near 2.3, the
+    val loss 93.6 after epoch 1 (fixed numbers: no randomness, no clock)."""
+    from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunStarted
+
+    steps, epochs, done = 15, 6, 60
+    yield RunStarted("20250101-120000-m8_demo", "m8_tiny", {}, "Model: \"resnet20\"\n(summary)", 274_042, steps,
+                     steps * epochs, epochs, 128, 2000, 500, 500, time=1735732800.0)
+    for i in range(1, done + 1):
+        wiggle = 0.04 * (((i * 7919) % 13) / 13 - 0.5)
+        loss = 2.36 - 0.004 * i + wiggle
+        accuracy = 0.1 + 0.004 * i + wiggle / 4
+        lr = 0.1 if i <= 45 else 0.01
+        yield IterationEnd(i, (i - 1) // steps + 1, loss, accuracy, lr, 500.0, loss, accuracy, 0.8 * i)
+        if i % steps == 0:
+            k = i // steps
+            yield EpochEnd(k, i, loss, accuracy, 93.6 if k == 1 else loss + 0.05, accuracy - 0.02, lr, 12.0, 0.8 * i)
+    yield LogMessage("warning", "epoch 1: val loss 93.6 (the demo's synthetic data)")
+
+
+async def training_mid_run(pilot, env) -> None:
+    from textual.widgets._progress_bar import Bar
+
+    from resnet_tui.config import config_from_values
+    from resnet_tui.tui.session import TrainingSession
+
+    await settled(pilot)
+    app = pilot.app
+    session = TrainingSession(config_from_values(env.values, "m8_tiny"), env.store)
+    session.state = "running"
+    app.session = session  # as action_start does, without a training thread
+    for event in demo_events():
+        session.buffer(event)
+    await pilot.press("f3")
+    app.drain()
+    await pilot.pause()
+    # Once more now it is laid out: the progress bar rounds its percentage to its width
+    # (to half cells) when it has one, and keeps it exact before.
+    bar = app.screen.query_one(Bar)
+    bar.percentage = bar.percentage
+    app.screen.redraw_charts(force=True)
+    await pilot.pause()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(160, 50), (80, 24)], ids=["160x50", "80x24"])
+def test_training_screen_mid_run_with_the_demo_outlier(tui_env, snap_compare, size):
+    async def mid_run(pilot):
+        await training_mid_run(pilot, tui_env)
+
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=mid_run)
+
+
+@pytest.mark.parametrize("size", [(160, 50), (80, 24)], ids=["160x50", "80x24"])
+def test_runs_overlay(tui_fake_runs, snap_compare, utc, size):
+    """Two marked runs overlaid: a colour each, train and val told apart by marker, the legend in
+    the title line; the first run's epoch-1 val loss is the demo's 93.6, clipped to the top."""
+    from tui_support import write_fake_run
+
+    write_fake_run(tui_fake_runs.store, "20250101-120000-m8_demo", tui_fake_runs.values, status="completed",
+                   iterations=30, first_val_loss=93.6)
+
+    async def overlay(pilot):
+        await settled(pilot)
+        screen, table = await open_runs(pilot)
+        for run_id in ("20250101-120000-m8_demo", "20250104-100000-m8_lr05"):
+            table.move_cursor(row=[row.value for row in table.rows].index(run_id))
+            await pilot.press("space")
+        await wait_for(pilot, lambda: len(screen.shown) == 2, 10, "two runs overlaid")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tui_fake_runs), terminal_size=size, run_before=overlay)

@@ -104,10 +104,11 @@ def _write_records(path: Path, cls, records) -> None:
 def write_fake_run(store: RunStore, run_id: str, config_values: dict, *, status: str | None,
                    iterations: int, steps: int = 10, started: float = 1735732800.0, error: str | None = None,
                    host: str = "elsewhere", test_accuracy: float | None = 0.55,
-                   confusion: dict | None = None) -> None:
+                   confusion: dict | None = None, first_val_loss: float | None = None) -> None:
     """A run's files as the trainer leaves them, with made-up but smooth numbers.
 
     ``status=None`` leaves no result.json: a half-written (interrupted) run.
+    ``first_val_loss`` replaces epoch 1's validation loss (the demo config's 93.6 outlier).
     """
     roots = store.roots
     write_json_atomic(roots["config"] / run_id / "config.json", config_values)
@@ -124,7 +125,8 @@ def write_fake_run(store: RunStore, run_id: str, config_values: dict, *, status:
         lr = lr0 * (0.1 if i > 15 else 1.0)
         iteration_rows.append(IterationEnd(i, epoch, loss, acc, lr, 1000.0, loss, acc, 0.5 * i))
         if i % steps == 0:
-            epoch_rows.append(EpochEnd(epoch, i, loss, acc, loss * 1.1, acc * 0.9, lr, 5.0, 0.5 * i))
+            val_loss = first_val_loss if epoch == 1 and first_val_loss is not None else loss * 1.1
+            epoch_rows.append(EpochEnd(epoch, i, loss, acc, val_loss, acc * 0.9, lr, 5.0, 0.5 * i))
     _write_records(roots["log"] / run_id / FILES[IterationEnd], IterationEnd, iteration_rows)
     _write_records(roots["log"] / run_id / FILES[EpochEnd], EpochEnd, epoch_rows)
     if status is None:

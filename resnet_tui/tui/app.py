@@ -281,6 +281,10 @@ class ResnetTuiApp(App):
         self.chart_options.next_x_axis()
         self._redraw_charts()
 
+    def action_toggle_outliers(self) -> None:
+        self.chart_options.ignore_outliers = not self.chart_options.ignore_outliers
+        self._redraw_charts()
+
     # -- quitting ---------------------------------------------------------------------
     def on_unmount(self) -> None:
         # However the app ends, the training thread must not outlive it unasked.

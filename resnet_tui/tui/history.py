@@ -110,10 +110,10 @@ class RunHistory:
         return history
 
     def x_values(self, axis: str, table: str = "iterations") -> np.ndarray:
-        """The x coordinate of each row for an axis: iteration, epoch or time (minutes)."""
+        """The x coordinate of each row for an axis: iteration, epoch or time (seconds)."""
         rows = self.iterations if table == "iterations" else self.epochs
         if axis == "time":
-            return rows["elapsed"] / 60.0
+            return rows["elapsed"]
         if axis == "epoch":
             if table == "epochs":
                 return rows["epoch"]

@@ -30,6 +30,7 @@ CHART_BINDINGS = [
     Binding("right_square_bracket", "app.smoothing(1)", "Smooth+", key_display="]"),
     Binding("l", "app.toggle_log", "Log loss"),
     Binding("a", "app.next_axis", "X axis"),
+    Binding("o", "app.toggle_outliers", "Outliers"),
 ]
 # The training screen prints these keys in its chart-options line instead of the footer.
 QUIET_CHART_BINDINGS = [Binding(b.key, b.action, b.description, show=False, key_display=b.key_display)
