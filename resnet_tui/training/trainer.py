@@ -144,7 +144,7 @@ class Trainer:
             run.begin_resume(self.resume_state.epoch, self.resume_state.iteration)
         else:
             run.write_config(self.config.values)
-        self.sink = SinkFanout([RunRecorder(run)] + ([self._external_sink] if self._external_sink else []))
+        self.sink = SinkFanout([RunRecorder(run)] + ([self._external_sink] if self._external_sink is not None else []))
         now = time.time()
         self._t_begin = now
         self._streaming = None
