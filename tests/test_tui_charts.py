@@ -225,6 +225,10 @@ def test_robust_range_keeps_a_val_curve_above_the_train_curve_and_an_early_high_
     axis = robust_range([train, val])
     assert count_outside([train, val], axis) == (0, 1)  # only the 3.0
     assert axis.low <= 0.4 and 1.5 <= axis.high < 3.0
+    # A tiny run's val loss a hundred times the train loss: clipped, the train curve readable.
+    train, val = np.linspace(2.4, 1.4, 24), np.array([60.0, 110.0, 926.0])
+    axis = robust_range([train, val])
+    assert count_outside([train, val], axis) == (0, 3) and axis.high < 3.0
     flat = robust_range([np.full(50, 0.1)])  # a constant series gets some height
     assert flat.low < 0.1 < flat.high
     assert robust_range([np.array([np.nan, np.inf])]) is None

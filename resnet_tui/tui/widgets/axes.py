@@ -24,6 +24,7 @@ import numpy as np
 # what lies far off is clipped; then PAD of the span on each side.
 QUANTILES = (2.0, 98.0)
 REACH = 1.0
+KEEP = 3.0  # a series whose median lies within this many core spans stays in range
 PAD = 0.05
 
 
@@ -59,9 +60,11 @@ def robust_range(series: Sequence[np.ndarray], quantiles: tuple[float, float] = 
                  reach: float = REACH, pad: float = PAD) -> AxisRange | None:
     """A y range that ignores outliers. None without any point.
 
-    The core is the ``quantiles`` of all points pooled, widened to each series' median
-    (a val curve of a few points above many train points is data, not noise); the
-    range takes in every point within ``reach`` core spans of it, padded.
+    The core is the ``quantiles`` of the dense series pooled (those with at least a quarter
+    of the most points: per-iteration curves, not a few per-epoch values), widened to each
+    series' median when that lies within KEEP core spans (a val curve just above the train
+    curve is data, not noise; one a hundred times higher would flatten the train curve, so
+    it is clipped); the range takes in every point within ``reach`` spans of that, padded.
 
     Pass log10 values for a log axis. Points outside the result are outliers: draw them
     at its edge and say how many (:func:`count_outside`).
@@ -69,14 +72,22 @@ def robust_range(series: Sequence[np.ndarray], quantiles: tuple[float, float] = 
     values = _finite(series)
     if not len(values):
         return None
-    low, high = (float(q) for q in np.percentile(values, quantiles))
-    medians = [float(np.median(v)) for v in (_finite([s]) for s in series) if len(v)]
-    low, high = min(low, *medians), max(high, *medians)
-    span = high - low
-    if span <= 0:
-        span = abs(high) * 0.1 or 1.0
+    each = [v for v in (_finite([s]) for s in series) if len(v)]
+    most = max(len(v) for v in each)
+    dense = np.concatenate([v for v in each if len(v) >= most / 4])
+    low, high = (float(q) for q in np.percentile(dense, quantiles))
+    span = _span(low, high)
+    medians = [float(np.median(v)) for v in each]
+    near_core = [m for m in medians if low - KEEP * span <= m <= high + KEEP * span]
+    low, high = min(low, *near_core), max(high, *near_core)
+    span = _span(low, high)
     near = values[(values >= low - reach * span) & (values <= high + reach * span)]
     return _padded(float(near.min()), float(near.max()), pad)
+
+
+def _span(low: float, high: float) -> float:
+    """high - low, or some height for a flat range."""
+    return high - low if high > low else abs(high) * 0.1 or 1.0
 
 
 def count_outside(series: Sequence[np.ndarray], axis: AxisRange) -> tuple[int, int]:
