@@ -64,19 +64,27 @@ def one_line(text: str, limit: int = 60) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-# The runs listing's columns, most important first: (header, cell). A narrow terminal
-# drops them from the end; the id is never cut (show, watch and resume need it whole).
+# A run's fields as the listings show them (the CLI's `runs`, the dashboard's Runs table):
+# key -> (header, cell text).
+RUN_FIELDS: dict[str, tuple[str, Callable[[RunInfo], str]]] = {
+    "run": ("run", lambda i: i.run_id),
+    "config": ("config", lambda i: i.config_name),
+    "status": ("status", lambda i: i.status),
+    "epochs": ("epochs", lambda i: str(i.epochs)),
+    "iterations": ("iterations", lambda i: f"{i.iterations:,}"),
+    "best_val": ("best val", lambda i: fmt.percent(i.best_val_accuracy)),
+    "test": ("test acc", lambda i: fmt.percent(i.test_accuracy)),
+    "duration": ("duration", lambda i: fmt.duration(i.duration)),
+    "date": ("date", lambda i: fmt.date(i.started)),
+}
+
+# The CLI listing's columns, most important first: a narrow terminal drops them from the
+# end; the id is never cut (show, watch and resume need it whole). Its status cell adds the
+# problem in one line (the dashboard shows it beside the table).
 RUN_COLUMNS: list[tuple[str, Callable[[RunInfo], str]]] = [
-    ("run id", lambda i: i.run_id),
-    ("status", lambda i: i.status + (f" ({one_line(i.problem)})" if i.problem else "")),
-    ("best val", lambda i: fmt.percent(i.best_val_accuracy)),
-    ("test acc", lambda i: fmt.percent(i.test_accuracy)),
-    ("iterations", lambda i: f"{i.iterations:,}"),
-    ("epochs", lambda i: str(i.epochs)),
-    ("config", lambda i: i.config_name),
-    ("duration", lambda i: fmt.duration(i.duration)),
-    ("started", lambda i: fmt.date(i.started)),
-]
+    RUN_FIELDS[key] for key in ("run", "status", "best_val", "test", "iterations", "epochs", "config", "duration",
+                                "date")]
+RUN_COLUMNS[1] = ("status", lambda i: i.status + (f" ({one_line(i.problem)})" if i.problem else ""))
 
 
 def runs_listing(infos: list[RunInfo], width: int | None) -> Table:

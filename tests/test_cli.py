@@ -203,12 +203,12 @@ def test_runs_at_80_columns_keep_ids_whole_and_errors_on_one_line(tmp_path, caps
     assert len(lines) == 7  # title, 3 border/header lines, 2 rows, bottom border: no error wrapped down
     text = screen.getvalue()
     assert "20261126-120000-m8_demo" in text and "20261126-130000-m8_base_long_name" in text
-    assert "best val" in text and "failed (Storage" in text and "started" not in text
+    assert "best val" in text and "failed (Storage" in text and "date" not in text
 
     # Piped, every column and every id whole.
     monkeypatch.undo()
     code, out, _ = run_cli(capsys, "runs", "--artifact", artifact)
-    assert code == 0 and "20261126-130000-m8_base_long_name" in out and "started" in out and "config" in out
+    assert code == 0 and "20261126-130000-m8_base_long_name" in out and "date" in out and "config" in out
     assert "x" * 80 not in out  # the error as a one-line summary; show has the rest
 
 

@@ -9,34 +9,35 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from resnet_tui import format as fmt
-from resnet_tui.report import STATUS_STYLES
+from resnet_tui.report import RUN_FIELDS, STATUS_STYLES
 from resnet_tui.runs import RunInfo
 
 
 @dataclass(frozen=True)
 class Column:
-    key: str
-    label: str
-    cell: Callable[[RunInfo], Any]
+    key: str  # in report.RUN_FIELDS: the header and the cell text
     sort: Callable[[RunInfo], Any]  # None: no value, listed last in either order
+    right: bool = False  # numbers line up on the right
+
+    @property
+    def label(self) -> str:
+        return RUN_FIELDS[self.key][0]
+
+    def cell(self, info: RunInfo) -> Text:
+        style = STATUS_STYLES.get(info.status, "") if self.key == "status" else ""
+        return Text(RUN_FIELDS[self.key][1](info), style=style, justify="right" if self.right else "left")
 
 
 COLUMNS = (
-    Column("run", "run", lambda i: Text(i.run_id), lambda i: i.run_id),
-    Column("config", "config", lambda i: Text(i.config_name), lambda i: i.config_name),
-    Column("status", "status", lambda i: Text(i.status, style=STATUS_STYLES.get(i.status, "")),
-           lambda i: i.status),
-    Column("epochs", "epochs", lambda i: Text(str(i.epochs), justify="right"), lambda i: i.epochs),
-    Column("iterations", "iterations", lambda i: Text(f"{i.iterations:,}", justify="right"),
-           lambda i: i.iterations),
-    Column("best_val", "best val", lambda i: Text(fmt.percent(i.best_val_accuracy), justify="right"),
-           lambda i: i.best_val_accuracy),
-    Column("test", "test acc", lambda i: Text(fmt.percent(i.test_accuracy), justify="right"),
-           lambda i: i.test_accuracy),
-    Column("duration", "duration", lambda i: Text(fmt.duration(i.duration), justify="right"),
-           lambda i: i.duration),
-    Column("date", "date", lambda i: Text(fmt.date(i.started)), lambda i: i.started),
+    Column("run", lambda i: i.run_id),
+    Column("config", lambda i: i.config_name),
+    Column("status", lambda i: i.status),
+    Column("epochs", lambda i: i.epochs, right=True),
+    Column("iterations", lambda i: i.iterations, right=True),
+    Column("best_val", lambda i: i.best_val_accuracy, right=True),
+    Column("test", lambda i: i.test_accuracy, right=True),
+    Column("duration", lambda i: i.duration, right=True),
+    Column("date", lambda i: i.started),
 )
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 
