@@ -8,8 +8,8 @@ import time
 from types import SimpleNamespace
 
 from tui_support import (  # noqa: F401
+    MessageLog,
     make_app,
-    record_notifications,
     select_config,
     text_of,
     tiny_values,
@@ -47,7 +47,8 @@ async def start_tiny(pilot) -> None:
 async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
     env = long_env(tmp_path)
     app = make_app(env)
-    async with app.run_test(size=SIZE) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
         await start_tiny(pilot)
         session, screen = app.session, app.screen
         loss = screen.query_one("#chart-loss", MetricChart)
@@ -62,7 +63,7 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         numbers = text_of(screen.query_one("#numbers"))
         assert "loss" in numbers and "mean" in numbers and "·  lr 0." in numbers
 
-        notes = record_notifications(app)
+        notes = log.notifications
         await pilot.press("f5")  # one run at a time
         assert any(sev == "warning" and "before starting another" in msg for sev, msg in notes)
         assert app.session is session
@@ -134,8 +135,9 @@ async def test_training_failure_is_shown_and_the_app_stays_usable(tmp_path):
     env.values["DATA_PATH"] = str(tmp_path / "missing.npz")
     write_configs(env.configs, env.values)
     app = make_app(env)
-    async with app.run_test(size=SIZE) as pilot:
-        notes = record_notifications(app)
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
+        notes = log.notifications
         await start_tiny(pilot)
         session = app.session
         await wait_for(pilot, lambda: session.state == "failed", 120, "the start to fail")

@@ -148,8 +148,9 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
     """A headless run (say on a GPU box) is followed from its files: live charts, no controls."""
     import json
 
-    from tui_support import record_notifications, write_fake_run
+    from tui_support import MessageLog, write_fake_run
 
+    from resnet_tui.tui.messages import WatchRequested
     from resnet_tui.tui.screens.dialogs import ConfirmScreen
     from resnet_tui.tui.screens.train_screen import TrainScreen
 
@@ -160,7 +161,8 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
     (run.paths.log / "plan.json").write_text(json.dumps(
         {"steps_per_epoch": 10, "total_iterations": 40, "param_count": 274042, "train_count": 320}))
     app = make_app(tui_fake_runs)
-    async with app.run_test(size=SIZE) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
         await pilot.press("f4")
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: table.row_count == 5, 20, "the runs")
@@ -169,6 +171,8 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
         table.move_cursor(row=ids(table).index(run_id))
         await pilot.press("w")
         await pilot.pause()
+        (request,) = log.of(WatchRequested)  # the screen asks, the app follows
+        assert (request.store, request.run_id) == (store, run_id)
         assert isinstance(app.screen, TrainScreen)
         session = app.session
         assert session.following
@@ -181,7 +185,7 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
                 fh.write(f"{i},2,0.5,0.8,0.01,1000,0.5,0.8,{0.5 * i}\n")
         await wait_for(pilot, lambda: len(session.history.iterations) == 25, 10, "the new rows")
 
-        notes = record_notifications(app)
+        notes = log.notifications
         await pilot.press("f7")
         assert any("can only be watched" in msg for _, msg in notes) and session.state == "running"
 
@@ -242,14 +246,16 @@ def tree_state(root) -> dict:
 
 async def test_read_only_dashboard_browses_and_never_writes(tui_fake_runs):
     """--read-only (or a runs folder it cannot write): runs are listed and shown; start, resume, save refused."""
-    from tui_support import record_notifications
+    from tui_support import MessageLog
 
     from resnet_tui.tui.app import ResnetTuiApp
+    from resnet_tui.tui.messages import ResumeRequested, StartRequested
 
     before = tree_state(tui_fake_runs.root)
     app = ResnetTuiApp(tui_fake_runs.configs, store=tui_fake_runs.store, read_only=True)
-    async with app.run_test(size=SIZE) as pilot:
-        notes = record_notifications(app)
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
+        notes = log.notifications
         assert app.screen.title == "Configs · read-only"
         await pilot.press("f5")  # dimmed in the footer: nothing happens
         await pilot.pause()
@@ -266,6 +272,8 @@ async def test_read_only_dashboard_browses_and_never_writes(tui_fake_runs):
         assert app.session is None
         refused = [msg for _, msg in notes if msg.startswith("Read-only dashboard")]
         assert len(refused) == 3, notes
+        assert len(log.of(StartRequested)) == 1  # the button asked (the dimmed F5 did not); the app refused
+        assert [r.run_id for r in log.of(ResumeRequested)] == ["20250103-080000-m8_demo"]
         assert any("start training" in m for m in refused) and any("resume" in m for m in refused)
         assert len(ids(table)) == 4 and screen.shown  # browsing works as usual
     assert tree_state(tui_fake_runs.root) == before
@@ -280,13 +288,14 @@ def test_unwritable_runs_folder_is_detected(tmp_path):
 
 
 async def test_a_run_with_a_damaged_file_is_listed_corrupt_with_the_reason(tui_fake_runs):
-    from tui_support import record_notifications
+    from tui_support import MessageLog
 
     store, run_id = tui_fake_runs.store, "20250101-120000-m8_demo"
     (store.roots["result"] / run_id / "result.json").write_text('{"status": "completed", "started": "yesterday"}')
     problem = 'result.json: "started" should be a number, got "yesterday"'
     app = make_app(tui_fake_runs)
-    async with app.run_test(size=SIZE) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
         screen, table = await open_runs(pilot)
         info = {i.run_id: i for i in table.infos}[run_id]
         assert info.status == "corrupt" and info.problem == problem
@@ -295,7 +304,7 @@ async def test_a_run_with_a_damaged_file_is_listed_corrupt_with_the_reason(tui_f
         await wait_for(pilot, lambda: screen.shown[0].info.run_id == run_id, 10, "the corrupt run")
         result = text_of(screen.query_one("#run-result"))
         assert "corrupt" in result and problem in result and result.count(problem) == 1
-        notes = record_notifications(app)
+        notes = log.notifications
         await pilot.press("r", "w")
         assert ("error", f"Can't resume: run {run_id} is corrupt: {problem} "
                          f"({store.roots['result'] / run_id / 'result.json'})") in notes

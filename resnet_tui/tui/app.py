@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen
@@ -21,6 +21,14 @@ from textual.worker import Worker, WorkerState
 from resnet_tui.config import Config, default_values
 from resnet_tui.runs import RunStore
 from resnet_tui.stderr import fd2_to
+from resnet_tui.tui.messages import (
+    PauseRequested,
+    ResumeRequested,
+    StartRequested,
+    StopRunRequested,
+    WatchRequested,
+    read_only_refusal,
+)
 from resnet_tui.tui.screens.config_screen import ConfigScreen
 from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen, UnsavedEditsScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen
@@ -69,7 +77,7 @@ class ResnetTuiApp(App):
         self.quitting = False
 
     def on_mount(self) -> None:
-        self.install_screen(ConfigScreen(self.configs_dir), "config")
+        self.install_screen(ConfigScreen(self.configs_dir, read_only=self.read_only), "config")
         self.install_screen(TrainScreen(), "train")
         self.install_screen(RunsScreen(), "runs")
         if self.read_only:  # in every screen's header
@@ -126,9 +134,29 @@ class ResnetTuiApp(App):
     def refuse_if_read_only(self, what: str) -> bool:
         """Say why ``what`` is not done in a read-only dashboard; True when it is."""
         if self.read_only:
-            self.notify(f"Read-only dashboard: it does not {what}. It browses runs and watches running ones (w).",
-                        severity="warning")
+            self.notify(read_only_refusal(what), severity="warning")
         return self.read_only
+
+    # The screens' requests (their buttons and keys), bubbled up to the app.
+    @on(StartRequested)
+    def _start_requested(self) -> None:
+        self.action_start()
+
+    @on(PauseRequested)
+    def _pause_requested(self) -> None:
+        self.action_pause()
+
+    @on(StopRunRequested)
+    def _stop_requested(self) -> None:
+        self.action_stop()
+
+    @on(ResumeRequested)
+    def _resume_requested(self, request: ResumeRequested) -> None:
+        self.resume_run(request.store, request.run_id)
+
+    @on(WatchRequested)
+    def _watch_requested(self, request: WatchRequested) -> None:
+        self.follow_run(request.store, request.run_id)
 
     def action_start(self) -> None:
         if isinstance(self.screen, ModalScreen) or self.refuse_if_read_only("start training"):

@@ -33,6 +33,7 @@ from resnet_tui.config import (
     schedule_name,
     set_dotted,
 )
+from resnet_tui.tui.messages import StartRequested, read_only_refusal
 from resnet_tui.tui.screens.dialogs import SaveAsScreen, UnsavedEditsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -122,9 +123,10 @@ class ConfigScreen(Screen):
         Binding("ctrl+t", "next_tab", "Tab"),
     ]
 
-    def __init__(self, configs_dir: Path):
+    def __init__(self, configs_dir: Path, read_only: bool = False):
         super().__init__()
         self.configs_dir = Path(configs_dir)
+        self.read_only = read_only  # a read-only dashboard saves no config
         self.paths: list[Path] = []
         self.name_loaded: str | None = None  # config name in the editor
         self.original: dict | None = None  # its values as loaded (for the diff)
@@ -402,7 +404,7 @@ class ConfigScreen(Screen):
     # -- actions --------------------------------------------------------------------
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
-        self.app.action_start()
+        self.post_message(StartRequested())
 
     @on(Button.Pressed, "#save-as")
     def _save_pressed(self) -> None:
@@ -413,7 +415,8 @@ class ConfigScreen(Screen):
         self.action_revert()
 
     def action_save_as(self) -> None:
-        if self.app.refuse_if_read_only("save configs"):
+        if self.read_only:
+            self.notify(read_only_refusal("save configs"), severity="warning")
             return
         config = self.current_config()
         if config is None:

@@ -25,6 +25,7 @@ from resnet_tui.run_files import RunFileError
 from resnet_tui.runs import RunInfo, RunStore
 from resnet_tui.training.events import RunStatus
 from resnet_tui.tui.history import RunHistory
+from resnet_tui.tui.messages import ResumeRequested, WatchRequested
 from resnet_tui.tui.screens.train_screen import CHART_BINDINGS
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -292,14 +293,14 @@ class RunsScreen(Screen):
             self.notify(f"{run_id} is {info.status}{why}: only a running run can be watched; its curves are here.",
                         severity="warning", markup=False)
             return
-        self.app.follow_run(self.stores[run_id], run_id)
+        self.post_message(WatchRequested(self.stores[run_id], run_id))
 
     def action_resume(self) -> None:
         """Continue the selected stopped or interrupted run (same run id)."""
         table = self.query_one(RunsTable)
         run_id = table.current_run_id()
         if run_id is not None:
-            self.app.resume_run(self.stores[run_id], run_id)
+            self.post_message(ResumeRequested(self.stores[run_id], run_id))
 
     def action_reload(self) -> None:
         self.details.clear()

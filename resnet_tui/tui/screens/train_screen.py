@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, RichLog, Static, TabbedContent, TabPane
 
+from resnet_tui.tui.messages import PauseRequested, StartRequested, StopRunRequested
 from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.metric_chart import MetricChart
@@ -145,12 +146,12 @@ class TrainScreen(Screen):
 
     @on(Button.Pressed, "#start")
     def _start(self) -> None:
-        self.app.action_start()
+        self.post_message(StartRequested())
 
     @on(Button.Pressed, "#pause")
     def _pause(self) -> None:
-        self.app.action_pause()
+        self.post_message(PauseRequested())
 
     @on(Button.Pressed, "#stop")
     def _stop(self) -> None:
-        self.app.action_stop()
+        self.post_message(StopRunRequested())
