@@ -142,6 +142,8 @@ def test_a_watching_dashboard_session_resets_its_curves_and_sees_the_end(tmp_pat
 
     run = live_run(tmp_path)
     session = TrainingSession.follow(run, run.store)
+    session.ingest()
+    assert len(session.history.iterations) == 0  # the UI thread's drain reads no file
     assert session.poll_follower()  # the dashboard's follow worker reads the files; ingest reads none
     session.ingest()
     assert len(session.history.iterations) == 12 and session.active
