@@ -11,7 +11,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
@@ -34,6 +33,7 @@ from resnet_tui.config import (
     set_dotted,
 )
 from resnet_tui.tui.messages import StartRequested, read_only_refusal
+from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.screens.dialogs import SaveAsScreen, UnsavedEditsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -111,7 +111,7 @@ def schedule_text(v: dict) -> str:
     return "on plateau of " + v["SCHEDULE_MODE"]["monitor"] if name == "plateau" else "constant"
 
 
-class ConfigScreen(Screen):
+class ConfigScreen(DashboardScreen):
     """The editor. ``current_config()`` is what F5 starts (None while anything is invalid)."""
 
     TITLE = "Configs"

@@ -14,7 +14,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
@@ -26,6 +25,7 @@ from resnet_tui.runs import RunInfo, RunStore
 from resnet_tui.training.events import RunStatus
 from resnet_tui.tui.history import RunHistory
 from resnet_tui.tui.messages import ChartOptionsChanged, ResumeRequested, SessionChanged, WatchRequested
+from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.screens.train_screen import CHART_BINDINGS
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -129,7 +129,7 @@ def compare_table(details: list[RunDetail]) -> Table | Text:
     return table
 
 
-class RunsScreen(Screen):
+class RunsScreen(DashboardScreen):
     TITLE = "Runs"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", key_display="/"),

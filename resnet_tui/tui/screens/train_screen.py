@@ -9,10 +9,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, RichLog, Static, TabbedContent, TabPane
 
 from resnet_tui.tui.messages import ChartOptionsChanged, PauseRequested, SessionChanged, StartRequested, StopRunRequested
+from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.metric_chart import MetricChart
@@ -38,7 +38,7 @@ QUIET_CHART_BINDINGS = [Binding(b.key, b.action, b.description, show=False, key_
                         for b in CHART_BINDINGS]
 
 
-class TrainScreen(Screen):
+class TrainScreen(DashboardScreen):
     """Draws the app's :class:`TrainingSession`: all of it when shown, then what each
     :class:`SessionChanged` the app posts after a drain says moved."""
 
