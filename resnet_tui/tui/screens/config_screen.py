@@ -169,6 +169,7 @@ class ConfigScreen(DashboardScreen):
         if self.paths:
             self.load_path(self.paths[0])
             self.query_one("#config-list", ListView).index = 0
+        self.query_one("#config-list", ListView).focus()  # master-detail: up/down pick, enter edits
 
     # -- the list -------------------------------------------------------------
     def reload_list(self, select: str | None = None) -> None:
@@ -340,8 +341,8 @@ class ConfigScreen(DashboardScreen):
                 editor.load_text(self._json_generated)
         if event.pane.id == "tab-json":
             self.query_one("#config-json", TextArea).focus()  # typing goes to the editor at once
-        elif event.pane.id == "tab-form":
-            self.query_one(ConfigForm).focus()
+        elif event.pane.id == "tab-form" and not self.query_one("#config-list", ListView).has_focus:
+            self.query_one(ConfigForm).focus()  # (the list keeps the keys at start: up/down pick the config)
         elif event.pane.id == "tab-model":
             self.show_summary()
 
