@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from resnet_tui.report import RUN_FIELDS, STATUS_STYLES
+from resnet_tui.report import RUN_FIELDS, RUN_ORDER, STATUS_STYLES
 from resnet_tui.runs import RunInfo
 
 
@@ -28,7 +28,7 @@ class Column:
         return Text(RUN_FIELDS[self.key][1](info), style=style, justify="right" if self.right else "left")
 
 
-COLUMNS = (
+COLUMN_BY_KEY = {c.key: c for c in (
     Column("run", lambda i: i.run_id),
     Column("config", lambda i: i.config_name),
     Column("status", lambda i: i.status),
@@ -38,8 +38,8 @@ COLUMNS = (
     Column("test", lambda i: i.test_accuracy, right=True),
     Column("duration", lambda i: i.duration, right=True),
     Column("date", lambda i: i.started),
-)
-COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+)}
+COLUMNS = tuple(COLUMN_BY_KEY[key] for key in RUN_ORDER)  # most important first: 80 columns show id, status, best val
 
 
 class RunsTable(DataTable):
