@@ -59,6 +59,7 @@ class ResnetTuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "resnet-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", key_display="F1"),
         Binding("f2", "show('config')", "Configs", key_display="F2"),
