@@ -54,10 +54,17 @@ class RunsTable(DataTable):
         self.marked: set[str] = set()
 
     def on_mount(self) -> None:
-        for column in COLUMNS:
-            self.add_column(column.label, key=column.key)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        # The first listing comes from a worker and may land before on_mount (a busy machine
+        # did it): rows added to a table without columns lose their widths.
+        if not self.columns:
+            for column in COLUMNS:
+                self.add_column(column.label, key=column.key)
 
     def set_runs(self, infos: list[RunInfo]) -> None:
+        self._add_columns()
         self.infos = list(infos)
         known = {i.run_id for i in infos}
         self.marked &= known
