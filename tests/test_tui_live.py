@@ -20,6 +20,7 @@ from tui_support import (  # noqa: F401
 )
 
 from resnet_tui.runs import RunStore
+from resnet_tui.tui.messages import SessionChanged
 from resnet_tui.tui.screens.dialogs import ConfirmScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen
 from resnet_tui.tui.screens.train_screen import TrainScreen
@@ -89,6 +90,10 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         (said,) = [text for _, _, text in session.log if text.startswith("stopping at iteration")]
         assert said.startswith(f"stopping at iteration {session.last.iteration} ")  # it stopped where it said
         assert any("Run stopped" in msg for _, msg in notes)
+        # The screen on show heard of every step by message, the end included.
+        changes = [m.changes for m in log.of(SessionChanged) if m.session is session]
+        assert any(c.iterations for c in changes) and any(c.epochs for c in changes)
+        assert sum(c.finished for c in changes) == 1
 
         await pilot.press("f4")
         runs = app.screen
@@ -97,7 +102,7 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         await wait_for(pilot, lambda: table.row_count == 1, 10, "the runs table")
         info = table.infos[0]
         assert info.run_id == session.started.run_id and info.status == "stopped"
-        assert "stopped" in str(table.get_row_at(0)[2])
+        assert "stopped" in str(table.get_cell(info.run_id, "status"))
 
 
 async def test_quit_during_training_asks_first_then_records_the_run_as_stopped(tmp_path):
