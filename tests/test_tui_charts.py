@@ -6,7 +6,7 @@ import math
 import time
 
 import numpy as np
-from tui_support import make_app, screen_text, tui_env  # noqa: F401
+from tui_support import MessageLog, make_app, screen_text, tui_env  # noqa: F401
 
 from resnet_tui.config import config_from_values
 from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunStarted
@@ -102,6 +102,11 @@ def test_chart_options_cycle():
     assert [options.next_x_axis() or options.x_axis for _ in range(3)] == ["epoch", "time", "iteration"]
 
 
+def rebuilds(log: MessageLog, chart: MetricChart) -> int:
+    """How many times ``chart`` rebuilt its plot (the Rendered messages it posted)."""
+    return sum(message.chart is chart for message in log.of(MetricChart.Rendered))
+
+
 def lr_at(iteration: int) -> float:
     return 0.1 if iteration <= 32_000 else 0.01 if iteration <= 48_000 else 0.001
 
@@ -110,7 +115,8 @@ async def test_64k_iterations_through_the_ui_path_stay_bounded(tui_env):
     """A full run's event stream, drained the way the timer does, redraws at screen resolution."""
     app = make_app(tui_env)
     steps, total = 500, 64_000
-    async with app.run_test(size=(160, 50)) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=(160, 50), message_hook=log) as pilot:
         session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
         session.state = "running"
         app.session = session  # as action_start does, without a training thread
@@ -149,7 +155,8 @@ async def test_64k_iterations_through_the_ui_path_stay_bounded(tui_env):
             for label, points in chart.plotted.items():
                 assert points <= 2 * chart.size.width, (chart.title, label, points)
             # Redraws follow the timer (and epochs), not the number of events.
-            assert chart.renders <= 2 * drains + 5, (chart.title, chart.renders)
+            renders = rebuilds(log, chart)
+            assert renders <= 2 * drains + 5, (chart.title, renders)
         _, lrs = charts[2].drawn["#0"]
         assert {0.1, 0.01, 0.001} <= set(np.round(lrs, 6))  # the step drops at 32k and 48k
         assert "iteration 64,000 / 64,000" in str(screen.query_one("#progress-line").content)
@@ -160,7 +167,8 @@ async def test_live_charts_pace_themselves_by_their_cost(tui_env):
     from resnet_tui.tui.screens import train_screen
 
     app = make_app(tui_env)
-    async with app.run_test(size=(160, 50)) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=(160, 50), message_hook=log) as pilot:
         session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
         session.state = "running"
         app.session = session
@@ -186,15 +194,17 @@ async def test_live_charts_pace_themselves_by_their_cost(tui_env):
         cost = sum(chart.render_seconds for chart in charts)
         assert screen._charts_due - before >= max(train_screen.CHART_SECONDS, cost / train_screen.CHART_BUDGET)
         await pilot.pause()
-        renders = [chart.renders for chart in charts]
+        renders = [rebuilds(log, chart) for chart in charts]
         feed(11)  # new data, but the charts are not due yet
         screen._charts_tick()
         await pilot.pause()
-        assert [chart.renders for chart in charts] == renders
+        await pilot.pause()  # a repaint's Rendered messages would be in by now
+        assert [rebuilds(log, chart) for chart in charts] == renders
         screen._charts_due = 0.0  # due: the new points are drawn
         screen._charts_tick()
         await pilot.pause()
-        assert all(chart.renders > before for chart, before in zip(charts, renders))
+        await pilot.pause()  # the Rendered messages the repaint posted
+        assert all(rebuilds(log, chart) > before for chart, before in zip(charts, renders))
 
 
 # -- readable charts: robust y range, ticks, shared x axis, legend (issue 12, section 2) ---------

@@ -14,6 +14,7 @@ import numpy as np
 from plotext._utility import colorize
 from rich.text import Text
 from textual.app import RenderResult
+from textual.message import Message
 from textual_plotext import PlotextPlot
 
 from resnet_tui.tui.history import decimate_minmax
@@ -64,7 +65,15 @@ class MetricChart(PlotextPlot):
     a 64k-point series costs ~2 points per terminal column.
 
     ``y_kind`` writes the y ticks: ``number`` or ``percent`` (fractions as %).
+    Each rebuild posts :class:`MetricChart.Rendered`.
     """
+
+    @dataclass
+    class Rendered(Message, bubble=False):
+        """The plot was rebuilt (``seconds``: what it cost)."""
+
+        chart: MetricChart
+        seconds: float
 
     def __init__(self, title: str, *, y_kind: str = "number", id: str | None = None,
                  classes: str | None = None):
@@ -78,7 +87,6 @@ class MetricChart(PlotextPlot):
         self.x_range: tuple[float, float] | None = None
         self.log_y = False
         self.robust = True
-        self.renders = 0  # how many times the plot was rebuilt (for tests)
         self.render_seconds = 0.0  # what the last rebuild cost (the live view paces itself by it)
         self.plotted: dict[str, int] = {}  # points handed to plotext per trace at the last render
         self.drawn: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # and those points (y before clipping)
@@ -136,8 +144,8 @@ class MetricChart(PlotextPlot):
         header = self._header(width)
         self.header = header.plain
         rendered = Text("\n").join([header, Text.from_ansi(plt.build())])
-        self.renders += 1
         self.render_seconds = time.perf_counter() - start
+        self.post_message(self.Rendered(self, self.render_seconds))
         return rendered
 
     def _draw(self, trace: Trace, xs: np.ndarray, ys: np.ndarray, axis: AxisRange) -> None:
