@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from tui_support import make_app, open_runs, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
 
 from resnet_tui.tui.widgets.metric_chart import MetricChart
@@ -145,8 +146,10 @@ async def test_chart_options_apply_to_the_runs_charts(tui_fake_runs):
         assert app.chart_options.smoothing == 0.0 and "#0" not in loss.plotted
 
 
-async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
-    """A headless run (say on a GPU box) is followed from its files: live charts, no controls."""
+@pytest.mark.parametrize("key", ["w", "enter"])
+async def test_watch_a_run_that_another_process_trains(tui_fake_runs, key):
+    """A headless run (say on a GPU box) is followed from its files: live charts, no controls.
+    ``w`` watches it, and so does enter on a running run."""
     import json
 
     from tui_support import MessageLog, write_fake_run
@@ -170,7 +173,7 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
         assert {i.run_id: i.status for i in table.infos}[run_id] == "running"
         table.focus()
         table.move_cursor(row=ids(table).index(run_id))
-        await pilot.press("w")
+        await pilot.press(key)
         await pilot.pause()
         (request,) = log.of(WatchRequested)  # the screen asks, the app follows
         assert (request.store, request.run_id) == (store, run_id)
@@ -327,3 +330,20 @@ async def test_the_list_refreshes_itself_and_keeps_the_cursor_on_its_run(tui_fak
         await wait_for(pilot, lambda: "20991231-235959-m8_newest" in ids(table), 10, "the new run, unasked")
         assert table.current_run_id() == highlighted  # the cursor followed its run, not its row number
         assert ids(table)[0] == "20991231-235959-m8_newest"
+
+
+async def test_enter_on_a_finished_run_goes_to_its_details_and_esc_comes_back(tui_fake_runs):
+    from textual.widgets import TabbedContent, Tabs
+
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_runs(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.focused, Tabs) and app.focused in screen.query_one("#run-tabs").query(Tabs)
+        await pilot.press("right")  # Curves -> Result
+        await pilot.pause()
+        assert screen.query_one("#run-tabs", TabbedContent).active == "tab-result"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is table

@@ -48,7 +48,9 @@ DRAIN_SECONDS = 0.2  # how often the UI takes the trainer's events: 5 times a se
 # Keys that widgets handle themselves, listed in the help overlay.
 WIDGET_KEYS = [
     ("tab / shift+tab", "move between fields, lists and buttons"),
-    ("↑ ↓ / enter", "move in a list or table; enter picks (a config, a run)"),
+    ("↑ ↓", "move in a list or table"),
+    ("enter", "Configs: edit the config under the cursor; Runs: watch a running run, or go to a run's details"),
+    ("esc", "Runs: back to the table (and the filter emptied)"),
     ("← →", "switch tabs when the tab bar is focused; click a tab too"),
     ("space", "toggle a checkbox; mark a run in the runs table"),
     ("ctrl+p", "command palette"),

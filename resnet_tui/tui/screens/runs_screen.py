@@ -314,6 +314,16 @@ class RunsScreen(DashboardScreen):
             return
         self.post_message(WatchRequested(self.stores[run_id], run_id))
 
+    @on(DataTable.RowSelected, "#runs-table")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        """Enter on a run: watch it live when it is running, else go to its details (the tab
+        bar: left/right switch tabs, tab into them; esc comes back to the table)."""
+        info = next((i for i in self.query_one(RunsTable).infos if i.run_id == event.row_key.value), None)
+        if info is not None and info.status == RunStatus.RUNNING:
+            self.action_watch()
+        else:
+            self.query_one("#run-tabs Tabs").focus()
+
     def action_resume(self) -> None:
         """Continue the selected stopped or interrupted run (same run id)."""
         table = self.query_one(RunsTable)
