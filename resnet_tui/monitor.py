@@ -81,6 +81,14 @@ class Sampler:
         self._lock = threading.Lock()  # cpu_percent measures from the previous call: one caller at a time
         self.process.cpu_percent(None)
 
+    @classmethod
+    def of(cls, pid: int) -> Sampler | None:
+        """A sampler of process ``pid``; None when it has ended or cannot be read."""
+        try:
+            return cls(pid)
+        except psutil.Error:
+            return None
+
     @property
     def pid(self) -> int:
         return self.process.pid
