@@ -137,3 +137,13 @@ def test_a_failed_run_stops_its_sampler_too(tiny_config):
 
     result = Trainer(tiny_config(), extra_callbacks=[Explode()], machine_interval=0.05).run()
     assert result["status"] == "failed" and not samplers_alive()
+
+
+def test_a_runs_machine_summary_weighs_epochs_by_samples_and_names_several_gpus():
+    from resnet_tui.report import machine_summary
+
+    two = (gpu(0, 90.0, 10 * GB, temperature=60.0), gpu(1, 100.0, 20 * GB, temperature=71.0))
+    rows = [epoch_record(1, [sample(100.0, 1 * GB, two)]),
+            epoch_record(2, [sample(200.0, 2 * GB, two)] * 3)]
+    assert machine_summary(rows) == "CPU 175% · RSS peak 2.00 GB · RAM 9.0/24.0 GB · 2 GPUs 95% 30.0/160.0 GB max 71°C"
+    assert machine_summary([epoch_record(1, [sample()])]) == "CPU 150% · RSS peak 1.00 GB · RAM 9.0/24.0 GB"

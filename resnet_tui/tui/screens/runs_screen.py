@@ -54,6 +54,7 @@ class RunDetail:
     summary: str = ""
     error: str = ""
     history: RunHistory = field(default_factory=RunHistory)
+    machine: list = field(default_factory=list)  # machine.csv's rows (MachineEpoch)
     problems: list[str] = field(default_factory=list)
 
 
@@ -62,7 +63,7 @@ def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
     detail = RunDetail(info, problems=[info.problem] if info.problem else [])
     run = store.open_run(info.run_id)
     for name, reader in (("config", run.read_config), ("result", run.read_result),
-                         ("summary", run.read_summary), ("error", run.read_error)):
+                         ("summary", run.read_summary), ("error", run.read_error), ("machine", run.read_machine)):
         try:
             setattr(detail, name, reader())
         except (OSError, ValueError) as exc:
@@ -74,7 +75,7 @@ def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
 
 
 def detail_table(detail: RunDetail) -> Table:
-    return result_table(detail.info, detail.result or {}, detail.problems)
+    return result_table(detail.info, detail.result or {}, detail.problems, machine=detail.machine)
 
 
 def marked_runs_table(details: list[RunDetail]) -> Table:

@@ -14,6 +14,7 @@ from textual.widgets import Button, Footer, Header, RichLog, Static, TabbedConte
 
 from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
+from resnet_tui.tui.widgets.machine_panel import MachinePanel
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 from resnet_tui.tui.widgets.model_summary import ModelSummary
 from resnet_tui.tui.widgets.progress import ProgressPanel
@@ -59,6 +60,7 @@ class TrainScreen(Screen):
             yield Button("Stop F7", id="stop", variant="error", compact=True)
             yield Static("", id="chart-options")
         yield ProgressPanel(id="progress")
+        yield MachinePanel(id="machine")
         yield ChartGrid(self._side_panel, id="train-charts")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -89,6 +91,7 @@ class TrainScreen(Screen):
     def on_resize(self) -> None:
         if self.ready:  # the compact texts depend on the width
             self.query_one(ProgressPanel).update_from(self.session)
+            self.query_one(MachinePanel).update_from(self.session)
             self.redraw_charts()
 
     def show_session(self, session: TrainingSession | None, changes: Changes | None) -> None:
@@ -100,6 +103,8 @@ class TrainScreen(Screen):
         everything = changes is None
         if everything or changes.iterations or changes.status or changes.epochs:
             self.query_one(ProgressPanel).update_from(session)
+        if everything or changes.machine or changes.status:
+            self.query_one(MachinePanel).update_from(session)
         self._update_controls()
         if session is None:
             self.query_one(ChartGrid).clear()
