@@ -1,8 +1,10 @@
 """Plain event objects: the whole contract between the trainer and its watchers.
 
 The trainer emits them through a *sink* (any callable taking one event) from the
-thread that trains. Sinks must be quick and must not touch a UI directly: the
-dashboard puts them in a thread-safe buffer and drains it on a timer.
+thread that trains, except MachineSample, which comes from the machine
+sampler's thread (monitor.py), about once a second. Sinks must be quick,
+thread-safe and must not touch a UI directly: the dashboard puts them in a
+thread-safe buffer and drains it on a timer.
 
 Per-iteration numbers come in two flavours, labelled by name:
 ``loss``/``accuracy`` are the value for that one batch (derived exactly from

@@ -23,7 +23,7 @@ from resnet_tui.config import SCHEMA, get_dotted
 from resnet_tui.report import STATUS_STYLES, confusion_report, per_class_comparison, result_table
 from resnet_tui.run_files import RunFileError
 from resnet_tui.runs import RunInfo, RunStore
-from resnet_tui.training.events import RunStatus
+from resnet_tui.training.events import MachineEpoch, RunStatus
 from resnet_tui.tui.history import RunHistory
 from resnet_tui.tui.screens.train_screen import CHART_BINDINGS
 from resnet_tui.tui.widgets.charts import ChartGrid
@@ -54,7 +54,7 @@ class RunDetail:
     summary: str = ""
     error: str = ""
     history: RunHistory = field(default_factory=RunHistory)
-    machine: list = field(default_factory=list)  # machine.csv's rows (MachineEpoch)
+    machine: list[MachineEpoch] = field(default_factory=list)  # machine.csv's rows
     problems: list[str] = field(default_factory=list)
 
 
