@@ -82,12 +82,12 @@ RUN_FIELDS: dict[str, tuple[str, Callable[[RunInfo], str]]] = {
     "date": ("date", lambda i: fmt.date(i.started)),
 }
 
-# The CLI listing's columns, most important first: a narrow terminal drops them from the
-# end; the id is never cut (show, watch and resume need it whole). Its status cell adds the
-# problem in one line (the dashboard shows it beside the table).
-RUN_COLUMNS: list[tuple[str, Callable[[RunInfo], str]]] = [
-    RUN_FIELDS[key] for key in ("run", "status", "best_val", "test", "iterations", "epochs", "config", "duration",
-                                "date")]
+# The run columns, most important first, in the CLI listing and the dashboard's table: a
+# narrow terminal drops them from the end (the id, status and best accuracy stay in view);
+# the id is never cut (show, watch and resume need it whole).
+RUN_ORDER = ("run", "status", "best_val", "test", "iterations", "epochs", "config", "duration", "date")
+# The CLI's status cell adds the problem in one line (the dashboard shows it beside the table).
+RUN_COLUMNS: list[tuple[str, Callable[[RunInfo], str]]] = [RUN_FIELDS[key] for key in RUN_ORDER]
 RUN_COLUMNS[1] = ("status", lambda i: i.status + (f" ({one_line(i.problem)})" if i.problem else ""))
 
 

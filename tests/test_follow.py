@@ -143,12 +143,17 @@ def test_a_watching_dashboard_session_resets_its_curves_and_sees_the_end(tmp_pat
     run = live_run(tmp_path)
     session = TrainingSession.follow(run, run.store)
     session.ingest()
+    assert len(session.history.iterations) == 0  # the UI thread's drain reads no file
+    assert session.poll_follower()  # the dashboard's follow worker reads the files; ingest reads none
+    session.ingest()
     assert len(session.history.iterations) == 12 and session.active
     run.begin_resume(epoch=2, iteration=8)
+    session.poll_follower()
     session.ingest()
     assert list(session.history.iterations["iteration"]) == list(range(1, 9))  # no duplicate, no gap
     assert list(session.history.epochs["epoch"]) == [1, 2] and session.last.iteration == 8
     (run.paths.log / "lock").write_text(json.dumps({"pid": dead_pid(), "host": os.uname().nodename}))
+    assert not session.poll_follower()  # the run has ended: the worker stops
     changes = session.ingest()
     assert session.state == "interrupted" and not session.active
     assert ("warning", f"Run {run.id} interrupted: its process ended without writing a result") in changes.notices

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from textual.widgets import Button, Input, TextArea
-from tui_support import make_app, record_notifications, select_config, text_of, tui_env, wait_for  # noqa: F401
+from tui_support import MessageLog, make_app, select_config, text_of, tui_env, wait_for  # noqa: F401
 
 from resnet_tui.tui.screens.dialogs import HelpScreen, SaveAsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
@@ -97,7 +97,8 @@ def test_the_schedule_is_described_in_a_few_words():
 
 async def test_invalid_value_is_flagged_at_the_field_and_blocks_start(tui_env):
     app = make_app(tui_env)
-    async with app.run_test(size=SIZE) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
         await pilot.pause()
         screen = app.get_screen("config")
         form = screen.query_one(ConfigForm)
@@ -114,7 +115,7 @@ async def test_invalid_value_is_flagged_at_the_field_and_blocks_start(tui_env):
         assert "'abc' is not an integer" in text_of(form.row("BATCH_SIZE").help_line)
         assert "2 problems" in text_of(screen.query_one("#config-status"))
 
-        notes = record_notifications(app)
+        notes = log.notifications
         await pilot.press("f5")  # the key is refused too, with a reason
         assert app.session is None
         assert any(sev == "error" and "problems" in msg for sev, msg in notes)
@@ -253,15 +254,35 @@ async def test_help_overlay_lists_every_key(tui_env):
 
 async def test_screens_switch_by_key_and_nothing_runs_without_a_start(tui_env):
     app = make_app(tui_env)
-    async with app.run_test(size=SIZE) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
         await pilot.pause()
         for key, name in (("f3", "TrainScreen"), ("f4", "RunsScreen"), ("f2", "ConfigScreen")):
             await pilot.press(key)
             await pilot.pause()
             assert type(app.screen).__name__ == name
-        notes = record_notifications(app)
+        notes = log.notifications
         await pilot.press("f7")
         assert any("No run is training" in msg for _, msg in notes)
+
+
+async def test_the_training_buttons_ask_the_app_by_message(tui_env):
+    """Buttons post requests that bubble to the app; with nothing training, it says so."""
+    from resnet_tui.tui.messages import PauseRequested, StopRunRequested
+
+    app = make_app(tui_env)
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
+        await pilot.press("f3")
+        await pilot.pause()
+        for button in ("#pause", "#stop"):
+            app.screen.query_one(button, Button).disabled = False  # disabled while nothing runs
+        await pilot.click("#pause")
+        await pilot.click("#stop")
+        await pilot.pause()
+        assert len(log.of(PauseRequested)) == 1 and len(log.of(StopRunRequested)) == 1
+        assert [msg for _, msg in log.notifications] == ["No run is training.", "No run is training."]
+        assert app.session is None
 
 
 async def test_the_form_follows_the_list_cursor_and_edits_are_never_dropped_silently(tui_env):

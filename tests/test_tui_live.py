@@ -8,8 +8,8 @@ import time
 from types import SimpleNamespace
 
 from tui_support import (  # noqa: F401
+    MessageLog,
     make_app,
-    record_notifications,
     select_config,
     text_of,
     tiny_values,
@@ -20,6 +20,7 @@ from tui_support import (  # noqa: F401
 )
 
 from resnet_tui.runs import RunStore
+from resnet_tui.tui.messages import SessionChanged
 from resnet_tui.tui.screens.dialogs import ConfirmScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen
 from resnet_tui.tui.screens.train_screen import TrainScreen
@@ -47,7 +48,8 @@ async def start_tiny(pilot) -> None:
 async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
     env = long_env(tmp_path)
     app = make_app(env)
-    async with app.run_test(size=SIZE) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
         await start_tiny(pilot)
         session, screen = app.session, app.screen
         loss = screen.query_one("#chart-loss", MetricChart)
@@ -62,7 +64,7 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         numbers = text_of(screen.query_one("#numbers"))
         assert "loss" in numbers and "mean" in numbers and "·  lr 0." in numbers
 
-        notes = record_notifications(app)
+        notes = log.notifications
         await pilot.press("f5")  # one run at a time
         assert any(sev == "warning" and "before starting another" in msg for sev, msg in notes)
         assert app.session is session
@@ -88,6 +90,10 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         (said,) = [text for _, _, text in session.log if text.startswith("stopping at iteration")]
         assert said.startswith(f"stopping at iteration {session.last.iteration} ")  # it stopped where it said
         assert any("Run stopped" in msg for _, msg in notes)
+        # The screen on show heard of every step by message, the end included.
+        changes = [m.changes for m in log.of(SessionChanged) if m.session is session]
+        assert any(c.iterations for c in changes) and any(c.epochs for c in changes)
+        assert sum(c.finished for c in changes) == 1
 
         await pilot.press("f4")
         runs = app.screen
@@ -96,7 +102,7 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         await wait_for(pilot, lambda: table.row_count == 1, 10, "the runs table")
         info = table.infos[0]
         assert info.run_id == session.started.run_id and info.status == "stopped"
-        assert "stopped" in str(table.get_row_at(0)[2])
+        assert "stopped" in str(table.get_cell(info.run_id, "status"))
 
 
 async def test_quit_during_training_asks_first_then_records_the_run_as_stopped(tmp_path):
@@ -134,8 +140,9 @@ async def test_training_failure_is_shown_and_the_app_stays_usable(tmp_path):
     env.values["DATA_PATH"] = str(tmp_path / "missing.npz")
     write_configs(env.configs, env.values)
     app = make_app(env)
-    async with app.run_test(size=SIZE) as pilot:
-        notes = record_notifications(app)
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
+        notes = log.notifications
         await start_tiny(pilot)
         session = app.session
         await wait_for(pilot, lambda: session.state == "failed", 120, "the start to fail")

@@ -24,8 +24,9 @@ async def test_every_run_is_listed_with_its_status(tui_fake_runs):
         assert statuses == {"20250101-120000-m8_demo": "completed", "20250102-090000-m8_light": "failed",
                             "20250103-080000-m8_demo": "interrupted", "20250104-100000-m8_lr05": "completed"}
         assert ids(table)[0] == "20250104-100000-m8_lr05"  # newest first
-        row = [str(c) for c in table.get_row("20250101-120000-m8_demo")]
-        assert row[3:7] == ["3", "30", "64.54%", "55.00%"]
+        row = {key: str(table.get_cell("20250101-120000-m8_demo", key))
+               for key in ("epochs", "iterations", "best_val", "test")}
+        assert row == {"epochs": "3", "iterations": "30", "best_val": "64.54%", "test": "55.00%"}
 
 
 async def test_sort_by_key_and_by_header_click(tui_fake_runs):
@@ -35,7 +36,7 @@ async def test_sort_by_key_and_by_header_click(tui_fake_runs):
         await pilot.press("s")  # date -> run id, ascending
         assert table.sort_key == "run" and ids(table) == sorted(ids(table))
         assert "sorted by run ▲" in text_of(screen.query_one("#runs-sort"))
-        await pilot.press("s", "s")  # -> status
+        await pilot.press("s")  # -> status, the next column
         assert table.sort_key == "status"
         table.post_message(RunsTable.HeaderSelected(table, table.columns["test"].key, 6, table.columns["test"].label))
         await pilot.pause()
@@ -148,8 +149,9 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
     """A headless run (say on a GPU box) is followed from its files: live charts, no controls."""
     import json
 
-    from tui_support import record_notifications, write_fake_run
+    from tui_support import MessageLog, write_fake_run
 
+    from resnet_tui.tui.messages import WatchRequested
     from resnet_tui.tui.screens.dialogs import ConfirmScreen
     from resnet_tui.tui.screens.train_screen import TrainScreen
 
@@ -160,7 +162,8 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
     (run.paths.log / "plan.json").write_text(json.dumps(
         {"steps_per_epoch": 10, "total_iterations": 40, "param_count": 274042, "train_count": 320}))
     app = make_app(tui_fake_runs)
-    async with app.run_test(size=SIZE) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
         await pilot.press("f4")
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: table.row_count == 5, 20, "the runs")
@@ -169,6 +172,8 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
         table.move_cursor(row=ids(table).index(run_id))
         await pilot.press("w")
         await pilot.pause()
+        (request,) = log.of(WatchRequested)  # the screen asks, the app follows
+        assert (request.store, request.run_id) == (store, run_id)
         assert isinstance(app.screen, TrainScreen)
         session = app.session
         assert session.following
@@ -181,7 +186,7 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs):
                 fh.write(f"{i},2,0.5,0.8,0.01,1000,0.5,0.8,{0.5 * i}\n")
         await wait_for(pilot, lambda: len(session.history.iterations) == 25, 10, "the new rows")
 
-        notes = record_notifications(app)
+        notes = log.notifications
         await pilot.press("f7")
         assert any("can only be watched" in msg for _, msg in notes) and session.state == "running"
 
@@ -242,14 +247,16 @@ def tree_state(root) -> dict:
 
 async def test_read_only_dashboard_browses_and_never_writes(tui_fake_runs):
     """--read-only (or a runs folder it cannot write): runs are listed and shown; start, resume, save refused."""
-    from tui_support import record_notifications
+    from tui_support import MessageLog
 
     from resnet_tui.tui.app import ResnetTuiApp
+    from resnet_tui.tui.messages import ResumeRequested, StartRequested
 
     before = tree_state(tui_fake_runs.root)
     app = ResnetTuiApp(tui_fake_runs.configs, store=tui_fake_runs.store, read_only=True)
-    async with app.run_test(size=SIZE) as pilot:
-        notes = record_notifications(app)
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
+        notes = log.notifications
         assert app.screen.title == "Configs · read-only"
         await pilot.press("f5")  # dimmed in the footer: nothing happens
         await pilot.pause()
@@ -266,6 +273,8 @@ async def test_read_only_dashboard_browses_and_never_writes(tui_fake_runs):
         assert app.session is None
         refused = [msg for _, msg in notes if msg.startswith("Read-only dashboard")]
         assert len(refused) == 3, notes
+        assert len(log.of(StartRequested)) == 1  # the button asked (the dimmed F5 did not); the app refused
+        assert [r.run_id for r in log.of(ResumeRequested)] == ["20250103-080000-m8_demo"]
         assert any("start training" in m for m in refused) and any("resume" in m for m in refused)
         assert len(ids(table)) == 4 and screen.shown  # browsing works as usual
     assert tree_state(tui_fake_runs.root) == before
@@ -280,22 +289,23 @@ def test_unwritable_runs_folder_is_detected(tmp_path):
 
 
 async def test_a_run_with_a_damaged_file_is_listed_corrupt_with_the_reason(tui_fake_runs):
-    from tui_support import record_notifications
+    from tui_support import MessageLog
 
     store, run_id = tui_fake_runs.store, "20250101-120000-m8_demo"
     (store.roots["result"] / run_id / "result.json").write_text('{"status": "completed", "started": "yesterday"}')
     problem = 'result.json: "started" should be a number, got "yesterday"'
     app = make_app(tui_fake_runs)
-    async with app.run_test(size=SIZE) as pilot:
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
         screen, table = await open_runs(pilot)
         info = {i.run_id: i for i in table.infos}[run_id]
         assert info.status == "corrupt" and info.problem == problem
-        assert "corrupt" in str(table.get_row(run_id)[2])
+        assert "corrupt" in str(table.get_cell(run_id, "status"))
         table.move_cursor(row=ids(table).index(run_id))
         await wait_for(pilot, lambda: screen.shown[0].info.run_id == run_id, 10, "the corrupt run")
         result = text_of(screen.query_one("#run-result"))
         assert "corrupt" in result and problem in result and result.count(problem) == 1
-        notes = record_notifications(app)
+        notes = log.notifications
         await pilot.press("r", "w")
         assert ("error", f"Can't resume: run {run_id} is corrupt: {problem} "
                          f"({store.roots['result'] / run_id / 'result.json'})") in notes

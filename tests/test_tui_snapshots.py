@@ -32,8 +32,12 @@ async def settled(pilot) -> None:
     await pilot.pause()
 
 
-def test_config_screen(tui_env, snap_compare):
-    assert snap_compare(make_app(tui_env), terminal_size=(160, 50), run_before=settled)
+SIZES = pytest.mark.parametrize("size", [(160, 50), (80, 24)], ids=["160x50", "80x24"])
+
+
+@SIZES
+def test_config_screen(tui_env, snap_compare, size):
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=settled)
 
 
 def test_config_screen_with_an_invalid_value_small_terminal(tui_env, snap_compare):
@@ -51,12 +55,13 @@ def test_config_screen_with_an_invalid_value_small_terminal(tui_env, snap_compar
     assert snap_compare(make_app(tui_env), terminal_size=(80, 24), run_before=edit)
 
 
-def test_runs_screen(tui_fake_runs, snap_compare, utc):
+@SIZES
+def test_runs_screen(tui_fake_runs, snap_compare, utc, size):
     async def runs(pilot):
         await settled(pilot)
         await open_runs(pilot)
 
-    assert snap_compare(make_app(tui_fake_runs), terminal_size=(160, 50), run_before=runs)
+    assert snap_compare(make_app(tui_fake_runs), terminal_size=size, run_before=runs)
 
 
 def test_runs_screen_confusion_matrix_at_80_columns(tui_fake_runs, snap_compare, utc):
@@ -71,13 +76,57 @@ def test_runs_screen_confusion_matrix_at_80_columns(tui_fake_runs, snap_compare,
     assert snap_compare(make_app(tui_fake_runs), terminal_size=(80, 40), run_before=classes)
 
 
-def test_help_overlay(tui_env, snap_compare):
+@SIZES
+def test_help_overlay(tui_env, snap_compare, size):
     async def help_(pilot):
         await settled(pilot)
         await pilot.press("f1")
         await pilot.pause()
 
-    assert snap_compare(make_app(tui_env), terminal_size=(110, 45), run_before=help_)
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=help_)
+
+
+async def edit_batch_size(pilot) -> None:
+    await settled(pilot)
+    form = pilot.app.get_screen("config").query_one(ConfigForm)
+    form.row("BATCH_SIZE").editor.value = "64"
+    await pilot.pause()
+    await pilot.pause()
+
+
+@SIZES
+def test_unsaved_edits_dialog(tui_env, snap_compare, size):
+    """Ctrl+Q with an edited config: save as / discard / cancel."""
+    async def quit_with_edits(pilot):
+        await edit_batch_size(pilot)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=quit_with_edits)
+
+
+@SIZES
+def test_save_as_dialog(tui_env, snap_compare, size):
+    async def save_as(pilot):
+        await edit_batch_size(pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=save_as)
+
+
+@SIZES
+def test_quit_while_training_dialog(tui_env, snap_compare, size):
+    """Ctrl+Q while this dashboard trains: stop and quit, or keep training."""
+    async def quit_while_training(pilot):
+        await training_mid_run(pilot, tui_env)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=quit_while_training)
 
 
 # -- charts (issue 12, section 2): the demo's val-loss outlier clipped, round ticks, legends ----
@@ -130,7 +179,7 @@ async def training_mid_run(pilot, env) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", [(160, 50), (80, 24)], ids=["160x50", "80x24"])
+@SIZES
 def test_training_screen_mid_run_with_the_demo_outlier(tui_env, snap_compare, size):
     async def mid_run(pilot):
         await training_mid_run(pilot, tui_env)
@@ -138,7 +187,7 @@ def test_training_screen_mid_run_with_the_demo_outlier(tui_env, snap_compare, si
     assert snap_compare(make_app(tui_env), terminal_size=size, run_before=mid_run)
 
 
-@pytest.mark.parametrize("size", [(160, 50), (80, 24)], ids=["160x50", "80x24"])
+@SIZES
 def test_runs_overlay(tui_fake_runs, snap_compare, utc, size):
     """Two marked runs overlaid: a colour each, train and val told apart by marker, the legend in
     the title line; the first run's epoch-1 val loss is the demo's 93.6, clipped to the top."""

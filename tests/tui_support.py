@@ -205,17 +205,28 @@ def text_of(widget) -> str:
     return console.export_text()
 
 
-def record_notifications(app) -> list[tuple[str, str]]:
-    """(severity, message) of every toast the app shows from now on."""
-    notes: list[tuple[str, str]] = []
-    original = app.notify
+class MessageLog:
+    """Every message the app and its screens and widgets dispatch, once each, for
+    ``app.run_test(message_hook=log)``: a bubbling message reaches the hook at each stop."""
 
-    def notify(message, *args, **kwargs):
-        notes.append((kwargs.get("severity", "information"), str(message)))
-        return original(message, *args, **kwargs)
+    def __init__(self) -> None:
+        self.messages: list = []  # kept: their ids stay unique
+        self._seen: set[int] = set()
+        self.notifications: list[tuple[str, str]] = []  # (severity, message) of every toast
 
-    app.notify = notify
-    return notes
+    def __call__(self, message) -> None:
+        from textual.notifications import Notify
+
+        if id(message) in self._seen:
+            return
+        self._seen.add(id(message))
+        self.messages.append(message)
+        if isinstance(message, Notify):
+            self.notifications.append((message.notification.severity, message.notification.message))
+
+    def of(self, cls) -> list:
+        """The messages of type ``cls`` so far, oldest first."""
+        return [m for m in self.messages if isinstance(m, cls)]
 
 
 async def open_runs(pilot):

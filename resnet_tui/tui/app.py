@@ -1,5 +1,8 @@
 """The dashboard app: three screens (configs, training, runs), keys, and the training worker.
 
+Screens ask the app by message (tui/messages.py: StartRequested, WatchRequested...,
+handled here with ``@on``); the app tells the screen on show by message too
+(SessionChanged after each drain or a new ``session``, ChartOptionsChanged).
 ``run_app()`` is what ``resnet-tui`` with no arguments opens.
 """
 
@@ -9,23 +12,35 @@ import contextlib
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import var
 from textual.screen import ModalScreen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from resnet_tui.config import Config, default_values
 from resnet_tui.runs import RunStore
 from resnet_tui.stderr import fd2_to
+from resnet_tui.tui.messages import (
+    ChartOptionsChanged,
+    PauseRequested,
+    ResumeRequested,
+    SessionChanged,
+    StartRequested,
+    StopRunRequested,
+    WatchRequested,
+    read_only_refusal,
+)
 from resnet_tui.tui.screens.config_screen import ConfigScreen
 from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen, UnsavedEditsScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen
 from resnet_tui.tui.screens.train_screen import TrainScreen
-from resnet_tui.tui.session import SessionState, TrainingSession
+from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartOptions
 
 DRAIN_SECONDS = 0.2  # how often the UI takes the trainer's events: 5 times a second
@@ -44,6 +59,7 @@ class ResnetTuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "resnet-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", key_display="F1"),
         Binding("f2", "show('config')", "Configs", key_display="F2"),
@@ -55,6 +71,9 @@ class ResnetTuiApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
+    # The run started, resumed or watched here: a new one is posted to the screen on show.
+    session: var[TrainingSession | None] = var(None, init=False)
+
     def __init__(self, configs_dir: str | os.PathLike = "configs", store: RunStore | None = None,
                  read_only: bool = False):
         super().__init__()
@@ -63,13 +82,13 @@ class ResnetTuiApp(App):
         self.read_only = read_only
         self.store_given = store is not None
         self.store = store or RunStore.from_values(default_values())
-        self.session: TrainingSession | None = None
         self.training_worker: Worker | None = None
+        self.follow_worker: Worker | None = None  # reads a watched run's files
         self.chart_options = ChartOptions()
         self.quitting = False
 
     def on_mount(self) -> None:
-        self.install_screen(ConfigScreen(self.configs_dir), "config")
+        self.install_screen(ConfigScreen(self.configs_dir, read_only=self.read_only), "config")
         self.install_screen(TrainScreen(), "train")
         self.install_screen(RunsScreen(), "runs")
         if self.read_only:  # in every screen's header
@@ -126,9 +145,29 @@ class ResnetTuiApp(App):
     def refuse_if_read_only(self, what: str) -> bool:
         """Say why ``what`` is not done in a read-only dashboard; True when it is."""
         if self.read_only:
-            self.notify(f"Read-only dashboard: it does not {what}. It browses runs and watches running ones (w).",
-                        severity="warning")
+            self.notify(read_only_refusal(what), severity="warning")
         return self.read_only
+
+    # The screens' requests (their buttons and keys), bubbled up to the app.
+    @on(StartRequested)
+    def _start_requested(self) -> None:
+        self.action_start()
+
+    @on(PauseRequested)
+    def _pause_requested(self) -> None:
+        self.action_pause()
+
+    @on(StopRunRequested)
+    def _stop_requested(self) -> None:
+        self.action_stop()
+
+    @on(ResumeRequested)
+    def _resume_requested(self, request: ResumeRequested) -> None:
+        self.resume_run(request.store, request.run_id)
+
+    @on(WatchRequested)
+    def _watch_requested(self, request: WatchRequested) -> None:
+        self.follow_run(request.store, request.run_id)
 
     def action_start(self) -> None:
         if isinstance(self.screen, ModalScreen) or self.refuse_if_read_only("start training"):
@@ -159,7 +198,6 @@ class ResnetTuiApp(App):
         self.training_worker = self.run_worker(self.session.run, name="training", group="training",
                                                thread=True, exit_on_error=False)
         self.action_show("train")
-        self._show_session(None)
 
     def resume_run(self, store: RunStore, run_id: str) -> None:
         """Continue a stopped or interrupted run under its own id, in a worker thread."""
@@ -182,7 +220,6 @@ class ResnetTuiApp(App):
         self.training_worker = self.run_worker(self.session.run, name="training", group="training",
                                                thread=True, exit_on_error=False)
         self.action_show("train")
-        self._show_session(None)
 
     def follow_run(self, store: RunStore, run_id: str) -> None:
         """Watch a run that another process trains (its files, read as they grow)."""
@@ -198,8 +235,16 @@ class ResnetTuiApp(App):
         except (OSError, ValueError, LookupError) as exc:
             self.notify(f"Can't watch {run_id}: {exc}", severity="error", markup=False)
             return
+        self.follow_worker = self._poll_follower(self.session)
         self.action_show("train")
-        self._show_session(None)
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
+    def _poll_follower(self, session: TrainingSession) -> None:
+        """Read the watched run's files as they grow, into the session's buffer (the drain timer
+        takes them), until it ends or the session is replaced (which cancels this worker)."""
+        worker = get_current_worker()
+        while not worker.is_cancelled and session.poll_follower():
+            time.sleep(DRAIN_SECONDS)
 
     def _refuse_if_followed(self) -> bool:
         if self.session is not None and self.session.following and self.session.active:
@@ -218,28 +263,33 @@ class ResnetTuiApp(App):
             session.resume()
         elif not session.pause():
             self.notify(f"Can't pause while {session.state}.", severity="warning")
-        self._show_session(None)
+        self._show_session(Changes.all())
 
     def action_stop(self) -> None:
         if self._refuse_if_followed():
             return
         if self.session is None or not self.session.stop():
             self.notify("No run is training.", severity="warning")
-        self._show_session(None)
+        self._show_session(Changes.all())
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self.follow_worker and event.state == WorkerState.ERROR and self.session is not None:
+            self.session.worker_failed(event.worker.error)  # its files could not be read
+            self.notify(f"Can't watch {self.session.config.name}: {event.worker.error}", severity="error", timeout=10)
+            self._show_session(Changes.all())
+            return
         if event.worker is not self.training_worker or self.session is None:
             return
         if event.state == WorkerState.ERROR:
             error = event.worker.error
             self.session.worker_failed(error)
             self.notify(f"Training could not run: {error}", severity="error", timeout=10)
-            self._show_session(None)
+            self._show_session(Changes.all())
         elif event.state == WorkerState.SUCCESS:
             self.drain()  # the last events (RunFinished) may still be in the buffer
 
     def drain(self) -> None:
-        """Timer: move the trainer's events into the session, redraw what changed."""
+        """Timer: move the trainer's events into the session, tell the screen on show what changed."""
         session = self.session
         if session is None:
             return
@@ -251,23 +301,19 @@ class ResnetTuiApp(App):
         if changes.finished:
             self.bell()  # the user may be on another screen, or away
         self._show_session(changes)
-        if changes.status and not session.active and isinstance(self.screen, RunsScreen) and self.screen.ready:
-            self.screen.reload()
-            if session.started:
-                self.screen.select_run(session.started.run_id)  # the run that just ended
 
-    def _show_session(self, changes) -> None:
-        if isinstance(self.screen, TrainScreen) and self.screen.ready:
-            self.screen.show_session(self.session, changes)
+    def watch_session(self, session: TrainingSession | None) -> None:
+        if self.follow_worker is not None and (session is None or not session.following):
+            self.follow_worker.cancel()  # no run is watched any more (a new watch cancels it too)
+        self._show_session(Changes.all())
+
+    def _show_session(self, changes: Changes) -> None:
+        """Only the screen on show redraws; the others catch up when they are shown again."""
+        self.screen.post_message(SessionChanged(self.session, changes))
 
     # -- chart options (training and runs screens) ------------------------------------
     def _redraw_charts(self) -> None:
-        for name in ("train", "runs"):
-            screen = self.get_screen(name)
-            if screen is self.screen and screen.ready:
-                screen.redraw_charts()
-        if isinstance(self.screen, RunsScreen):  # the training screen shows them in a line of its own
-            self.notify(self.chart_options.describe(compact=True).replace("\\[", "["), timeout=2)
+        self.screen.post_message(ChartOptionsChanged())
 
     def action_smoothing(self, step: int) -> None:
         self.chart_options.smoother(step)
@@ -319,7 +365,7 @@ class ResnetTuiApp(App):
         self.quitting = True
         self.session.stop()
         self.notify("Stopping the run and saving it…", timeout=30)
-        self._show_session(None)
+        self._show_session(Changes.all())
         if self.training_worker is not None:
             with contextlib.suppress(Exception):  # a failed worker has nothing left to wait for
                 await self.training_worker.wait()

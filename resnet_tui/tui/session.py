@@ -1,10 +1,12 @@
 """One training run driven from the dashboard.
 
 The trainer runs in a Textual thread worker and calls :class:`EventBuffer` (its
-sink) from the training thread; that only appends to a deque. The UI thread
-calls :meth:`TrainingSession.ingest` on a timer, which drains the buffer into
-plain state (history arrays, latest numbers, log lines) that screens draw from.
-Nothing here touches a widget.
+sink) from the training thread; that only appends to a deque. A followed run's
+files are read by :meth:`TrainingSession.poll_follower`, in a thread worker of
+its own, into the same buffer. The UI thread calls :meth:`TrainingSession.ingest`
+on a timer, which drains the buffer into plain state (history arrays, latest
+numbers, log lines) that screens draw from; it reads no file. Nothing here
+touches a widget.
 """
 
 from __future__ import annotations
@@ -90,6 +92,11 @@ class Changes:
 
     def __bool__(self) -> bool:
         return self.iterations or self.epochs or self.log or self.status or self.machine or bool(self.notices)
+
+    @classmethod
+    def all(cls) -> Changes:
+        """Everything moved: a new session, a screen shown again, a control used."""
+        return cls(iterations=True, epochs=True, log=True, status=True)
 
 
 class TrainingSession:
@@ -203,12 +210,19 @@ class TrainingSession:
         self.state = SessionState.FAILED
         self._add_log("error", f"{error.__class__.__name__}: {error}")
 
+    # -- the follower's thread --------------------------------------------------
+    def poll_follower(self) -> bool:
+        """Read what the followed run's files gained into the buffer (file reads: a worker
+        thread calls it, never the UI). False once the run has ended (or none is followed)."""
+        if self.follower is None or self.follower.finished:
+            return False
+        for event in self.follower.poll():  # only the lines added since the last poll
+            self.buffer(event)
+        return not self.follower.finished
+
     # -- the UI thread's timer --------------------------------------------------
     def ingest(self) -> Changes:
         changes = Changes()
-        if self.follower is not None and not self.follower.finished:
-            for event in self.follower.poll():  # only the lines added since the last poll
-                self.buffer(event)
         events = self.buffer.drain()
         if not events:
             return changes

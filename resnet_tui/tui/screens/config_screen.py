@@ -11,7 +11,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
@@ -33,6 +32,8 @@ from resnet_tui.config import (
     schedule_name,
     set_dotted,
 )
+from resnet_tui.tui.messages import StartRequested, read_only_refusal
+from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.screens.dialogs import SaveAsScreen, UnsavedEditsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -110,7 +111,7 @@ def schedule_text(v: dict) -> str:
     return "on plateau of " + v["SCHEDULE_MODE"]["monitor"] if name == "plateau" else "constant"
 
 
-class ConfigScreen(Screen):
+class ConfigScreen(DashboardScreen):
     """The editor. ``current_config()`` is what F5 starts (None while anything is invalid)."""
 
     TITLE = "Configs"
@@ -122,9 +123,10 @@ class ConfigScreen(Screen):
         Binding("ctrl+t", "next_tab", "Tab"),
     ]
 
-    def __init__(self, configs_dir: Path):
+    def __init__(self, configs_dir: Path, read_only: bool = False):
         super().__init__()
         self.configs_dir = Path(configs_dir)
+        self.read_only = read_only  # a read-only dashboard saves no config
         self.paths: list[Path] = []
         self.name_loaded: str | None = None  # config name in the editor
         self.original: dict | None = None  # its values as loaded (for the diff)
@@ -167,6 +169,7 @@ class ConfigScreen(Screen):
         if self.paths:
             self.load_path(self.paths[0])
             self.query_one("#config-list", ListView).index = 0
+        self.query_one("#config-list", ListView).focus()  # master-detail: up/down pick, enter edits
 
     # -- the list -------------------------------------------------------------
     def reload_list(self, select: str | None = None) -> None:
@@ -338,8 +341,8 @@ class ConfigScreen(Screen):
                 editor.load_text(self._json_generated)
         if event.pane.id == "tab-json":
             self.query_one("#config-json", TextArea).focus()  # typing goes to the editor at once
-        elif event.pane.id == "tab-form":
-            self.query_one(ConfigForm).focus()
+        elif event.pane.id == "tab-form" and not self.query_one("#config-list", ListView).has_focus:
+            self.query_one(ConfigForm).focus()  # (the list keeps the keys at start: up/down pick the config)
         elif event.pane.id == "tab-model":
             self.show_summary()
 
@@ -402,7 +405,7 @@ class ConfigScreen(Screen):
     # -- actions --------------------------------------------------------------------
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
-        self.app.action_start()
+        self.post_message(StartRequested())
 
     @on(Button.Pressed, "#save-as")
     def _save_pressed(self) -> None:
@@ -413,7 +416,8 @@ class ConfigScreen(Screen):
         self.action_revert()
 
     def action_save_as(self) -> None:
-        if self.app.refuse_if_read_only("save configs"):
+        if self.read_only:
+            self.notify(read_only_refusal("save configs"), severity="warning")
             return
         config = self.current_config()
         if config is None:

@@ -14,7 +14,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
@@ -25,6 +24,8 @@ from resnet_tui.run_files import RunFileError
 from resnet_tui.runs import RunInfo, RunStore
 from resnet_tui.training.events import MachineEpoch, RunStatus
 from resnet_tui.tui.history import RunHistory
+from resnet_tui.tui.messages import ChartOptionsChanged, ResumeRequested, SessionChanged, WatchRequested
+from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.screens.train_screen import CHART_BINDINGS
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -129,7 +130,7 @@ def compare_table(details: list[RunDetail]) -> Table | Text:
     return table
 
 
-class RunsScreen(Screen):
+class RunsScreen(DashboardScreen):
     TITLE = "Runs"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", key_display="/"),
@@ -150,7 +151,7 @@ class RunsScreen(Screen):
         self.shown: list[RunDetail] = []
         self._signature: list | None = None  # what the table last showed, to skip unchanged listings
         self._announced: str | None = None  # the session run last put under the cursor
-        self.ready = False  # composed
+        self._select: str | None = None  # a run to put under the cursor once a listing shows it
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -185,33 +186,45 @@ class RunsScreen(Screen):
             yield Static("Select a run.", id="run-brief")
 
     def on_mount(self) -> None:
-        self.ready = True
-        self.reload()
         self.query_one(RunsTable).focus()
         self.set_interval(REFRESH_SECONDS, self._refresh)
 
-    def on_screen_resume(self) -> None:
-        if self.ready:
+    def on_screen_resume(self) -> None:  # after on_mount, the first time too
+        session = self.app.session
+        if session is not None and session.started and session.started.run_id != self._announced:
+            self._announced = session.started.run_id  # a run started since the last look: show it
+            self._select = self._announced
+        self.reload()
+
+    @on(SessionChanged)
+    def _session_changed(self, message: SessionChanged) -> None:
+        session = message.session
+        if message.changes.finished and session is not None and not session.active:
+            if session.started:
+                self._select = session.started.run_id  # the run that just ended
             self.reload()
-            session = self.app.session
-            if session is not None and session.started and session.started.run_id != self._announced:
-                self._announced = session.started.run_id  # a run started since the last look: show it
-                self.select_run(self._announced)
+
+    @on(ChartOptionsChanged)
+    def _chart_options_changed(self) -> None:
+        self.redraw_charts()
+        # The training screen shows the options in a line of its own; here a toast says them.
+        self.notify(self.app.chart_options.describe(compact=True).replace("\\[", "["), timeout=2)
 
     # -- the table ----------------------------------------------------------------
     def reload(self) -> None:
-        self._show_listing(read_listing(self.app.run_stores()))
+        """List the runs again, in a thread: the table changes when the listing comes back."""
+        self._list_in_background(self.app.run_stores())
 
     def _refresh(self) -> None:
-        """Timer: while the screen is shown, list the runs again in a thread (new, finished,
-        damaged runs appear without a key)."""
-        if self.app.screen is self:
-            self._list_in_background(self.app.run_stores())
+        """Timer: while the screen is shown, list the runs again (new, finished, damaged runs
+        appear without a key)."""
+        if self.is_current:
+            self.reload()
 
     @work(thread=True, exclusive=True, group="runs-listing")
     def _list_in_background(self, stores: list[RunStore]) -> None:
         listing = read_listing(stores)
-        if not get_current_worker().is_cancelled:
+        if not get_current_worker().is_cancelled:  # a newer listing replaced this one
             self.app.call_from_thread(self._show_listing, listing)
 
     def select_run(self, run_id: str) -> None:
@@ -222,6 +235,7 @@ class RunsScreen(Screen):
     def _show_listing(self, listing: dict[str, tuple[RunInfo, RunStore]]) -> None:
         signature = [(i.run_id, i.status, i.iterations, i.epochs, i.problem) for i, _ in listing.values()]
         if signature == self._signature:
+            self._select_pending()
             return  # nothing changed: leave the table (and its cursor) alone
         self._signature = signature
         self.stores = {run_id: store for run_id, (_, store) in listing.items()}  # replaced whole: workers read it
@@ -233,6 +247,12 @@ class RunsScreen(Screen):
             self.query_one("#run-brief", Static).update(Text("No runs yet. Start one with F5.", style="dim"))
         else:
             self.show_selection()
+        self._select_pending()
+
+    def _select_pending(self) -> None:
+        if self._select is not None and self._select in self.stores:
+            self.select_run(self._select)
+            self._select = None
 
     def _update_sort_label(self) -> None:
         table = self.query_one(RunsTable)
@@ -293,14 +313,14 @@ class RunsScreen(Screen):
             self.notify(f"{run_id} is {info.status}{why}: only a running run can be watched; its curves are here.",
                         severity="warning", markup=False)
             return
-        self.app.follow_run(self.stores[run_id], run_id)
+        self.post_message(WatchRequested(self.stores[run_id], run_id))
 
     def action_resume(self) -> None:
         """Continue the selected stopped or interrupted run (same run id)."""
         table = self.query_one(RunsTable)
         run_id = table.current_run_id()
         if run_id is not None:
-            self.app.resume_run(self.stores[run_id], run_id)
+            self.post_message(ResumeRequested(self.stores[run_id], run_id))
 
     def action_reload(self) -> None:
         self.details.clear()
@@ -327,8 +347,11 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="run-detail")
     def load_details(self, runs: list[tuple[RunStore, RunInfo]]) -> None:
+        worker = get_current_worker()
         details = []
         for store, info in runs:
+            if worker.is_cancelled:  # a newer selection replaced this one: read no more
+                return
             detail = self.details.get(info.run_id)
             if detail is None or detail.info.status != info.status:
                 try:
@@ -340,7 +363,7 @@ class RunsScreen(Screen):
                         self.details[info.run_id] = detail
             details.append(detail)
         # A newer selection replaced this worker (a thread can't be interrupted): drop stale details.
-        if not get_current_worker().is_cancelled:
+        if not worker.is_cancelled:
             self.app.call_from_thread(self.show_details, details)
 
     def show_details(self, details: list[RunDetail]) -> None:

@@ -9,9 +9,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, RichLog, Static, TabbedContent, TabPane
 
+from resnet_tui.tui.messages import ChartOptionsChanged, PauseRequested, SessionChanged, StartRequested, StopRunRequested
+from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.machine_panel import MachinePanel
@@ -38,8 +39,9 @@ QUIET_CHART_BINDINGS = [Binding(b.key, b.action, b.description, show=False, key_
                         for b in CHART_BINDINGS]
 
 
-class TrainScreen(Screen):
-    """Draws a :class:`TrainingSession`; the app calls ``show_session`` after each drain."""
+class TrainScreen(DashboardScreen):
+    """Draws the app's :class:`TrainingSession`: all of it when shown, then what each
+    :class:`SessionChanged` the app posts after a drain says moved."""
 
     TITLE = "Training"
     BINDINGS = QUIET_CHART_BINDINGS
@@ -49,7 +51,6 @@ class TrainScreen(Screen):
         self.session: TrainingSession | None = None
         self._log_seq = 0
         self._controls_state: tuple | None = None
-        self.ready = False  # composed: the app may call show_session before that
         self._charts_due = 0.0  # time.monotonic() after which the live charts may redraw
 
     def compose(self) -> ComposeResult:
@@ -72,8 +73,7 @@ class TrainScreen(Screen):
                 yield ModelSummary("The summary appears when the run has built its model.", id="train-summary")
 
     def on_mount(self) -> None:
-        self.ready = True
-        self.show_session(self.app.session, None)
+        self.show_session(self.app.session, Changes.all())
         self.set_interval(CHART_SECONDS / 4, self._charts_tick)
 
     def _charts_tick(self) -> None:
@@ -84,24 +84,30 @@ class TrainScreen(Screen):
             cost = sum(chart.render_seconds for chart in self.query(MetricChart))
             self._charts_due = now + max(CHART_SECONDS, cost / CHART_BUDGET)
 
-    def on_screen_resume(self) -> None:
-        if self.ready:
-            self.show_session(self.app.session, None)
+    def on_screen_resume(self) -> None:  # after on_mount: messages wait for it
+        self.show_session(self.app.session, Changes.all())
 
     def on_resize(self) -> None:
-        if self.ready:  # the compact texts depend on the width
+        if self.is_mounted:  # the compact texts depend on the width
             self.query_one(ProgressPanel).update_from(self.session)
             self.query_one(MachinePanel).update_from(self.session)
             self.redraw_charts()
 
-    def show_session(self, session: TrainingSession | None, changes: Changes | None) -> None:
-        """Redraw what ``changes`` says moved (everything when None)."""
+    @on(SessionChanged)
+    def _session_changed(self, message: SessionChanged) -> None:
+        self.show_session(message.session, message.changes)
+
+    @on(ChartOptionsChanged)
+    def _chart_options_changed(self) -> None:
+        self.redraw_charts()
+
+    def show_session(self, session: TrainingSession | None, changes: Changes) -> None:
+        """Redraw what ``changes`` says moved (``Changes.all()``: everything)."""
         if session is not self.session:
-            self.session, self._log_seq, self._controls_state, changes = session, 0, None, None
+            self.session, self._log_seq, self._controls_state, changes = session, 0, None, Changes.all()
             self.query_one("#train-log", RichLog).clear()
             self.query_one("#train-summary", ModelSummary).show("")
-        everything = changes is None
-        if everything or changes.iterations or changes.status or changes.epochs:
+        if changes.iterations or changes.status or changes.epochs:
             self.query_one(ProgressPanel).update_from(session)
         if everything or changes.machine or changes.status:
             self.query_one(MachinePanel).update_from(session)
@@ -110,11 +116,11 @@ class TrainScreen(Screen):
             self.query_one(ChartGrid).clear()
             return
         self.sub_title = f"{session.config.name}" + (f" · {session.started.run_id}" if session.started else "")
-        if everything or changes.status:  # iterations and epochs: on the chart timer
+        if changes.status:  # iterations and epochs: on the chart timer
             self.redraw_charts()
-        if everything or changes.log:
+        if changes.log:
             self._append_log(session)
-        if session.started and (everything or changes.status):
+        if session.started and changes.status:
             self.query_one("#train-summary", ModelSummary).show(
                 session.started.model_summary + f"\nparameters: {session.started.param_count:,}\n")
 
@@ -150,12 +156,12 @@ class TrainScreen(Screen):
 
     @on(Button.Pressed, "#start")
     def _start(self) -> None:
-        self.app.action_start()
+        self.post_message(StartRequested())
 
     @on(Button.Pressed, "#pause")
     def _pause(self) -> None:
-        self.app.action_pause()
+        self.post_message(PauseRequested())
 
     @on(Button.Pressed, "#stop")
     def _stop(self) -> None:
-        self.app.action_stop()
+        self.post_message(StopRunRequested())

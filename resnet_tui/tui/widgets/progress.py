@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -47,10 +49,12 @@ def progress_text(session: TrainingSession | None, compact: bool = False) -> Tex
     return Text.assemble(state, "  ", "  ·  ".join(parts))
 
 
-def numbers_text(session: TrainingSession | None) -> Text:
-    """The latest batch, epoch and validation numbers."""
+def numbers_text(session: TrainingSession | None, width: int = 160) -> Text:
+    """The latest batch, epoch and validation numbers; why a failed run failed (the toast goes
+    away, and a short terminal has no room for the log)."""
+    error = last_error(session, width) if session is not None and session.state == SessionState.FAILED else None
     if session is None or session.last is None:
-        return Text("")
+        return Text(error or "", style="red")
     last, ep = session.last, session.last_epoch
     line1 = (f"loss {fmt.number(last.loss)}  acc {fmt.percent(last.accuracy)}  "
              f"(epoch {last.epoch} mean {fmt.number(last.epoch_loss)}, {fmt.percent(last.epoch_accuracy)})  "
@@ -63,7 +67,13 @@ def numbers_text(session: TrainingSession | None) -> Text:
         line2 = "validation after the first epoch"
     if session.finished and session.finished.test_accuracy is not None:
         line2 += f"  ·  test acc {fmt.percent(session.finished.test_accuracy)}"
-    return Text.assemble((line1, ""), "\n", (line2, ""))
+    return Text.assemble((line1, ""), "\n", (error.replace("\n", " "), "red") if error else (line2, ""))
+
+
+def last_error(session: TrainingSession, width: int) -> str | None:
+    """The newest error line of the session's log, in two lines of ``width`` at most."""
+    text = next((text for _, level, text in reversed(session.log) if level == "error"), None)
+    return None if text is None else "\n".join(textwrap.wrap(text, max(width, 20), max_lines=2, placeholder=" …"))
 
 
 class ProgressPanel(Vertical):
@@ -84,4 +94,4 @@ class ProgressPanel(Vertical):
             bar.update(total=None if session is not None and session.active else 1, progress=0)
         # Fixed-size lines (app.tcss): no layout pass, which would repaint the whole screen.
         self.query_one("#progress-line", Static).update(progress_text(session, self.size.width < 120), layout=False)
-        self.query_one("#numbers", Static).update(numbers_text(session), layout=False)
+        self.query_one("#numbers", Static).update(numbers_text(session, self.size.width), layout=False)

@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from resnet_tui.report import RUN_FIELDS, STATUS_STYLES
+from resnet_tui.report import RUN_FIELDS, RUN_ORDER, STATUS_STYLES
 from resnet_tui.runs import RunInfo
 
 
@@ -28,7 +28,7 @@ class Column:
         return Text(RUN_FIELDS[self.key][1](info), style=style, justify="right" if self.right else "left")
 
 
-COLUMNS = (
+COLUMN_BY_KEY = {c.key: c for c in (
     Column("run", lambda i: i.run_id),
     Column("config", lambda i: i.config_name),
     Column("status", lambda i: i.status),
@@ -38,8 +38,8 @@ COLUMNS = (
     Column("test", lambda i: i.test_accuracy, right=True),
     Column("duration", lambda i: i.duration, right=True),
     Column("date", lambda i: i.started),
-)
-COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+)}
+COLUMNS = tuple(COLUMN_BY_KEY[key] for key in RUN_ORDER)  # most important first: 80 columns show id, status, best val
 
 
 class RunsTable(DataTable):
@@ -54,10 +54,17 @@ class RunsTable(DataTable):
         self.marked: set[str] = set()
 
     def on_mount(self) -> None:
-        for column in COLUMNS:
-            self.add_column(column.label, key=column.key)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        # The first listing comes from a worker and may land before on_mount (a busy machine
+        # did it): rows added to a table without columns lose their widths.
+        if not self.columns:
+            for column in COLUMNS:
+                self.add_column(column.label, key=column.key)
 
     def set_runs(self, infos: list[RunInfo]) -> None:
+        self._add_columns()
         self.infos = list(infos)
         known = {i.run_id for i in infos}
         self.marked &= known
