@@ -96,7 +96,7 @@ class Changes:
     @classmethod
     def all(cls) -> Changes:
         """Everything moved: a new session, a screen shown again, a control used."""
-        return cls(iterations=True, epochs=True, log=True, status=True)
+        return cls(iterations=True, epochs=True, log=True, status=True, machine=True)
 
 
 class TrainingSession:

@@ -109,7 +109,7 @@ class TrainScreen(DashboardScreen):
             self.query_one("#train-summary", ModelSummary).show("")
         if changes.iterations or changes.status or changes.epochs:
             self.query_one(ProgressPanel).update_from(session)
-        if everything or changes.machine or changes.status:
+        if changes.machine or changes.status:
             self.query_one(MachinePanel).update_from(session)
         self._update_controls()
         if session is None:
