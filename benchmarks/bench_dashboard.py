@@ -1,6 +1,6 @@
 """What the dashboard costs: ingest, chart redraw, memory, start-up, and training with it on.
 
-    .venv/bin/python benchmarks/bench_dashboard.py [--only ingest,redraw,memory,startup,training]
+    .venv/bin/python benchmarks/bench_dashboard.py [--only ingest,redraw,memory,startup,training,monitor]
         [--iterations 64000] [--pairs 3]
 
 1. ingest: a recorded 64,000-iteration run (352 steps per epoch, batch 128:
@@ -21,6 +21,9 @@
    alone) and in the dashboard (Textual's headless driver, 160x50, the app
    draining events and redrawing charts while the trainer thread works),
    paired and alternated, from each run's iterations.csv (epoch 1 left out).
+6. monitor: what the machine sampler (monitor.py, once a second in its own
+   thread) costs: one sample's time, and images/s of that tiny run headless
+   with the sampler on and off, paired and alternated in one process.
 """
 
 from __future__ import annotations
@@ -292,16 +295,18 @@ def bench_startup(artifact: Path, repeat: int = 5) -> None:
 
 
 # -- 5. training with the dashboard on vs headless ---------------------------------------------
-def bench_training(pairs: int, root: Path) -> None:
+TRAIN_STEPS, TRAIN_EPOCHS = 30, 3  # the tiny synthetic run of parts 5 and 6
+
+
+def tiny_run(root: Path):
+    """The tiny synthetic run's config, its configs folder, its store, and images/s of a run of it."""
     sys.path.insert(0, str(REPO / "tests"))
-    from tui_support import select_config, write_configs
+    from tui_support import write_configs
 
     from resnet_tui.config import PATH_KEYS, config_from_values, default_values, set_dotted
     from resnet_tui.runs import RunStore
-    from resnet_tui.training.trainer import Trainer
-    from resnet_tui.tui.app import ResnetTuiApp
 
-    steps, epochs = 30, 3
+    steps, epochs = TRAIN_STEPS, TRAIN_EPOCHS
     values = default_values()
     for key in PATH_KEYS:
         values[key] = str(root / "artifact" / key.lower())
@@ -316,6 +321,18 @@ def bench_training(pairs: int, root: Path) -> None:
     def rate(run_id: str) -> float:
         rows = [r for r in store.open_run(run_id).read_iterations() if r.epoch > 1]
         return (len(rows) - 1) * BATCH / (rows[-1].elapsed - rows[0].elapsed)
+
+    return config, configs, store, rate
+
+
+def bench_training(pairs: int, root: Path) -> None:
+    config, configs, store, rate = tiny_run(root)  # puts tests/ on the path, for tui_support
+    from tui_support import select_config
+
+    from resnet_tui.training.trainer import Trainer
+    from resnet_tui.tui.app import ResnetTuiApp
+
+    steps, epochs = TRAIN_STEPS, TRAIN_EPOCHS
 
     def headless() -> float:
         result = Trainer(config, store=store).run()
@@ -350,9 +367,37 @@ def bench_training(pairs: int, root: Path) -> None:
           f"charts) used a median {statistics.median(ui_shares):.1%} of one core")
 
 
+# -- 6. the machine sampler's cost ---------------------------------------------------------------
+def bench_monitor(pairs: int, root: Path) -> None:
+    from resnet_tui.monitor import INTERVAL, Sampler
+    from resnet_tui.training.trainer import Trainer
+
+    sampler = Sampler()
+    cpu, wall, n = time.thread_time(), time.perf_counter(), 2000
+    for _ in range(n):
+        sampler.sample()
+    per_sample, per_sample_cpu = (time.perf_counter() - wall) / n, (time.thread_time() - cpu) / n
+    gpus = len(sampler.sample().gpus)
+    print(f"\n[monitor] one sample ({gpus} GPUs): {per_sample * 1e6:.0f} us wall, {per_sample_cpu * 1e6:.0f} us CPU; "
+          f"at one per {INTERVAL:g} s that is {per_sample_cpu / INTERVAL:.3%} of one core")
+    config, _, store, rate = tiny_run(root)
+    print(f"  synthetic m8, {TRAIN_EPOCHS} epochs of {TRAIN_STEPS} steps of {BATCH}, headless, images/s over epochs "
+          f"2-{TRAIN_EPOCHS}; sampler on / off, {pairs} pairs, order alternated")
+    ratios = []
+    for pair in range(pairs):
+        got = {}
+        for which in (("on", "off") if pair % 2 == 0 else ("off", "on")):
+            result = Trainer(config, store=store, machine_interval=INTERVAL if which == "on" else None).run()
+            got[which] = rate(result["run_id"])
+        ratios.append(got["on"] / got["off"])
+        print(f"  pair {pair + 1}: sampler off {got['off']:.1f} img/s, on {got['on']:.1f} img/s, "
+              f"ratio {ratios[-1]:.3f}", flush=True)
+    print(f"  sampler on / off: median {statistics.median(ratios):.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="ingest,redraw,memory,startup,training")
+    parser.add_argument("--only", default="ingest,redraw,memory,startup,training,monitor")
     parser.add_argument("--iterations", type=int, default=64000)
     parser.add_argument("--pairs", type=int, default=3, help="headless/dashboard training pairs")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
@@ -362,7 +407,9 @@ def main() -> int:
         print(json.dumps(asyncio.run(_memory_child(args.iterations, root / "artifact"))))
         return 0
     parts = set(args.only.split(","))
-    print(f"{os.cpu_count()} CPUs; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    from resnet_tui.machine import cpu_line
+
+    print(f"{cpu_line()}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     if "ingest" in parts:
         bench_ingest(args.iterations, root / "ingest")
     if "redraw" in parts:
@@ -373,6 +420,8 @@ def main() -> int:
         bench_startup(root / "startup")
     if "training" in parts:
         bench_training(args.pairs, root / "training")
+    if "monitor" in parts:
+        bench_monitor(args.pairs, root / "monitor")
     return 0
 
 

@@ -29,7 +29,7 @@ from rich.text import Text
 from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
 from resnet_tui.data import DatasetError
-from resnet_tui.report import confusion_report, result_table, runs_listing, stopping_message
+from resnet_tui.report import confusion_report, machine_rows, result_table, runs_listing, stopping_message
 from resnet_tui.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 from resnet_tui.stderr import fd2_to
 from resnet_tui.training.events import RunStatus
@@ -118,7 +118,7 @@ def print_result(result: dict, run) -> None:
     where it was saved, and a failure's error, once, on stderr."""
     info = RunInfo(result.get("run_id", "?"))
     info.add_result(result)
-    console.print(result_table(info, saved=run, show_error=False))
+    console.print(result_table(info, saved=run, show_error=False, machine=machine_rows(run)))
     if result.get("confusion"):
         console.print(confusion_report(result))
     if result["status"] == RunStatus.FAILED:
@@ -245,7 +245,7 @@ def cmd_show(args) -> int:
                           fmt.number(e.val_loss), fmt.percent(e.val_accuracy), fmt.lr(e.lr), f"{e.duration:.1f}")
         console.print(table)
     if info.result:
-        console.print(result_table(info))
+        console.print(result_table(info, machine=machine_rows(run)))
         if info.result.get("confusion"):
             console.print(confusion_report(info.result))
         elif (run.paths.model / "final.keras").is_file():
@@ -352,7 +352,7 @@ def cmd_watch(args) -> int:
         return 1
     info = run.info()
     if info.result:
-        console.print(result_table(info))
+        console.print(result_table(info, machine=machine_rows(run)))
     return 0 if finished.status != RunStatus.FAILED else 1
 
 

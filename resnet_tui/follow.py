@@ -4,7 +4,9 @@ A run trained headless (``resnet-tui train`` under nohup on a GPU box) can be
 watched from any dashboard that sees its artifact folder: the follower turns
 new complete lines of ``iterations.csv`` / ``epochs.csv`` into the same events
 the trainer emits, so the dashboard draws it exactly like a local run. It only
-reads; it never writes into the run.
+reads; it never writes into the run. The per-epoch machine figures come from
+``machine.csv``; the live ones (MachineSample) are sampled here, about once a
+second, from the run's writer when its lock says it runs on this host.
 
 It ends with a RunFinished when the run store no longer lists the run as
 running: finished (its result), interrupted (its writer died without one) or
@@ -16,12 +18,24 @@ run again (RunStarted, so a watcher starts its curves over) and re-reads them.
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
 
+from resnet_tui.monitor import INTERVAL, Sampler
 from resnet_tui.records import FILES, from_row
 from resnet_tui.run_files import RunFileError
 from resnet_tui.runs import Run, RunInfo
-from resnet_tui.training.events import EpochEnd, Event, IterationEnd, RunFinished, RunStarted, RunStatus
+from resnet_tui.training.events import (
+    EpochEnd,
+    Event,
+    IterationEnd,
+    MachineEpoch,
+    MachineSample,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+)
 
 
 class _Tail:
@@ -71,10 +85,11 @@ class RunFollower:
 
     def __init__(self, run: Run):
         self.run = run
-        self._tails = (_Tail(run.paths.log / FILES[IterationEnd], IterationEnd),
-                       _Tail(run.paths.log / FILES[EpochEnd], EpochEnd))
+        self._tails = tuple(_Tail(run.paths.log / FILES[cls], cls) for cls in (IterationEnd, EpochEnd, MachineEpoch))
         self._started = False
         self._finished = False
+        self._sampler: Sampler | None = None  # of the run's writer, when it runs on this host
+        self._sample_due = 0.0  # time.monotonic() of the next live sample
 
     @property
     def finished(self) -> bool:
@@ -92,12 +107,26 @@ class RunFollower:
         if self._started:
             events += self._read_metrics()
         info = self.run.info()
-        if info.status != RunStatus.RUNNING:
+        if info.status == RunStatus.RUNNING:
+            events += self._sample_writer(info.writer)
+        else:
             if self._started:
                 events += self._read_metrics()  # the last rows, written before its lock was released
             events.append(self._run_finished(info))
             self._finished = True
         return events
+
+    def _sample_writer(self, writer: dict | None) -> list[MachineSample]:
+        """The writer's MachineSample, about once a second, if it runs on this host (another's can't be seen)."""
+        now = time.monotonic()
+        if writer is None or writer["host"] != socket.gethostname() or now < self._sample_due:
+            return []
+        self._sample_due = now + INTERVAL
+        if self._sampler is None or self._sampler.pid != writer["pid"]:
+            self._sampler = Sampler.of(writer["pid"])
+            return []  # CPU % is measured between two samples: the first comes a period later
+        sample = self._sampler.sample()
+        return [sample] if sample else []
 
     def _read_metrics(self) -> list[Event]:
         records = [record for tail in self._tails for record in tail.read()]

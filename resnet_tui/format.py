@@ -33,3 +33,8 @@ def lr(value: float | None) -> str:
 
 def date(timestamp: float | None) -> str:
     return "—" if not timestamp else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def gigabytes(size: float | None, digits: int = 1) -> str:
+    """Bytes in GB (10^9 bytes), without the unit: "10.2"."""
+    return "—" if size is None or not math.isfinite(size) else f"{size / 1e9:.{digits}f}"

@@ -1,7 +1,8 @@
 """One definition of a run's metric records: events to CSV rows and back.
 
-The columns of ``iterations.csv`` and ``epochs.csv`` are the fields of
-:class:`IterationEnd` and :class:`EpochEnd`, in order (``dataclasses.fields``).
+The columns of ``iterations.csv``, ``epochs.csv`` and ``machine.csv`` are the
+fields of :class:`IterationEnd`, :class:`EpochEnd` and :class:`MachineEpoch`,
+in order (``dataclasses.fields``).
 The recorder writes rows with :func:`to_row`; everything that reads them (the
 run store, the follower of another process's run, the dashboard's history and
 resume's replay) gets events back from :func:`from_row`, matched by column
@@ -19,11 +20,11 @@ import math
 from dataclasses import fields
 from typing import TypeVar
 
-from resnet_tui.training.events import EpochEnd, IterationEnd
+from resnet_tui.training.events import EpochEnd, IterationEnd, MachineEpoch
 
-Record = TypeVar("Record", IterationEnd, EpochEnd)
-RECORD_TYPES = (IterationEnd, EpochEnd)
-FILES = {IterationEnd: "iterations.csv", EpochEnd: "epochs.csv"}
+Record = TypeVar("Record", IterationEnd, EpochEnd, MachineEpoch)
+RECORD_TYPES = (IterationEnd, EpochEnd, MachineEpoch)
+FILES = {IterationEnd: "iterations.csv", EpochEnd: "epochs.csv", MachineEpoch: "machine.csv"}
 
 
 def columns(cls: type) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ its result table, and its confusion matrix as a heatmap."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rich.color import Color
 from rich.console import Group
@@ -14,16 +14,18 @@ from rich.text import Text
 
 from resnet_tui import format as fmt
 from resnet_tui.runs import Run, RunInfo
-from resnet_tui.training.events import RunStatus
+from resnet_tui.training.events import MachineEpoch, RunStatus
 
 STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red", "running": "cyan",
                  "interrupted": "magenta", "corrupt": "bold magenta"}
 
 
 def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] = (),
-                saved: Run | None = None, show_error: bool = True) -> list[tuple[str, Text | str]]:
+                saved: Run | None = None, show_error: bool = True,
+                machine: Sequence[MachineEpoch] = ()) -> list[tuple[str, Text | str]]:
     """(label, value) rows describing a run, from its listing info and its result.json (default: the info's);
-    with ``saved``, where its files are; ``show_error=False`` when the caller prints the error itself."""
+    with ``saved``, where its files are; ``show_error=False`` when the caller prints the error itself;
+    ``machine``, its machine.csv rows (none for a run older than it: no row)."""
     result = (info.result if result is None else result) or {}
     best = fmt.percent(info.best_val_accuracy)
     if result.get("best_epoch"):
@@ -45,6 +47,8 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] =
         ("device", str(result.get("device", "—"))),
         ("versions", _versions(result.get("versions"))),
     ]
+    if machine:
+        rows.append(("machine", machine_summary(machine)))
     if info.status in (RunStatus.STOPPED, RunStatus.INTERRUPTED):
         rows.append(("resume", f"resnet-tui resume {info.run_id}  (r on the dashboard's Runs screen)"))
     if saved is not None:
@@ -120,13 +124,43 @@ def stopping_message(stop_at: int | None) -> str:
 
 
 def result_table(info: RunInfo, result: dict | None = None, problems: list[str] = (),
-                 saved: Run | None = None, show_error: bool = True) -> Table:
+                 saved: Run | None = None, show_error: bool = True, machine: Sequence[MachineEpoch] = ()) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column()
-    for label, value in result_rows(info, result, problems, saved, show_error):
+    for label, value in result_rows(info, result, problems, saved, show_error, machine):
         table.add_row(label, Text(value) if isinstance(value, str) else value)  # values as typed, never markup
     return table
+
+
+def machine_summary(rows: Sequence[MachineEpoch]) -> str:
+    """A run's machine.csv in one line, its epochs weighed by their samples: mean CPU (100% is one
+    core), peak RSS, mean RAM in use, and the GPUs' mean utilization and memory, hottest temperature:
+    'CPU 180% · RSS peak 1.21 GB · RAM 9.1/23.5 GB · GPU 95% 10.1/80.0 GB max 70°C'."""
+    weights = [max(row.samples, 1) for row in rows]
+    mean = lambda values: sum(v * w for v, w in zip(values, weights)) / sum(weights)
+    parts = [f"CPU {mean([r.cpu_percent for r in rows]):.0f}%",
+             f"RSS peak {fmt.gigabytes(max(r.rss_peak for r in rows), 2)} GB",
+             f"RAM {fmt.gigabytes(mean([r.ram_used for r in rows]))}/{fmt.gigabytes(max(r.ram_total for r in rows))} GB"]
+    gpu_rows = [r for r in rows if r.gpus and r.gpu_utilization is not None]
+    if gpu_rows:
+        weights = [max(r.samples, 1) for r in gpu_rows]
+        count = max(r.gpus for r in gpu_rows)
+        memory = [r.gpu_memory_used if r.gpu_memory_used is not None else math.nan for r in gpu_rows]
+        total = max((r.gpu_memory_total or 0.0) for r in gpu_rows)
+        hottest = max((r.gpu_temperature for r in gpu_rows if r.gpu_temperature is not None), default=None)
+        parts.append(f"{'GPU' if count == 1 else f'{count} GPUs'} {mean([r.gpu_utilization for r in gpu_rows]):.0f}% "
+                     f"{fmt.gigabytes(mean(memory))}/{fmt.gigabytes(total)} GB"
+                     + ("" if hottest is None else f" max {hottest:.0f}°C"))
+    return " · ".join(parts)
+
+
+def machine_rows(run: Run) -> list[MachineEpoch]:
+    """The run's machine.csv rows for a report; none when it is unreadable (the report goes on without)."""
+    try:
+        return run.read_machine()
+    except (OSError, ValueError):
+        return []
 
 
 def _versions(versions: dict | str | None) -> str:

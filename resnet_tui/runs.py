@@ -9,6 +9,7 @@ The seed's path keys keep their meaning; each holds one folder per run id::
     LOG_PATH/<id>/summary.txt           model summary
     LOG_PATH/<id>/iterations.csv        one row per iteration, appended as they come
     LOG_PATH/<id>/epochs.csv            one row per epoch, appended as they come
+    LOG_PATH/<id>/machine.csv           one row per epoch: CPU, memory and GPU use (monitor.py)
     LOG_PATH/<id>/train.log             warnings, errors and TensorFlow's own output
     CHECKPOINT_PATH/<id>/best.weights.h5
     CHECKPOINT_PATH/<id>/state.json     where training was at the last epoch end (resume)
@@ -35,7 +36,7 @@ from typing import Any
 
 from resnet_tui.records import FILES, columns, from_row, to_row
 from resnet_tui.run_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
-from resnet_tui.training.events import EpochEnd, IterationEnd, RunStatus
+from resnet_tui.training.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
 from resnet_tui.training.state import STATE_FILE, TrainingState
 
 FINISHED_STATUSES = tuple(s for s in RunStatus if s.finished)
@@ -167,8 +168,7 @@ class Run:
         self.store = store
         self.id = run_id
         self.paths = RunPaths(**{name: Path(root) / run_id for name, root in store.roots.items()})
-        self._iteration_file = None
-        self._epoch_file = None
+        self._files: dict[type, Any] = {}  # record type -> its CSV, open for appending
         self._last_flush = 0.0
 
     # -- writing ---------------------------------------------------------
@@ -198,35 +198,39 @@ class Run:
             fh.write(",".join(columns(cls)) + "\n")
         return fh
 
+    def _append(self, event) -> None:
+        fh = self._files.get(type(event))
+        if fh is None:
+            fh = self._files[type(event)] = self._open_csv(type(event))
+        fh.write(",".join(to_row(event)) + "\n")
+
     def append_iteration(self, event: IterationEnd) -> None:
         """Append one row to iterations.csv; flushed at least every second."""
-        if self._iteration_file is None:
-            self._iteration_file = self._open_csv(IterationEnd)
-        self._iteration_file.write(",".join(to_row(event)) + "\n")
+        self._append(event)
         now = time.monotonic()
         if now - self._last_flush > 1.0:
-            self._iteration_file.flush()
+            self._files[IterationEnd].flush()
             self._last_flush = now
 
     def append_epoch(self, event: EpochEnd) -> None:
-        if self._epoch_file is None:
-            self._epoch_file = self._open_csv(EpochEnd)
-        self._epoch_file.write(",".join(to_row(event)) + "\n")
+        self._append(event)
+        self.flush()
+
+    def append_machine(self, event: MachineEpoch) -> None:
+        self._append(event)
         self.flush()
 
     def flush(self) -> None:
-        for fh in (self._iteration_file, self._epoch_file):
-            if fh is not None:
-                fh.flush()
-                os.fsync(fh.fileno())
+        for fh in self._files.values():
+            fh.flush()
+            os.fsync(fh.fileno())
         self._last_flush = time.monotonic()
 
     def close(self) -> None:
         self.flush()
-        for fh in (self._iteration_file, self._epoch_file):
-            if fh is not None:
-                fh.close()
-        self._iteration_file = self._epoch_file = None
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
 
     def log(self, text: str) -> None:
         self.paths.log.mkdir(parents=True, exist_ok=True)
@@ -282,6 +286,10 @@ class Run:
 
     def read_epochs(self) -> list[EpochEnd]:
         return read_records(self.paths.log / FILES[EpochEnd], EpochEnd)
+
+    def read_machine(self) -> list[MachineEpoch]:
+        """machine.csv's rows; none for a run older than it."""
+        return read_records(self.paths.log / FILES[MachineEpoch], MachineEpoch)
 
     # -- ownership: one live process writes a run ---------------------------
     @property
@@ -385,8 +393,9 @@ class Run:
         appends after its last complete epoch with no duplicate and no gap,
         and set the previous result aside."""
         self.close()
-        _rewrite_csv(self.paths.log / "iterations.csv", lambda row: float(row[0]) <= iteration)
-        _rewrite_csv(self.paths.log / "epochs.csv", lambda row: float(row[0]) <= epoch)
+        _rewrite_csv(self.paths.log / FILES[IterationEnd], lambda row: float(row[0]) <= iteration)
+        for cls in (EpochEnd, MachineEpoch):  # both start with the epoch
+            _rewrite_csv(self.paths.log / FILES[cls], lambda row: float(row[0]) <= epoch)
         result = self.paths.result / "result.json"
         if result.exists():
             os.replace(result, result.with_name("result.previous.json"))

@@ -50,6 +50,7 @@ def test_train_runs_show_and_missing_run(tmp_path, capsys, monkeypatch):
     assert code == 0, out
     assert re.search(r"status +completed\s+why it ended +epoch limit \(1 epochs\)", out), out
     assert re.search(r"test acc +\d+\.\d+%", out), out
+    assert re.search(r"machine +CPU \d+% · RSS peak \d+\.\d\d GB · RAM \d+\.\d/\d+\.\d GB", out), out
     run_id = RunStore.from_values(values).run_ids()[0]
     assert run_id.endswith("-m8_cli")
 
@@ -59,6 +60,7 @@ def test_train_runs_show_and_missing_run(tmp_path, capsys, monkeypatch):
 
     code, out, _ = run_cli(capsys, "show", run_id[:15], "--artifact", artifact)
     assert code == 0 and '"BATCH_SIZE": 64' in out and re.search(r"best val acc +\d+\.\d+% \(epoch 1\)", out)
+    assert re.search(r"machine +CPU \d+% · RSS peak", out), out  # the epoch's means, from machine.csv
     # Where it fails: the confusion matrix of the 64 test images, a row per class, and the worst pairs.
     assert re.search(r"Test split, 64 images, accuracy \d+\.\d+% \(end of training\)", out), out
     assert "true \\ pred plane auto bird cat deer dog frog horse ship truck acc" in out, out
@@ -330,3 +332,16 @@ def test_evaluate_refuses_a_run_without_a_final_model_and_show_points_to_it(tmp_
     (store.roots["model"] / "20250103-090000-m8_demo" / "final.keras").write_bytes(b"")
     code, out, _ = run_cli(capsys, "show", "20250103-09", "--artifact", str(tmp_path / "artifact"))
     assert code == 0 and "no confusion matrix yet: `resnet-tui evaluate 20250103-090000-m8_demo`" in out
+
+
+def test_show_without_or_with_a_damaged_machine_csv_has_no_machine_row(tmp_path, capsys):
+    from tui_support import write_fake_run
+
+    store = RunStore.under(tmp_path / "artifact")
+    values = tiny_values(tmp_path)
+    write_fake_run(store, "20250101-120000-m8_old", values, status="completed", iterations=30)
+    write_fake_run(store, "20250102-120000-m8_bad", values, status="completed", iterations=30, started=1735819200.0)
+    (store.open_run("20250102-120000-m8_bad").paths.log / "machine.csv").write_bytes(b"epoch\n\xff\n")
+    for run_id in ("20250101", "20250102"):
+        code, out, _ = run_cli(capsys, "show", run_id, "--artifact", str(tmp_path / "artifact"))
+        assert code == 0 and "status completed" in out and " machine " not in out, out

@@ -157,3 +157,22 @@ def test_a_watching_dashboard_session_resets_its_curves_and_sees_the_end(tmp_pat
     changes = session.ingest()
     assert session.state == "interrupted" and not session.active
     assert ("warning", f"Run {run.id} interrupted: its process ended without writing a result") in changes.notices
+
+
+def test_follower_reads_the_machine_rows_and_samples_a_writer_on_this_host(tmp_path):
+    from test_monitor import sample
+
+    from resnet_tui.monitor import epoch_record
+    from resnet_tui.training.events import MachineEpoch, MachineSample
+
+    run = live_run(tmp_path)  # its lock: this process, on this host
+    run.append_machine(epoch_record(1, [sample()]))
+    run.close()
+    follower = RunFollower(run)
+    first = follower.poll()
+    assert [e.epoch for e in first if isinstance(e, MachineEpoch)] == [1]
+    assert not [e for e in first if isinstance(e, MachineSample)]  # CPU % needs a second reading
+    time.sleep(1.05)
+    live = [e for e in follower.poll() if isinstance(e, MachineSample)]
+    assert len(live) == 1 and live[0].rss > 0 and live[0].ram_total > 0
+    assert not [e for e in follower.poll() if isinstance(e, MachineSample)]  # about once a second

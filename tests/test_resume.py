@@ -146,6 +146,8 @@ def test_stopped_run_resumes_and_still_ends_at_the_iteration_cap(tiny_config):
     assert resumed["stop_reason"] == "iteration cap (12 iterations)"
     run = store.open_run(result["run_id"])
     assert [r.iteration for r in run.read_iterations()] == list(range(1, 13))
+    # machine.csv is cut back with epochs.csv: a row per epoch, no duplicate.
+    assert [m.epoch for m in run.read_machine()] == [e.epoch for e in run.read_epochs()] == [1, 2, 3]
     with pytest.raises(ResumeError, match="already completed"):
         Trainer.resuming(store, result["run_id"])
 

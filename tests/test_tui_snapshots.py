@@ -134,7 +134,7 @@ def test_quit_while_training_dialog(tui_env, snap_compare, size):
 def demo_events():
     """The demo config two thirds through: 6 epochs of 15 steps, train loss near 2.3, the
     val loss 93.6 after epoch 1 (fixed numbers: no randomness, no clock)."""
-    from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunStarted
+    from resnet_tui.training.events import EpochEnd, GpuSample, IterationEnd, LogMessage, MachineSample, RunStarted
 
     steps, epochs, done = 15, 6, 60
     yield RunStarted("20250101-120000-m8_demo", "m8_tiny", {}, "Model: \"resnet20\"\n(summary)", 274_042, steps,
@@ -149,6 +149,9 @@ def demo_events():
             k = i // steps
             yield EpochEnd(k, i, loss, accuracy, 93.6 if k == 1 else loss + 0.05, accuracy - 0.02, lr, 12.0, 0.8 * i)
     yield LogMessage("warning", "epoch 1: val loss 93.6 (the demo's synthetic data)")
+    # The machine line, with a GPU (none here to sample): its fixed figures.
+    yield MachineSample(1735732848.0, 187.0, 1_210_000_000, 9_100_000_000, 23_500_000_000,
+                        (GpuSample(0, 97.0, 10_200_000_000, 80_000_000_000, 64.0),))
 
 
 async def training_mid_run(pilot, env) -> None:

@@ -1,8 +1,10 @@
 """Plain event objects: the whole contract between the trainer and its watchers.
 
 The trainer emits them through a *sink* (any callable taking one event) from the
-thread that trains. Sinks must be quick and must not touch a UI directly: the
-dashboard puts them in a thread-safe buffer and drains it on a timer.
+thread that trains, except MachineSample, which comes from the machine
+sampler's thread (monitor.py), about once a second. Sinks must be quick,
+thread-safe and must not touch a UI directly: the dashboard puts them in a
+thread-safe buffer and drains it on a timer.
 
 Per-iteration numbers come in two flavours, labelled by name:
 ``loss``/``accuracy`` are the value for that one batch (derived exactly from
@@ -116,7 +118,51 @@ class RunFinished:
     error: str | None = None
 
 
-Event = RunStarted | IterationEnd | EpochEnd | DatasetProgress | LogMessage | RunFinished
+@dataclass(frozen=True, slots=True)
+class GpuSample:
+    index: int  # NVML's device index
+    utilization: float  # % of the last sample period a kernel ran (NVML's GPU utilization)
+    memory_used: int  # bytes, by every process on the GPU
+    memory_total: int
+    temperature: float  # degrees Celsius
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSample:
+    """What the training process and its machine use, sampled about once a second.
+
+    Unlike the other events it comes from the sampler's own thread (monitor.py).
+    """
+
+    time: float  # wall clock
+    cpu_percent: float  # the process, all its threads: 100 is one core busy, so it may exceed 100
+    rss: int  # bytes, the process's resident memory
+    ram_used: int  # bytes, the system's memory in use (total - available)
+    ram_total: int
+    gpus: tuple[GpuSample, ...] = ()  # empty without an NVIDIA driver
+
+
+@dataclass(frozen=True, slots=True)
+class MachineEpoch:
+    """One epoch's MachineSamples in one row of machine.csv (records.py): means unless named
+    otherwise. Several GPUs are aggregated: mean utilization, summed memory, hottest temperature."""
+
+    epoch: int  # 1-based, as EpochEnd's
+    samples: int
+    cpu_percent: float
+    rss: int  # bytes
+    rss_peak: int
+    ram_used: int
+    ram_total: int
+    gpus: int  # how many GPUs were sampled (0: none)
+    gpu_utilization: float | None  # %
+    gpu_memory_used: float | None  # bytes, summed over the GPUs
+    gpu_memory_total: float | None
+    gpu_temperature: float | None  # the highest sampled, degrees Celsius
+
+
+Event = (RunStarted | IterationEnd | EpochEnd | DatasetProgress | LogMessage | RunFinished | MachineSample
+         | MachineEpoch)
 Sink = Callable[[Event], None]
 
 

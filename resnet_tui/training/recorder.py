@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from resnet_tui.run_files import PLAN_FIELDS
 from resnet_tui.runs import Run, StorageError, write_json_atomic
-from resnet_tui.training.events import EpochEnd, Event, IterationEnd, LogMessage, RunFinished, RunStarted
+from resnet_tui.training.events import EpochEnd, Event, IterationEnd, LogMessage, MachineEpoch, RunFinished, RunStarted
 
 
 class RunRecorder:
@@ -15,6 +15,7 @@ class RunRecorder:
         self._handlers = {
             IterationEnd: self._iteration,
             EpochEnd: self._epoch,
+            MachineEpoch: self.run.append_machine,
             RunStarted: self._started,
             LogMessage: self._log,
             RunFinished: self._finished,

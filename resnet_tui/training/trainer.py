@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from resnet_tui.config import Config
 from resnet_tui.machine import cpu_line
+from resnet_tui.monitor import INTERVAL, MachineMonitor
 from resnet_tui.runs import ResumeError, Run, RunStore
 from resnet_tui.stderr import fd2_to
 from resnet_tui.training.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
@@ -70,7 +71,8 @@ class Trainer:
     """
 
     def __init__(self, config: Config, sink: Sink | None = None, store: RunStore | None = None,
-                 capture_stderr: bool = True, resume_run: Run | None = None, extra_callbacks: list | None = None):
+                 capture_stderr: bool = True, resume_run: Run | None = None, extra_callbacks: list | None = None,
+                 machine_interval: float | None = INTERVAL):
         from resnet_tui.training.callbacks import TrainingControl  # imports keras
 
         self.config = config
@@ -82,6 +84,8 @@ class Trainer:
         self.model = None
         self.extra_callbacks = extra_callbacks or []  # e.g. fault injection in tests
         self._external_sink = sink
+        self.machine_interval = machine_interval  # seconds between machine samples; None: none (benchmarks)
+        self._monitor: MachineMonitor | None = None
 
     @classmethod
     def resuming(cls, store: RunStore, run_id: str, sink: Sink | None = None,
@@ -140,6 +144,7 @@ class Trainer:
             status, reason, error = self._train_recording_failures(run)
             return self._finish(run, status, reason, error)
         finally:
+            self._stop_monitor()
             run.release_lock()
 
     def _begin(self, run: Run, resumed: bool) -> None:
@@ -152,6 +157,8 @@ class Trainer:
         else:
             run.write_config(self.config.values)
         self.sink = SinkFanout([RunRecorder(run)], watchers=[] if self._external_sink is None else [self._external_sink])
+        if self.machine_interval is not None:  # samples from now; each epoch's means follow its EpochEnd
+            self.sink = self._monitor = MachineMonitor(self.sink, self.machine_interval).start()
         now = time.time()
         self._t_begin = now
         self._streaming = None
@@ -183,6 +190,7 @@ class Trainer:
 
     def _finish(self, run: Run, status: RunStatus, reason: str, error: str | None) -> dict:
         """Write result.json (and error.log for a failure) and tell the watchers."""
+        self._stop_monitor()  # no sample after RunFinished
         result, streaming, state = self._result, self._streaming, self.resume_state
         if streaming is not None:
             duration, iterations, epochs = streaming.elapsed_now(), streaming.iteration, streaming.completed_epochs
@@ -203,6 +211,10 @@ class Trainer:
         except OSError:  # the disk may be full; the result above is what could be saved
             pass
         return result
+
+    def _stop_monitor(self) -> None:
+        if self._monitor is not None:
+            self._monitor.stop()
 
     def _train(self) -> tuple[RunStatus, str]:
         """The steps of a run: data, placement, model, pipelines, callbacks, fit, outcome."""

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING
 from resnet_tui.config import Config
 from resnet_tui.report import stopping_message
 from resnet_tui.runs import Run, RunStore
-from resnet_tui.training.events import DatasetProgress, EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, RunStatus
+from resnet_tui.training.events import (
+    DatasetProgress,
+    EpochEnd,
+    IterationEnd,
+    LogMessage,
+    MachineSample,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+)
 from resnet_tui.tui.history import RunHistory
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,16 +86,17 @@ class Changes:
     epochs: bool = False
     log: bool = False
     status: bool = False
+    machine: bool = False  # a new MachineSample
     notices: list[tuple[str, str]] = field(default_factory=list)  # (severity, message) for toasts
     finished: bool = False  # the run ended: worth a bell, wherever the user is
 
     def __bool__(self) -> bool:
-        return self.iterations or self.epochs or self.log or self.status or bool(self.notices)
+        return self.iterations or self.epochs or self.log or self.status or self.machine or bool(self.notices)
 
     @classmethod
     def all(cls) -> Changes:
         """Everything moved: a new session, a screen shown again, a control used."""
-        return cls(iterations=True, epochs=True, log=True, status=True)
+        return cls(iterations=True, epochs=True, log=True, status=True, machine=True)
 
 
 class TrainingSession:
@@ -112,6 +122,7 @@ class TrainingSession:
         self.last_epoch: EpochEnd | None = None
         self.best_val: tuple[float, int] | None = None  # (val accuracy, epoch)
         self.download: DatasetProgress | None = None
+        self.machine: MachineSample | None = None  # the latest; the per-epoch means are for the Runs screen
         self.log: deque[tuple[int, str, str]] = deque(maxlen=log_lines)  # (seq, level, text)
         self.log_seq = 0
         self.trainer: Trainer | None = None
@@ -225,6 +236,9 @@ class TrainingSession:
                 iterations = []
             if isinstance(event, EpochEnd):
                 self._on_epoch(event, changes)
+            elif isinstance(event, MachineSample):
+                self.machine = event
+                changes.machine = True
             elif isinstance(event, LogMessage):
                 self._add_log(event.level, event.text)
                 changes.log = True

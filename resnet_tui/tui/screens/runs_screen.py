@@ -22,7 +22,7 @@ from resnet_tui.config import SCHEMA, get_dotted
 from resnet_tui.report import STATUS_STYLES, confusion_report, per_class_comparison, result_table
 from resnet_tui.run_files import RunFileError
 from resnet_tui.runs import RunInfo, RunStore
-from resnet_tui.training.events import RunStatus
+from resnet_tui.training.events import MachineEpoch, RunStatus
 from resnet_tui.tui.history import RunHistory
 from resnet_tui.tui.messages import ChartOptionsChanged, ResumeRequested, SessionChanged, WatchRequested
 from resnet_tui.tui.screens.base import DashboardScreen
@@ -55,6 +55,7 @@ class RunDetail:
     summary: str = ""
     error: str = ""
     history: RunHistory = field(default_factory=RunHistory)
+    machine: list[MachineEpoch] = field(default_factory=list)  # machine.csv's rows
     problems: list[str] = field(default_factory=list)
 
 
@@ -63,7 +64,7 @@ def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
     detail = RunDetail(info, problems=[info.problem] if info.problem else [])
     run = store.open_run(info.run_id)
     for name, reader in (("config", run.read_config), ("result", run.read_result),
-                         ("summary", run.read_summary), ("error", run.read_error)):
+                         ("summary", run.read_summary), ("error", run.read_error), ("machine", run.read_machine)):
         try:
             setattr(detail, name, reader())
         except (OSError, ValueError) as exc:
@@ -75,7 +76,7 @@ def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
 
 
 def detail_table(detail: RunDetail) -> Table:
-    return result_table(detail.info, detail.result or {}, detail.problems)
+    return result_table(detail.info, detail.result or {}, detail.problems, machine=detail.machine)
 
 
 def marked_runs_table(details: list[RunDetail]) -> Table:

@@ -15,6 +15,7 @@ from resnet_tui.tui.messages import ChartOptionsChanged, PauseRequested, Session
 from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
+from resnet_tui.tui.widgets.machine_panel import MachinePanel
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 from resnet_tui.tui.widgets.model_summary import ModelSummary
 from resnet_tui.tui.widgets.progress import ProgressPanel
@@ -60,6 +61,7 @@ class TrainScreen(DashboardScreen):
             yield Button("Stop F7", id="stop", variant="error", compact=True)
             yield Static("", id="chart-options")
         yield ProgressPanel(id="progress")
+        yield MachinePanel(id="machine")
         yield ChartGrid(self._side_panel, id="train-charts")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -88,6 +90,7 @@ class TrainScreen(DashboardScreen):
     def on_resize(self) -> None:
         if self.is_mounted:  # the compact texts depend on the width
             self.query_one(ProgressPanel).update_from(self.session)
+            self.query_one(MachinePanel).update_from(self.session)
             self.redraw_charts()
 
     @on(SessionChanged)
@@ -106,6 +109,8 @@ class TrainScreen(DashboardScreen):
             self.query_one("#train-summary", ModelSummary).show("")
         if changes.iterations or changes.status or changes.epochs:
             self.query_one(ProgressPanel).update_from(session)
+        if changes.machine or changes.status:
+            self.query_one(MachinePanel).update_from(session)
         self._update_controls()
         if session is None:
             self.query_one(ChartGrid).clear()

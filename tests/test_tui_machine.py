@@ -1,0 +1,87 @@
+"""Dashboard: the machine in view: the Training screen's live line (CPU, memory, GPUs) and the
+per-epoch means in Runs."""
+
+from __future__ import annotations
+
+import re
+
+from test_monitor import GB, gpu, sample
+from tui_support import make_app, open_runs, select_config, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
+
+from resnet_tui.monitor import epoch_record
+from resnet_tui.tui.screens.train_screen import TrainScreen
+from resnet_tui.tui.widgets.machine_panel import machine_line
+from resnet_tui.tui.widgets.runs_table import RunsTable
+
+ONE_GPU = sample(187.4, 1_210_000_000, (gpu(0, 97.0, 10_200_000_000, 80 * GB, 64.0),))
+FOUR_GPUS = sample(187.4, 1_210_000_000, tuple(gpu(i, 90.0 + i, 10_200_000_000, 80 * GB, 60.0 + i) for i in range(4)))
+
+
+def test_the_line_in_full_when_wide():
+    assert machine_line(ONE_GPU, 160) == "CPU 187% · RSS 1.21 GB · RAM 9.0/24.0 GB · GPU0 97% 10.2/80.0 GB 64°C"
+    assert machine_line(sample(), 160) == "CPU 150% · RSS 1.00 GB · RAM 9.0/24.0 GB"  # no GPU: none shown
+    assert machine_line(FOUR_GPUS, 200).count("/80.0 GB") == 4
+
+
+def test_the_line_fits_80_columns_keeping_every_gpus_utilization():
+    assert machine_line(ONE_GPU, 78) == "CPU 187% · RSS 1.21 GB · RAM 9.0/24.0 GB · GPU0 97% 10.2/80.0 GB 64°C"
+    assert machine_line(ONE_GPU, 60) == "CPU 187% · RSS 1.2G · RAM 9.0/24.0G · GPU0 97% 10.2/80G 64°C"
+    four = machine_line(FOUR_GPUS, 78)
+    assert four == "CPU 187% · GPU0 90% 10.2G · GPU1 91% 10.2G · GPU2 92% 10.2G · GPU3 93% 10.2G"
+    assert machine_line(FOUR_GPUS, 40) == "CPU 187% · GPU 90% 91% 92% 93%"
+    for line in (machine_line(ONE_GPU, 80), four):
+        assert len(line) <= 78
+
+
+async def test_a_run_shows_its_machine_live_and_its_means_in_runs(tui_env):
+    """A real tiny run: the Training screen's line while it trains and after; Runs' Result tab after."""
+    app = make_app(tui_env)
+    async with app.run_test(size=(80, 30)) as pilot:
+        await select_config(pilot, "m8_tiny")
+        await pilot.press("f5")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrainScreen)
+        panel = screen.query_one("#machine")
+        await wait_for(pilot, lambda: app.session.machine is not None, 180, "a machine sample")
+        await pilot.pause()
+        line = text_of(panel)
+        assert line.startswith("CPU ") and "RSS" in line and "RAM" in line, line
+        assert "GPU" not in line or app.session.machine.gpus  # GPUs only with a driver
+        await wait_for(pilot, lambda: not app.session.active, 180, "the run to end")
+        await pilot.pause()
+        assert "RSS" in text_of(panel)  # its last sample, dimmed
+
+        await pilot.press("f4")
+        runs = app.screen
+        await wait_for(pilot, lambda: runs.shown and runs.shown[0].info.status == "completed", 30, "the run's details")
+        result = text_of(runs.query_one("#run-result"))
+        assert "machine" in result and "RSS peak" in result, result
+        assert len(runs.shown[0].machine) == 2  # a row per epoch
+
+
+async def test_runs_show_the_machine_row_and_survive_a_damaged_machine_csv(tui_fake_runs):
+    store = tui_fake_runs.store
+    run = store.open_run("20250104-100000-m8_lr05")
+    for epoch in (1, 2, 3, 4):
+        run.append_machine(epoch_record(epoch, [sample(180.0, int(1.2 * GB), (gpu(0, 95.0, int(10.1 * GB)),))]))
+    run.close()
+    damaged = store.open_run("20250101-120000-m8_demo").paths.log / "machine.csv"
+    damaged.write_bytes(b"epoch,samples\n\xff\xfe,1\n")  # not UTF-8
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen, table = await open_runs(pilot)
+        result = text_of(screen.query_one("#run-result"))
+        assert re.search(r"machine +CPU 180% · RSS peak 1\.20 GB · RAM 9\.0/24\.0 GB · GPU 95% 10\.1/80\.0 GB max 60°C",
+                         result), result
+
+        table.move_cursor(row=[row.value for row in table.rows].index("20250101-120000-m8_demo"))
+        await wait_for(pilot, lambda: screen.shown[0].info.run_id == "20250101-120000-m8_demo", 10, "the run")
+        result = text_of(screen.query_one("#run-result"))
+        assert "completed" in result and "CPU " not in result  # no machine row, the rest as ever
+        assert "machine: unreadable" in result  # said where problems are said
+        assert screen.query_one(RunsTable).row_count == 4
+
+        table.move_cursor(row=[row.value for row in table.rows].index("20250103-080000-m8_demo"))
+        await wait_for(pilot, lambda: screen.shown[0].info.run_id == "20250103-080000-m8_demo", 10, "the old run")
+        assert "machine" not in text_of(screen.query_one("#run-result"))  # a run without machine.csv
