@@ -107,14 +107,19 @@ def test_unsaved_edits_dialog(tui_env, snap_compare, size):
 
 
 @SIZES
-def test_save_as_dialog(tui_env, snap_compare, size):
+def test_save_as_dialog(tui_env, snap_compare, size, monkeypatch):
+    """The dialog names the configs folder: a relative one, the same on every machine."""
+    from resnet_tui.tui.app import ResnetTuiApp
+
     async def save_as(pilot):
         await edit_batch_size(pilot)
         await pilot.press("ctrl+s")
         await pilot.pause()
         await pilot.pause()
 
-    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=save_as)
+    monkeypatch.chdir(tui_env.root)
+    app = ResnetTuiApp(tui_env.configs.relative_to(tui_env.root), store=tui_env.store)
+    assert snap_compare(app, terminal_size=size, run_before=save_as)
 
 
 @SIZES
