@@ -1,7 +1,7 @@
 """What the dashboard costs: ingest, chart redraw, memory, start-up, and training with it on.
 
     .venv/bin/python benchmarks/bench_dashboard.py [--only ingest,redraw,memory,startup,training,monitor]
-        [--iterations 64000] [--pairs 3]
+        [--iterations 64000] [--pairs 3] [--rounds 12]
 
 1. ingest: a recorded 64,000-iteration run (352 steps per epoch, batch 128:
    the paper's run) fed through the live path, the trainer's sink
@@ -22,8 +22,9 @@
    draining events and redrawing charts while the trainer thread works),
    paired and alternated, from each run's iterations.csv (epoch 1 left out).
 6. monitor: what the machine sampler (monitor.py, once a second in its own
-   thread) costs: one sample's time, and images/s of that tiny run headless
-   with the sampler on and off, paired and alternated in one process.
+   thread) costs: one sample's time, and m8's training steps in short blocks
+   with the sampler off, at 1 Hz and at 10 Hz, rotated round by round on one
+   compiled model (whole runs drift too much between modes to show 1%).
 """
 
 from __future__ import annotations
@@ -368,9 +369,18 @@ def bench_training(pairs: int, root: Path) -> None:
 
 
 # -- 6. the machine sampler's cost ---------------------------------------------------------------
-def bench_monitor(pairs: int, root: Path) -> None:
-    from resnet_tui.monitor import INTERVAL, Sampler
-    from resnet_tui.training.trainer import Trainer
+SAMPLER_BLOCK = 5  # training steps per block: about 4 s here, several samples at 1 Hz
+
+
+def bench_monitor(rounds: int, root: Path) -> None:
+    """One sample's cost, then m8's training step in blocks of SAMPLER_BLOCK steps with the
+    sampler off, on (1 Hz, as runs have it) and at 10 Hz (an upper bound), the three blocks
+    of a round back to back on one compiled model, so each round's ratios see one CPU mode."""
+    import numpy as np
+    import tensorflow as tf
+
+    from resnet_tui.models import compile_model, dispatch_build_model
+    from resnet_tui.monitor import INTERVAL, MachineMonitor, Sampler
 
     sampler = Sampler()
     cpu, wall, n = time.thread_time(), time.perf_counter(), 2000
@@ -380,19 +390,42 @@ def bench_monitor(pairs: int, root: Path) -> None:
     gpus = len(sampler.sample().gpus)
     print(f"\n[monitor] one sample ({gpus} GPUs): {per_sample * 1e6:.0f} us wall, {per_sample_cpu * 1e6:.0f} us CPU; "
           f"at one per {INTERVAL:g} s that is {per_sample_cpu / INTERVAL:.3%} of one core")
-    config, _, store, rate = tiny_run(root)
-    print(f"  synthetic m8, {TRAIN_EPOCHS} epochs of {TRAIN_STEPS} steps of {BATCH}, headless, images/s over epochs "
-          f"2-{TRAIN_EPOCHS}; sampler on / off, {pairs} pairs, order alternated")
-    ratios = []
-    for pair in range(pairs):
+
+    config, _, _, _ = tiny_run(root)
+    model = dispatch_build_model(8, config)
+    compile_model(model, config, 0.1)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(BATCH, 32, 32, 3)).astype("float32"))
+    y = tf.constant(rng.integers(0, 10, BATCH))
+    for _ in range(3):
+        model.train_on_batch(x, y)  # traced before timing
+
+    def block(interval: float | None) -> float:
+        monitor = MachineMonitor(lambda event: None, interval).start() if interval else None
+        start = time.perf_counter()
+        for _ in range(SAMPLER_BLOCK):
+            model.train_on_batch(x, y)
+        seconds = time.perf_counter() - start
+        if monitor is not None:
+            monitor.stop()
+        return SAMPLER_BLOCK * BATCH / seconds
+
+    variants = {"off": None, "1 Hz": INTERVAL, "10 Hz": INTERVAL / 10}
+    print(f"  m8 training steps of {BATCH}, {rounds} rounds of {SAMPLER_BLOCK}-step blocks: sampler off, at 1 Hz "
+          f"and at 10 Hz, the order rotated each round")
+    ratios: dict[str, list[float]] = {"1 Hz": [], "10 Hz": []}
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(rounds):
         got = {}
-        for which in (("on", "off") if pair % 2 == 0 else ("off", "on")):
-            result = Trainer(config, store=store, machine_interval=INTERVAL if which == "on" else None).run()
-            got[which] = rate(result["run_id"])
-        ratios.append(got["on"] / got["off"])
-        print(f"  pair {pair + 1}: sampler off {got['off']:.1f} img/s, on {got['on']:.1f} img/s, "
-              f"ratio {ratios[-1]:.3f}", flush=True)
-    print(f"  sampler on / off: median {statistics.median(ratios):.3f}")
+        for name in names[r % 3:] + names[:r % 3]:
+            got[name] = block(variants[name])
+            rates[name].append(got[name])
+        for name in ratios:
+            ratios[name].append(got[name] / got["off"])
+    print("  images/s, median: " + ", ".join(f"{name} {statistics.median(v):.1f}" for name, v in rates.items()))
+    print("  sampler on / off, median of the rounds' ratios: "
+          + ", ".join(f"{name} {statistics.median(v):.3f}" for name, v in ratios.items()))
 
 
 def main() -> int:
@@ -400,6 +433,7 @@ def main() -> int:
     parser.add_argument("--only", default="ingest,redraw,memory,startup,training,monitor")
     parser.add_argument("--iterations", type=int, default=64000)
     parser.add_argument("--pairs", type=int, default=3, help="headless/dashboard training pairs")
+    parser.add_argument("--rounds", type=int, default=12, help="sampler off/on rounds")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
@@ -421,7 +455,7 @@ def main() -> int:
     if "training" in parts:
         bench_training(args.pairs, root / "training")
     if "monitor" in parts:
-        bench_monitor(args.pairs, root / "monitor")
+        bench_monitor(args.rounds, root / "monitor")
     return 0
 
 
