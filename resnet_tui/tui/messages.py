@@ -21,15 +21,15 @@ if TYPE_CHECKING:  # pragma: no cover
 # -- requests, posted by screens, handled by the app ------------------------------------
 
 class StartRequested(Message):
-    """Start the config under the Configs list's cursor (F5, a Start button)."""
+    """Start the config under the Configs list's cursor (the Start buttons; F5 is the app's own key)."""
 
 
 class PauseRequested(Message):
-    """Pause the run trained here, or resume it when paused (F6, the Pause button)."""
+    """Pause the run trained here, or resume it when paused (the Pause button; F6 is the app's)."""
 
 
 class StopRunRequested(Message):
-    """Stop the run trained here: it finishes the step and saves (F7, the Stop button).
+    """Stop the run trained here: it finishes the step and saves (the Stop button; F7 is the app's).
     (Not ``StopRequested``: that is the training package's own name.)"""
 
 
@@ -43,7 +43,7 @@ class ResumeRequested(Message):
 
 
 class WatchRequested(Message):
-    """Follow the run ``run_id`` of ``store`` that another process trains (w in Runs)."""
+    """Follow the run ``run_id`` of ``store`` that another process trains (w or enter in Runs)."""
 
     def __init__(self, store: RunStore, run_id: str) -> None:
         super().__init__()
