@@ -76,14 +76,20 @@ def test_runs_screen_confusion_matrix_at_80_columns(tui_fake_runs, snap_compare,
     assert snap_compare(make_app(tui_fake_runs), terminal_size=(80, 40), run_before=classes)
 
 
-@SIZES
-def test_help_overlay(tui_env, snap_compare, size):
-    async def help_(pilot):
-        await settled(pilot)
-        await pilot.press("f1")
+def pressing(key: str, first=settled):
+    """A ``run_before``: ``first(pilot)``, then ``key``, then the repaint it causes."""
+    async def run_before(pilot):
+        await first(pilot)
+        await pilot.press(key)
+        await pilot.pause()
         await pilot.pause()
 
-    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=help_)
+    return run_before
+
+
+@SIZES
+def test_help_overlay(tui_env, snap_compare, size):
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=pressing("f1"))
 
 
 async def edit_batch_size(pilot) -> None:
@@ -97,13 +103,7 @@ async def edit_batch_size(pilot) -> None:
 @SIZES
 def test_unsaved_edits_dialog(tui_env, snap_compare, size):
     """Ctrl+Q with an edited config: save as / discard / cancel."""
-    async def quit_with_edits(pilot):
-        await edit_batch_size(pilot)
-        await pilot.press("ctrl+q")
-        await pilot.pause()
-        await pilot.pause()
-
-    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=quit_with_edits)
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=pressing("ctrl+q", edit_batch_size))
 
 
 @SIZES
@@ -111,27 +111,18 @@ def test_save_as_dialog(tui_env, snap_compare, size, monkeypatch):
     """The dialog names the configs folder: a relative one, the same on every machine."""
     from resnet_tui.tui.app import ResnetTuiApp
 
-    async def save_as(pilot):
-        await edit_batch_size(pilot)
-        await pilot.press("ctrl+s")
-        await pilot.pause()
-        await pilot.pause()
-
     monkeypatch.chdir(tui_env.root)
     app = ResnetTuiApp(tui_env.configs.relative_to(tui_env.root), store=tui_env.store)
-    assert snap_compare(app, terminal_size=size, run_before=save_as)
+    assert snap_compare(app, terminal_size=size, run_before=pressing("ctrl+s", edit_batch_size))
 
 
 @SIZES
 def test_quit_while_training_dialog(tui_env, snap_compare, size):
     """Ctrl+Q while this dashboard trains: stop and quit, or keep training."""
-    async def quit_while_training(pilot):
+    async def mid_run(pilot):
         await training_mid_run(pilot, tui_env)
-        await pilot.press("ctrl+q")
-        await pilot.pause()
-        await pilot.pause()
 
-    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=quit_while_training)
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=pressing("ctrl+q", mid_run))
 
 
 # -- charts (issue 12, section 2): the demo's val-loss outlier clipped, round ticks, legends ----
