@@ -21,21 +21,21 @@ import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
+from resnet_tui.console import CliConsole
 from resnet_tui.data import DatasetError
 from resnet_tui.report import confusion_report, machine_rows, result_table, runs_listing, stopping_message
 from resnet_tui.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 from resnet_tui.stderr import fd2_to
 from resnet_tui.training.events import RunStatus
 
-console = Console()
-err_console = Console(stderr=True)
+console = CliConsole()
+err_console = CliConsole(stderr=True)
 
 
 def quiet_tensorflow() -> None:
@@ -218,10 +218,7 @@ def cmd_runs(args) -> int:
         console.print("no runs yet; start one with `resnet-tui train configs/m8_light.json`")
         return 0
     # On a terminal the table fits its width; piped (| cat, > file) it keeps every column.
-    if console.is_terminal:
-        console.print(runs_listing(infos, console.width))
-    else:
-        Console(file=console.file, width=100_000).print(runs_listing(infos, None))
+    console.print(runs_listing(infos, console.width if console.is_terminal else None))
     return 0
 
 
@@ -449,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, DatasetError, RunNotFoundError, RunBusyError, RunCorruptError, StorageError,
             ResumeError) as exc:
-        err_console.print(labelled("error:", "bold red", str(exc)), soft_wrap=True)  # one line
+        err_console.print(labelled("error:", "bold red", str(exc)))
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -36,9 +36,10 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
-from rich.console import Console
 from rich.markup import escape
 from textual_serve.server import Server, to_int
+
+from resnet_tui.console import CliConsole
 
 TOKEN_ENV = "RESNET_TUI_TOKEN"
 DEFAULT_MAX_SESSIONS = 4
@@ -62,7 +63,7 @@ def serve(*, host: str, port: int, artifact: str | None = None, read_only: bool 
     # App processes inherit this environment: keep the token out of their reach (and their logs).
     os.environ.pop(TOKEN_ENV, None)
     if not read_only and host not in LOOPBACK_HOSTS:
-        Console(stderr=True).print(
+        CliConsole(stderr=True).print(
             f"[yellow]warning:[/] serving on {escape(host)}: anyone who can reach this port and has the "
             "token can start and stop training, and the token travels unencrypted (no TLS). Prefer an SSH "
             "tunnel to a loopback server, or --read-only.")

@@ -1,24 +1,16 @@
 """The headless CLI: clear one-line errors, and the run commands on real run folders."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import tiny_values
 
 from resnet_tui.cli import main
 from resnet_tui.runs import RunStore
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch):
-    """Tables at a width where no cell is truncated."""
-    from rich.console import Console
-
-    import resnet_tui.cli as cli
-
-    monkeypatch.setattr(cli, "console", Console(width=250))
-    monkeypatch.setattr(cli, "err_console", Console(width=250, stderr=True))
 
 
 def run_cli(capsys, *argv):
@@ -184,10 +176,10 @@ def test_user_text_is_printed_as_typed_never_as_markup(tmp_path, capsys):
 def test_runs_at_80_columns_keep_ids_whole_and_errors_on_one_line(tmp_path, capsys, monkeypatch):
     import io
 
-    from rich.console import Console
     from tui_support import write_fake_run
 
     from resnet_tui import cli
+    from resnet_tui.console import CliConsole
 
     store = RunStore.under(tmp_path / "artifact")
     values = tiny_values(tmp_path)
@@ -198,7 +190,7 @@ def test_runs_at_80_columns_keep_ids_whole_and_errors_on_one_line(tmp_path, caps
     artifact = str(tmp_path / "artifact")
 
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=screen, width=80, force_terminal=True, color_system=None))
+    monkeypatch.setattr(cli, "console", CliConsole(file=screen, width=80, force_terminal=True, color_system=None))
     assert main(["runs", "--artifact", artifact]) == 0
     lines = screen.getvalue().splitlines()
     assert max(len(line) for line in lines) <= 80
@@ -217,13 +209,12 @@ def test_runs_at_80_columns_keep_ids_whole_and_errors_on_one_line(tmp_path, caps
 def test_progress_and_epoch_lines_fit_80_columns_by_dropping_fields(monkeypatch):
     import io
 
-    from rich.console import Console
-
     from resnet_tui import cli
+    from resnet_tui.console import CliConsole
     from resnet_tui.training.events import EpochEnd
 
     for width in (80, 160):
-        console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+        console = CliConsole(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
         monkeypatch.setattr(cli, "console", console)
         progress = cli.make_progress()
         progress.add_task("train", total=64000, completed=12345, epoch=32, loss=1.2345, acc=0.5678, lr=0.1, ips=421.0)
@@ -345,3 +336,68 @@ def test_show_without_or_with_a_damaged_machine_csv_has_no_machine_row(tmp_path,
     for run_id in ("20250101", "20250102"):
         code, out, _ = run_cli(capsys, "show", run_id, "--artifact", str(tmp_path / "artifact"))
         assert code == 0 and "status completed" in out and " machine " not in out, out
+
+
+def cli_process(*argv: str, columns: str) -> subprocess.CompletedProcess:
+    """``resnet-tui ARGV`` as a script or CI job runs it: output piped, $COLUMNS as given."""
+    env = dict(os.environ, COLUMNS=columns)
+    return subprocess.run([sys.executable, "-m", "resnet_tui.cli", *argv], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("columns", ["40", "80"])
+def test_piped_output_is_never_wrapped_whatever_the_width(tmp_path, columns):
+    """`resnet-tui export ... | tee log`, a CI job, nohup: each message is one line however long
+    its path, and tables keep their natural width, whatever $COLUMNS says."""
+    from tui_support import write_fake_run
+
+    deep = tmp_path.joinpath(*["a-folder-with-a-rather-long-name"] * 6)
+    deep.mkdir(parents=True)
+    config = deep / "m8_ok.json"
+    config.write_text(json.dumps({"BATCH_SIZE": 64}))
+    done = cli_process("validate", str(config), columns=columns)
+    assert done.returncode == 0 and done.stdout == f"ok: {config} is a valid config for model m8\n", done.stdout
+
+    bad = deep / "m8_bad.json"
+    bad.write_text('{"BATCH_SIZE": 64,,}')
+    done = cli_process("validate", str(bad), columns=columns)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert str(bad) in done.stderr and "invalid JSON at line 1, column 19" in done.stderr
+
+    store = RunStore.under(deep / "artifact")
+    run_id = "20261126-120000-m8_demo_with_a_long_config_name"
+    write_fake_run(store, run_id, tiny_values(deep), status="completed", iterations=25)
+    merged = deep / "merged.csv"
+    done = cli_process("export", run_id, "--csv", str(merged), "--artifact", str(deep / "artifact"), columns=columns)
+    assert done.returncode == 0 and done.stdout == f"csv: {merged}: 25 iterations joined with their epoch's values\n"
+
+    done = cli_process("runs", "--artifact", str(deep / "artifact"), columns=columns)
+    row = next(line for line in done.stdout.splitlines() if run_id in line)
+    assert "completed" in row and "m8_demo_with_a_long_config_name" in row.replace(run_id, "") and "…" not in row
+
+    done = cli_process("show", run_id, "--artifact", str(deep / "artifact"), columns=columns)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and any(re.fullmatch(r"\s*status\s+completed\s*", line) for line in lines), lines
+    assert f'"LOG_PATH": "{deep / "artifact" / "log"}"' in done.stdout  # a long value stays on its key's line
+
+
+def test_on_a_terminal_tables_fit_and_messages_are_left_to_the_terminal_to_fold():
+    """On a terminal a message is one logical line (the terminal folds it at its edge, so a path
+    copied from the screen is whole) while tables are fitted to the width."""
+    import io
+
+    from rich.table import Table
+
+    from resnet_tui.console import CliConsole
+
+    screen = io.StringIO()
+    console = CliConsole(file=screen, width=40, force_terminal=True, color_system=None)
+    path = "/a/path/" + "that-goes-on-and-on/" * 5 + "merged.csv"
+    console.print(f"csv: {path}: 25 iterations joined with their epoch's values")
+    assert screen.getvalue() == f"csv: {path}: 25 iterations joined with their epoch's values\n"
+
+    screen.truncate(0), screen.seek(0)
+    table = Table("key", "value")
+    table.add_row("LOG_PATH", path)
+    console.print(table)
+    assert max(len(line) for line in screen.getvalue().splitlines()) <= 40

@@ -41,7 +41,7 @@ def start_cli_run(tmp_path: Path, stdout=subprocess.DEVNULL, **changes) -> tuple
     values = tiny_values(tmp_path, **changes)
     path = tmp_path / "m8_killme.json"
     path.write_text(json.dumps(values))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen([sys.executable, "-m", "resnet_tui.cli", "train", str(path)], cwd=REPO, env=env,
                             stdout=stdout, stderr=subprocess.DEVNULL, text=True)
     return proc, RunStore.from_values(values), path
@@ -338,7 +338,7 @@ def train_in_a_process(tmp_path: Path, **changes) -> tuple[subprocess.CompletedP
     values = tiny_values(tmp_path, **changes)
     path = tmp_path / "m8_full.json"
     path.write_text(json.dumps(values))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-m", "resnet_tui.cli", "train", str(path)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     return done, RunStore.from_values(values)
