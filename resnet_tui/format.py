@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 
@@ -38,3 +39,27 @@ def date(timestamp: float | None) -> str:
 def gigabytes(size: float | None, digits: int = 1) -> str:
     """Bytes in GB (10^9 bytes), without the unit: "10.2"."""
     return "—" if size is None or not math.isfinite(size) else f"{size / 1e9:.{digits}f}"
+
+
+# A path in a message: absolute or from the home folder, up to a space or a separator after it.
+_PATH = re.compile(r"~?/[^\s:;,'\"()]+")
+
+
+def short_paths(text: str, longest: int) -> str:
+    """``text`` with each path longer than ``longest`` characters cut to its last parts
+    (``…/test0/no-such.npz``), so a message shown in little room keeps the file's name
+    and the reason after it. For display only: logs and error files keep the whole path."""
+
+    def shorten(match: re.Match) -> str:
+        path = match.group(0)
+        if len(path) <= longest:
+            return path
+        parts = path.rstrip("/").split("/")
+        kept = parts[-1]
+        for part in reversed(parts[1:-1]):
+            if len(part) + len(kept) + 3 > longest:
+                break
+            kept = f"{part}/{kept}"
+        return f"…/{kept}"
+
+    return _PATH.sub(shorten, text)

@@ -103,12 +103,13 @@ async def test_the_config_list_has_the_keys_at_start(tui_env):
 
 
 async def test_a_run_that_fails_to_start_says_why_under_the_progress_line(tui_env):
-    """The toast goes away and a short terminal has no log: the reason stays on screen."""
+    """The toast goes away and a short terminal has no log: the reason stays on screen, after
+    a path longer than its two lines (cut to its last parts)."""
     import json
 
     values = dict(tui_env.values)
     values["DATASET"] = dict(values["DATASET"], source="npz")
-    values["DATA_PATH"] = str(tui_env.root / "no-such.npz")
+    values["DATA_PATH"] = str(tui_env.root.joinpath(*["a-folder-with-a-long-name"] * 8, "no-such.npz"))
     (tui_env.configs / "m8_broken.json").write_text(json.dumps(values))
     app = make_app(tui_env)
     async with app.run_test(size=SMALL) as pilot:
@@ -121,4 +122,4 @@ async def test_a_run_that_fails_to_start_says_why_under_the_progress_line(tui_en
         await wait_for(pilot, lambda: app.session is not None and not app.session.active, 120, "the run to fail")
         await pilot.pause()
         numbers = str(app.screen.query_one("#numbers").render())
-        assert "no-such.npz" in numbers, numbers
+        assert "…/a-folder-with-a-long-name/no-such.npz does not exist" in numbers.replace("\n", " "), numbers

@@ -203,3 +203,20 @@ def test_runs_overlay(tui_fake_runs, snap_compare, utc, size):
         await pilot.pause()
 
     assert snap_compare(make_app(tui_fake_runs), terminal_size=size, run_before=overlay)
+
+
+@pytest.mark.parametrize("columns", [None, "40"])
+async def test_the_log_wraps_at_its_own_width_whatever_columns_says(tui_env, monkeypatch, columns):
+    """Rich sizes the app's console from $COLUMNS when it is set: the log must not fold its
+    lines there (a stray COLUMNS=40 folded every line at 40 on a 78-column log)."""
+    from tui_support import screen_text
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    app = make_app(tui_env)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await training_mid_run(pilot, tui_env)
+        shown = screen_text(app)
+    assert "I epoch 1: loss 2.2923, acc 15.81%, val loss 93.6000, val acc 13.81%" in shown, shown

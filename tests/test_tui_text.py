@@ -26,7 +26,9 @@ SIZE = (200, 60)
 
 async def test_names_ids_values_and_errors_with_brackets_show_as_typed(tmp_path):
     values = tiny_values(tmp_path, DATA_PATH="data/[b]x")
-    configs = write_configs(tmp_path / "[b]configs", values, name="m8_[test]")
+    # Deep enough that the file's path alone would fill the status line.
+    configs = write_configs(tmp_path.joinpath(*["a-folder-with-a-long-name"] * 6, "[b]configs"), values,
+                            name="m8_[test]")
     (configs / "m8_latin1.json").write_bytes(b'{"_c":"caf\xe9"}')
     store = RunStore.from_values(values)
     write_fake_run(store, "20250101-120000-m8_[test]", values, status="completed", iterations=30)
@@ -39,7 +41,7 @@ async def test_names_ids_values_and_errors_with_brackets_show_as_typed(tmp_path)
         assert "m8_[test]" in screen_text(app)  # in the config list
 
         await select_config(pilot, "m8_latin1")  # not UTF-8: its problem, not a crash
-        assert "not UTF-8 text: byte 0xe9 at offset 10" in screen_text(app)
+        assert "problem: …/[b]configs/m8_latin1.json: not UTF-8 text: byte 0xe9 at offset 10" in screen_text(app)
 
         await select_config(pilot, "m8_[test]")
         await pilot.press("ctrl+t", "ctrl+t")  # Form -> Changes -> JSON

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
+from resnet_tui import format as fmt
 from resnet_tui.config import (
     FIELDS,
     Config,
@@ -300,7 +301,8 @@ class ConfigScreen(DashboardScreen):
         problems = self.problems()
         status = self.query_one("#config-status", Static)
         if problems:
-            text = Text(f"✗ {len(problems)} problem{'s' * (len(problems) > 1)}: {problems[0]}", style="red")
+            first = fmt.short_paths(problems[0], 40)  # one line: the file's name and the reason, not its folders
+            text = Text(f"✗ {len(problems)} problem{'s' * (len(problems) > 1)}: {first}", style="red")
         else:
             changed = " (edited)" if self.is_dirty() else ""
             text = Text(f"✓ {self.name_loaded}{changed} is valid", style="green")

@@ -9,12 +9,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Button, Footer, Header, RichLog, Static, TabbedContent, TabPane
+from textual.widgets import Button, Footer, Header, Static, TabbedContent, TabPane
 
 from resnet_tui.tui.messages import ChartOptionsChanged, PauseRequested, SessionChanged, StartRequested, StopRunRequested
 from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
+from resnet_tui.tui.widgets.log_view import LogView
 from resnet_tui.tui.widgets.machine_panel import MachinePanel
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -68,7 +69,7 @@ class TrainScreen(DashboardScreen):
     def _side_panel(self) -> ComposeResult:
         with TabbedContent(id="train-side", classes="chart"):
             with TabPane("Log", id="tab-log"):
-                yield RichLog(id="train-log", wrap=True, markup=False, max_lines=2000, min_width=20)
+                yield LogView(id="train-log", wrap=True, markup=False, max_lines=2000, min_width=20)
             with TabPane("Model", id="tab-train-model"):
                 yield ModelSummary("The summary appears when the run has built its model.", id="train-summary")
 
@@ -105,7 +106,7 @@ class TrainScreen(DashboardScreen):
         """Redraw what ``changes`` says moved (``Changes.all()``: everything)."""
         if session is not self.session:
             self.session, self._log_seq, self._controls_state, changes = session, 0, None, Changes.all()
-            self.query_one("#train-log", RichLog).clear()
+            self.query_one("#train-log", LogView).clear()
             self.query_one("#train-summary", ModelSummary).show("")
         if changes.iterations or changes.status or changes.epochs:
             self.query_one(ProgressPanel).update_from(session)
@@ -133,7 +134,7 @@ class TrainScreen(DashboardScreen):
         return self.query_one(ChartGrid).show([(self.session.config.name, self.session.history)], options, force)
 
     def _append_log(self, session: TrainingSession) -> None:
-        log = self.query_one("#train-log", RichLog)
+        log = self.query_one("#train-log", LogView)
         for seq, level, text in session.log:
             if seq > self._log_seq:
                 log.write(Text(f"{level[0].upper()} {text}", style=LOG_STYLES.get(level, "")))

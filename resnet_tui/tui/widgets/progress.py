@@ -71,9 +71,13 @@ def numbers_text(session: TrainingSession | None, width: int = 160) -> Text:
 
 
 def last_error(session: TrainingSession, width: int) -> str | None:
-    """The newest error line of the session's log, in two lines of ``width`` at most."""
+    """The newest error line of the session's log, in two lines of ``width`` at most (long
+    paths cut to their last parts, so the reason after them still shows)."""
     text = next((text for _, level, text in reversed(session.log) if level == "error"), None)
-    return None if text is None else "\n".join(textwrap.wrap(text, max(width, 20), max_lines=2, placeholder=" …"))
+    if text is None:
+        return None
+    width = max(width, 20)
+    return "\n".join(textwrap.wrap(fmt.short_paths(text, width // 2), width, max_lines=2, placeholder=" …"))
 
 
 class ProgressPanel(Vertical):
