@@ -350,7 +350,7 @@ class Run:
                 except FileNotFoundError:
                     pass
                 continue
-            with os.fdopen(fd, "w") as fh:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(owner)
             return
         raise RunBusyError(f"run {self.id}: could not claim its lock file {self._lock_path}")

@@ -52,6 +52,7 @@ class Served:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "resnet_tui.cli", "serve", "--port", str(self.port),
                  "--artifact", str(tmp_path / "art"), *args],
+                # textual-serve's banner and access log are its own Rich console's, fitted to $COLUMNS.
                 cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", RESNET_TUI_TOKEN=TOKEN, COLUMNS="200"),
                 stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
         wait_listening(self.port)
@@ -174,22 +175,33 @@ async def browse(url: str, screenshot: Path, debug_port: int) -> str:
     """Open ``url`` in headless Chromium, wait for the app to paint, save a
     screenshot; returns the terminal output the page received over its websocket."""
 
-    profile = tempfile.mkdtemp()
-    chrome = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--window-size=1400,900", f"--remote-debugging-port={debug_port}",
-         "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Chromium puts its SingletonSocket under $TMPDIR and gives up when that path passes a
+    # Unix socket's 108 bytes ("Socket path too long"): its own short folder, whatever TMPDIR is.
+    profile = tempfile.mkdtemp(prefix="chromium-", dir="/tmp")
+    chrome_log = Path(profile) / "chromium.log"
+    with chrome_log.open("wb") as log:  # Popen keeps its own copy of the file
+        chrome = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--window-size=1400,900", f"--remote-debugging-port={debug_port}",
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ, TMPDIR=profile))
     received: list[str] = []
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            targets = None
+            for _ in range(300):
                 try:
                     async with session.get(f"http://127.0.0.1:{debug_port}/json") as r:
                         targets = await r.json()
                     break
                 except aiohttp.ClientError:
+                    if chrome.poll() is not None:
+                        break
                     await asyncio.sleep(0.1)
+            if targets is None:
+                chrome.kill()
+                pytest.fail(f"Chromium's DevTools never answered (exit {chrome.wait()}): "
+                            f"{chrome_log.read_text(errors='replace')[-1500:]}")
             page = next(t for t in targets if t["type"] == "page")
             async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                 ids = iter(range(1, 10**6))
@@ -248,7 +260,7 @@ def test_serve_shows_the_dashboard_in_a_browser(served, tmp_path):
 
 def serve_fails(*args: str) -> tuple[int, str]:
     done = subprocess.run([sys.executable, "-m", "resnet_tui.cli", "serve", *args], cwd=REPO, check=False,
-                          capture_output=True, text=True, timeout=60, env=dict(os.environ, COLUMNS="200"))
+                          capture_output=True, text=True, timeout=60)
     output = done.stdout + done.stderr
     assert "Traceback" not in output and "Press Ctrl+C" not in output and "token=" not in output, output
     assert len(output.strip().splitlines()) == 1, output

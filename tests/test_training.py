@@ -228,15 +228,20 @@ def test_iteration_cap_ends_the_run_and_says_so(tiny_config):
 
 def test_stop_from_another_thread_finishes_the_step_and_records_stopped(tiny_config):
     config = tiny_config(EPOCHS_COUNT=50)
-    reached = threading.Event()
+    reached, asked = threading.Event(), threading.Event()
 
     def sink(event):
         if isinstance(event, IterationEnd) and event.iteration == 3:
             reached.set()
-            time.sleep(0.2)  # give the stopping thread time to ask before the next step
+            assert asked.wait(60)  # the stop is asked before the next step, however busy the machine
+
+    def stop_at_iteration_3():
+        if reached.wait(60):
+            trainer.stop()
+            asked.set()
 
     trainer = Trainer(config, sink=sink)
-    stopper = threading.Thread(target=lambda: reached.wait(60) and trainer.stop())
+    stopper = threading.Thread(target=stop_at_iteration_3)
     stopper.start()
     result = trainer.run()
     stopper.join()
