@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test install-cuda bench clean
+.PHONY: run test test-env install install-test install-cuda bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ run: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The tests whose output is text a terminal or a pipe shows (CLI, screens, snapshots, the browser)
+# again under a 40-column $COLUMNS and a temporary folder whose path is over 150 characters:
+# they must pass whatever the environment (CI runs this after `make test`).
+ENV_TESTS := tests/test_cli.py tests/test_export.py tests/test_evaluation.py tests/test_model.py \
+	tests/test_serve.py tests/test_tui_small.py tests/test_tui_snapshots.py tests/test_tui_text.py
+test-env: install-test
+	@top=$$(mktemp -d) && long=$$top/$$(printf '%0150d' 0) && mkdir -p $$long && \
+	echo "COLUMNS=40 TMPDIR=$$long ($${#long} characters)" && \
+	COLUMNS=40 TMPDIR=$$long $(BIN)/python -m pytest -q -p no:cacheprovider $(ENV_TESTS); \
+	status=$$?; rm -rf $$top; exit $$status
 
 bench: install
 	$(BIN)/python benchmarks/bench_training.py
