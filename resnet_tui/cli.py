@@ -218,7 +218,7 @@ def cmd_runs(args) -> int:
         console.print("no runs yet; start one with `resnet-tui train configs/m8_light.json`")
         return 0
     # On a terminal the table fits its width; piped (| cat, > file) it keeps every column.
-    console.print(runs_listing(infos, console.width if console.is_terminal else None))
+    console.print(runs_listing(infos, console.width if console.on_a_terminal() else None))
     return 0
 
 

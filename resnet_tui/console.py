@@ -17,8 +17,19 @@ class CliConsole(Console):
 
     def __init__(self, **kwargs):
         super().__init__(soft_wrap=True, **kwargs)
+        self.forced_terminal: bool | None = kwargs.get("force_terminal")
+
+    def on_a_terminal(self) -> bool:
+        """Whether the output goes to a terminal. Rich's ``is_terminal`` also says yes under
+        FORCE_COLOR, which asks for colours in a pipe, not for lines cut to a width."""
+        if self.forced_terminal is not None:
+            return self.forced_terminal
+        try:
+            return self.file.isatty()
+        except (AttributeError, ValueError):  # no isatty, or a closed file
+            return False
 
     @property
     def size(self) -> ConsoleDimensions:
         size = super().size
-        return size if self.is_terminal else ConsoleDimensions(UNWRAPPED, size.height)
+        return size if self.on_a_terminal() else ConsoleDimensions(UNWRAPPED, size.height)

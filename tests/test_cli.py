@@ -338,29 +338,32 @@ def test_show_without_or_with_a_damaged_machine_csv_has_no_machine_row(tmp_path,
         assert code == 0 and "status completed" in out and " machine " not in out, out
 
 
-def cli_process(*argv: str, columns: str) -> subprocess.CompletedProcess:
-    """``resnet-tui ARGV`` as a script or CI job runs it: output piped, $COLUMNS as given."""
-    env = dict(os.environ, COLUMNS=columns)
-    return subprocess.run([sys.executable, "-m", "resnet_tui.cli", *argv], env=env, capture_output=True,
-                          text=True, timeout=120)
+def cli_process(*argv: str, env: dict) -> subprocess.CompletedProcess:
+    """``resnet-tui ARGV`` as a script or CI job runs it: output piped, in ``env`` (colour codes dropped)."""
+    done = subprocess.run([sys.executable, "-m", "resnet_tui.cli", *argv], env=dict(os.environ, **env),
+                          capture_output=True, text=True, timeout=120)
+    plain = lambda text: re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return subprocess.CompletedProcess(done.args, done.returncode, plain(done.stdout), plain(done.stderr))
 
 
-@pytest.mark.parametrize("columns", ["40", "80"])
-def test_piped_output_is_never_wrapped_whatever_the_width(tmp_path, columns):
+@pytest.mark.parametrize("env", [{"COLUMNS": "40"}, {"COLUMNS": "80"}, {"FORCE_COLOR": "1"}],
+                         ids=["COLUMNS=40", "COLUMNS=80", "FORCE_COLOR=1"])
+def test_piped_output_is_never_wrapped_whatever_the_width(tmp_path, env):
     """`resnet-tui export ... | tee log`, a CI job, nohup: each message is one line however long
-    its path, and tables keep their natural width, whatever $COLUMNS says."""
+    its path, and tables keep their natural width, whatever $COLUMNS says (and FORCE_COLOR
+    asks for colours, not for a width)."""
     from tui_support import write_fake_run
 
     deep = tmp_path.joinpath(*["a-folder-with-a-rather-long-name"] * 6)
     deep.mkdir(parents=True)
     config = deep / "m8_ok.json"
     config.write_text(json.dumps({"BATCH_SIZE": 64}))
-    done = cli_process("validate", str(config), columns=columns)
+    done = cli_process("validate", str(config), env=env)
     assert done.returncode == 0 and done.stdout == f"ok: {config} is a valid config for model m8\n", done.stdout
 
     bad = deep / "m8_bad.json"
     bad.write_text('{"BATCH_SIZE": 64,,}')
-    done = cli_process("validate", str(bad), columns=columns)
+    done = cli_process("validate", str(bad), env=env)
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
     assert str(bad) in done.stderr and "invalid JSON at line 1, column 19" in done.stderr
 
@@ -368,14 +371,14 @@ def test_piped_output_is_never_wrapped_whatever_the_width(tmp_path, columns):
     run_id = "20261126-120000-m8_demo_with_a_long_config_name"
     write_fake_run(store, run_id, tiny_values(deep), status="completed", iterations=25)
     merged = deep / "merged.csv"
-    done = cli_process("export", run_id, "--csv", str(merged), "--artifact", str(deep / "artifact"), columns=columns)
+    done = cli_process("export", run_id, "--csv", str(merged), "--artifact", str(deep / "artifact"), env=env)
     assert done.returncode == 0 and done.stdout == f"csv: {merged}: 25 iterations joined with their epoch's values\n"
 
-    done = cli_process("runs", "--artifact", str(deep / "artifact"), columns=columns)
+    done = cli_process("runs", "--artifact", str(deep / "artifact"), env=env)
     row = next(line for line in done.stdout.splitlines() if run_id in line)
     assert "completed" in row and "m8_demo_with_a_long_config_name" in row.replace(run_id, "") and "…" not in row
 
-    done = cli_process("show", run_id, "--artifact", str(deep / "artifact"), columns=columns)
+    done = cli_process("show", run_id, "--artifact", str(deep / "artifact"), env=env)
     lines = done.stdout.splitlines()
     assert done.returncode == 0 and any(re.fullmatch(r"\s*status\s+completed\s*", line) for line in lines), lines
     assert f'"LOG_PATH": "{deep / "artifact" / "log"}"' in done.stdout  # a long value stays on its key's line
