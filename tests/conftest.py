@@ -1,6 +1,14 @@
+import os
 from pathlib import Path
 
 import pytest
+
+# The suite checks what a user gets by default, whatever shell it runs in. These variables ask
+# Rich and Textual for colours in a pipe, or for none, on purpose: every captured line and every
+# snapshot would change. (COLUMNS and TMPDIR are not pinned: the code must not care, and
+# `make test-env` proves it.)
+for _name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE"):
+    os.environ.pop(_name, None)
 
 # ../shared next to the repository root; a user's fresh clone has none.
 SAMPLE_NPZ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-sample.npz"

@@ -81,15 +81,17 @@ def test_machine_records_round_trip_through_machine_csv(tmp_path):
 
 def test_the_monitor_samples_in_its_thread_and_closes_each_epoch():
     events = []
-    monitor = MachineMonitor(events.append, interval=0.05).start()
+    # Periods long enough that a busy machine's stall between the two EpochEnds below is
+    # shorter than one (epoch 2 must get no sample of the thread's own).
+    monitor = MachineMonitor(events.append, interval=0.2).start()
     monitor(RunStarted("r", "c", {}, "", 0, 1, 2, 2, 1, 1, 0, 0))
-    time.sleep(0.3)
+    time.sleep(0.7)
     monitor(EpochEnd(1, 1, 0.5, 0.5, None, None, 0.1, 0.3, 0.3))
     monitor(EpochEnd(2, 2, 0.5, 0.5, None, None, 0.1, 0.0, 0.3))  # shorter than a period: sampled then
     monitor.stop()
     monitor.stop()  # twice is fine
     after_stop = len(events)
-    time.sleep(0.15)
+    time.sleep(0.3)
     assert len(events) == after_stop  # nothing after stop()
     live = [e for e in events if isinstance(e, MachineSample)]
     epochs = [e for e in events if isinstance(e, MachineEpoch)]
