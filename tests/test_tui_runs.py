@@ -30,6 +30,29 @@ async def test_every_run_is_listed_with_its_status(tui_fake_runs):
         assert row == {"epochs": "3", "iterations": "30", "best_val": "64.54%", "test": "55.00%"}
 
 
+async def test_a_listing_drawn_at_once_still_shows_every_id_whole(tui_fake_runs):
+    """A frame drawn between the first listing and the table's next idle moment (a busy machine)
+    kept every column at its header's width ("2" for each id) until the cursor moved (Textual
+    issue #4470); seen in tmux and in a snapshot on a loaded machine."""
+    from textual.app import App
+
+    class OneTable(App):
+        CSS = "RunsTable { height: 8; }"  # as on the Runs screen: rows arriving do not resize it
+
+        def compose(self):
+            yield RunsTable()
+
+    app = OneTable()
+    async with app.run_test(size=(160, 12)) as pilot:
+        table = app.query_one(RunsTable)
+        table.set_runs(tui_fake_runs.store.list_runs())
+        table.render_lines(table.region.reset_offset)  # drawn at once, before the table is idle again
+        await pilot.pause()
+        await pilot.pause()
+        shown = "\n".join(strip.text for strip in table.render_lines(table.region.reset_offset))
+        assert all(run_id in shown for run_id in ids(table)), shown
+
+
 async def test_sort_by_key_and_by_header_click(tui_fake_runs):
     app = make_app(tui_fake_runs)
     async with app.run_test(size=SIZE) as pilot:

@@ -238,6 +238,9 @@ async def open_runs(pilot):
     screen = pilot.app.screen
     table = screen.query_one(RunsTable)
     await wait_for(pilot, lambda: table.row_count == 4 and screen.shown, 20, "the runs and the first run's details")
+    # The selected id as a user reads it: whole (a frame drawn before the table sized its columns
+    # once kept them at their headers' widths, the ids cut to "2").
+    await wait_for(pilot, lambda: str(table.current_run_id()) in screen_text(pilot.app), 20, "the runs at their widths")
     table.focus()
     await pilot.pause()
     await pilot.pause()

@@ -54,17 +54,9 @@ class RunsTable(DataTable):
         self.marked: set[str] = set()
 
     def on_mount(self) -> None:
-        self._add_columns()
-
-    def _add_columns(self) -> None:
-        # The first listing comes from a worker and may land before on_mount (a busy machine
-        # did it): rows added to a table without columns lose their widths.
-        if not self.columns:
-            for column in COLUMNS:
-                self.add_column(column.label, key=column.key)
+        self.rebuild()  # the headers, before the first listing arrives
 
     def set_runs(self, infos: list[RunInfo]) -> None:
-        self._add_columns()
         self.infos = list(infos)
         known = {i.run_id for i in infos}
         self.marked &= known
@@ -80,18 +72,30 @@ class RunsTable(DataTable):
 
     def rebuild(self) -> None:
         current = self.current_run_id()
-        self.clear()
-        for info in self.visible():
-            cells = [column.cell(info) for column in COLUMNS]
-            cells[0] = Text(("● " if info.run_id in self.marked else "  ") + info.run_id,
-                            style="bold" if info.run_id in self.marked else "")
+        infos = self.visible()
+        rows = [[self._run_cell(info), *(column.cell(info) for column in COLUMNS[1:])] for info in infos]
+        headers = [Text(column.label + self._arrow(column)) for column in COLUMNS]
+        # Each column as wide as its widest cell, set here: DataTable sizes auto-width columns only
+        # when it is next idle, and a frame drawn before that kept every cell at its header's width
+        # until the cursor moved (Textual issue #4470; seen on a busy machine).
+        self.clear(columns=True)
+        for k, (column, header) in enumerate(zip(COLUMNS, headers)):
+            self.add_column(header, key=column.key, width=max([header.cell_len, *(row[k].cell_len for row in rows)]))
+        for info, cells in zip(infos, rows):
             self.add_row(*cells, key=info.run_id)
-        for column in COLUMNS:  # the sort column's header shows its direction
-            arrow = (" ▼" if self.sort_reverse else " ▲") if column.key == self.sort_key else ""
-            self.columns[column.key].label = Text(column.label + arrow)
         if current is not None and current in self.rows:
             self.move_cursor(row=self.get_row_index(current))
         self.refresh()
+
+    def _run_cell(self, info: RunInfo) -> Text:
+        marked = info.run_id in self.marked
+        return Text(("● " if marked else "  ") + info.run_id, style="bold" if marked else "")
+
+    def _arrow(self, column: Column) -> str:
+        """The sort column's header shows its direction."""
+        if column.key != self.sort_key:
+            return ""
+        return " ▼" if self.sort_reverse else " ▲"
 
     def current_run_id(self) -> str | None:
         if not self.row_count:
