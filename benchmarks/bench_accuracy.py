@@ -41,7 +41,7 @@ def main() -> int:
         return 2
 
     from resnet_tui.config import PATH_KEYS, config_from_values, default_values, set_dotted
-    from resnet_tui.training.events import EpochEnd, IterationEnd
+    from resnet_tui.events import EpochEnd, IterationEnd
     from resnet_tui.training.trainer import Trainer
 
     artifact = Path(tempfile.mkdtemp(prefix="bench-accuracy-"))

@@ -21,7 +21,7 @@
    alone) and in the dashboard (Textual's headless driver, 160x50, the app
    draining events and redrawing charts while the trainer thread works),
    paired and alternated, from each run's iterations.csv (epoch 1 left out).
-6. monitor: what the machine sampler (monitor.py, once a second in its own
+6. monitor: what the machine sampler (machine/sampler.py, once a second in its own
    thread) costs: one sample's time, and m8's training steps in short blocks
    with the sampler off, at 1 Hz and at 10 Hz, rotated round by round on one
    compiled model (whole runs drift too much between modes to show 1%).
@@ -64,7 +64,7 @@ def run_events(iterations: int, chunk: int = 1000):
     import numpy as np
 
     from resnet_tui.config import default_values
-    from resnet_tui.training.events import EpochEnd, IterationEnd, RunFinished, RunStarted
+    from resnet_tui.events import EpochEnd, IterationEnd, RunFinished, RunStarted
 
     rng = np.random.default_rng(0)
     epochs = math.ceil(iterations / STEPS_PER_EPOCH)
@@ -89,7 +89,7 @@ def run_events(iterations: int, chunk: int = 1000):
 
 def new_session(artifact: Path):
     from resnet_tui.config import config_from_values, default_values
-    from resnet_tui.runs import RunStore
+    from resnet_tui.store.runs import RunStore
     from resnet_tui.tui.session import TrainingSession
 
     return TrainingSession(config_from_values(default_values(), "m8_base"), RunStore.under(artifact))
@@ -97,8 +97,8 @@ def new_session(artifact: Path):
 
 # -- 1. ingest ------------------------------------------------------------------------------
 def bench_ingest(iterations: int, artifact: Path) -> None:
-    from resnet_tui.runs import RunStore
-    from resnet_tui.training.recorder import RunRecorder
+    from resnet_tui.store.recorder import RunRecorder
+    from resnet_tui.store.runs import RunStore
     from resnet_tui.tui.session import TrainingSession
 
     events = [e for chunk in run_events(iterations) for e in chunk]
@@ -305,7 +305,7 @@ def tiny_run(root: Path):
     from tui_support import write_configs
 
     from resnet_tui.config import PATH_KEYS, config_from_values, default_values, set_dotted
-    from resnet_tui.runs import RunStore
+    from resnet_tui.store.runs import RunStore
 
     steps, epochs = TRAIN_STEPS, TRAIN_EPOCHS
     values = default_values()
@@ -379,8 +379,9 @@ def bench_monitor(rounds: int, root: Path) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from resnet_tui.models import compile_model, dispatch_build_model
-    from resnet_tui.monitor import INTERVAL, MachineMonitor, Sampler
+    from resnet_tui.machine.sampler import INTERVAL, MachineMonitor, Sampler
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.training.compile import compile_model
 
     sampler = Sampler()
     cpu, wall, n = time.thread_time(), time.perf_counter(), 2000
@@ -441,7 +442,7 @@ def main() -> int:
         print(json.dumps(asyncio.run(_memory_child(args.iterations, root / "artifact"))))
         return 0
     parts = set(args.only.split(","))
-    from resnet_tui.machine import cpu_line
+    from resnet_tui.machine.info import cpu_line
 
     print(f"{cpu_line()}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     if "ingest" in parts:

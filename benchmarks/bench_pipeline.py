@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "cifar10-sample.npz"
 
 from resnet_tui.config import config_from_values, default_values, set_dotted  # noqa: E402
-from resnet_tui.data import dispatch_load_dataset, make_eval_dataset, make_train_dataset  # noqa: E402
+from resnet_tui.data.load import dispatch_load_dataset  # noqa: E402
+from resnet_tui.data.pipeline import make_eval_dataset, make_train_dataset  # noqa: E402
 
 
 def images_per_second(dataset, passes: int) -> tuple[float, int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench_training import OPTIONS, load, make_config  # noqa: E402 (after TF_CPP_MIN_LOG_LEVEL)
 
-from resnet_tui.machine import cpu_line  # noqa: E402
+from resnet_tui.machine.info import cpu_line  # noqa: E402
 
 
 def main() -> int:
@@ -39,7 +39,8 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from resnet_tui.models import compile_model, dispatch_build_model
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.training.compile import compile_model
     from resnet_tui.training.schedules import IterationStepDecay
 
     config = make_config(args.batch, 10, Path(tempfile.mkdtemp(prefix="bench-step-")))

@@ -33,11 +33,13 @@ def child(epochs: int, steps: int, batch: int) -> None:
     import keras
     from bench_training import make_config
 
-    from resnet_tui.data import dispatch_load_dataset, make_train_dataset
-    from resnet_tui.models import compile_model, dispatch_build_model
-    from resnet_tui.runs import RunStore
+    from resnet_tui.data.load import dispatch_load_dataset
+    from resnet_tui.data.pipeline import make_train_dataset
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.store.recorder import RunRecorder
+    from resnet_tui.store.runs import RunStore
     from resnet_tui.training.callbacks import ControlCallback, StreamingCallback, TrainingControl
-    from resnet_tui.training.recorder import RunRecorder
+    from resnet_tui.training.compile import compile_model
     from resnet_tui.training.schedules import IterationStepDecay
 
     config = make_config(batch, steps, Path(tempfile.mkdtemp(prefix="bench-threads-")))

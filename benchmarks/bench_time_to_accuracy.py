@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from resnet_tui.machine import cpu_line  # noqa: E402
+from resnet_tui.machine.info import cpu_line  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "cifar10-sample.npz"
@@ -66,7 +66,7 @@ def recipes(budget: int, seed: int, artifact: Path) -> dict:
 
 def train(config) -> tuple[list, float, float]:
     """(EpochEnd events, seconds, images/s) of one run."""
-    from resnet_tui.training.events import EpochEnd, IterationEnd
+    from resnet_tui.events import EpochEnd, IterationEnd
     from resnet_tui.training.trainer import Trainer
 
     events: list = []
@@ -128,7 +128,7 @@ def main() -> int:
 
 def recorded(artifact: Path) -> tuple[dict, int]:
     """The curves of the runs an earlier invocation left under ``artifact``, and their budget."""
-    from resnet_tui.runs import RunStore
+    from resnet_tui.store.runs import RunStore
 
     store, curves = RunStore.from_values(run_folders(artifact)), {"paper": {}, "fast": {}}
     names = {"m8_base": "paper", "m8_fast": "fast"}

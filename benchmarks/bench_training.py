@@ -37,7 +37,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 
-from resnet_tui.machine import cpu_line  # noqa: E402
+from resnet_tui.machine.info import cpu_line  # noqa: E402
 
 SAMPLE = HERE.parent.parent / "shared" / "data" / "cifar10-sample.npz"
 
@@ -115,11 +115,13 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
-    from resnet_tui.data import dispatch_load_dataset, make_train_dataset
-    from resnet_tui.models import compile_model, dispatch_build_model
-    from resnet_tui.runs import RunStore
+    from resnet_tui.data.load import dispatch_load_dataset
+    from resnet_tui.data.pipeline import make_train_dataset
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.store.recorder import RunRecorder
+    from resnet_tui.store.runs import RunStore
     from resnet_tui.training.callbacks import ControlCallback, StreamingCallback, TrainingControl
-    from resnet_tui.training.recorder import RunRecorder
+    from resnet_tui.training.compile import compile_model
     from resnet_tui.training.schedules import IterationStepDecay
 
     artifact = Path(tempfile.mkdtemp(prefix="bench-"))

@@ -91,11 +91,13 @@ def main() -> int:
     import keras
 
     from resnet_tui.config import PATH_KEYS, config_from_values, default_values, set_dotted
-    from resnet_tui.data import dispatch_load_dataset, make_train_dataset
-    from resnet_tui.models import compile_model, dispatch_build_model
-    from resnet_tui.runs import RunStore
+    from resnet_tui.data.load import dispatch_load_dataset
+    from resnet_tui.data.pipeline import make_train_dataset
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.store.recorder import RunRecorder
+    from resnet_tui.store.runs import RunStore
     from resnet_tui.training.callbacks import ControlCallback, StreamingCallback, TrainingControl
-    from resnet_tui.training.recorder import RunRecorder
+    from resnet_tui.training.compile import compile_model
     from resnet_tui.training.schedules import IterationStepDecay
 
     print(describe_gpu(), flush=True)

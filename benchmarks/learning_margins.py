@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from resnet_tui.machine import cpu_line
+from resnet_tui.machine.info import cpu_line
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # each measure is a test's own training, imported from it

@@ -25,14 +25,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from resnet_tui import format as fmt
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
-from resnet_tui.console import CliConsole
-from resnet_tui.data import DatasetError
-from resnet_tui.report import confusion_report, machine_rows, result_table, runs_listing, stopping_message
-from resnet_tui.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
-from resnet_tui.stderr import fd2_to
-from resnet_tui.training.events import RunStatus
+from resnet_tui.data.dataset import DatasetError
+from resnet_tui.events import RunStatus
+from resnet_tui.machine.stderr import fd2_to
+from resnet_tui.report import format as fmt
+from resnet_tui.report.console import CliConsole
+from resnet_tui.report.tables import confusion_report, machine_rows, result_table, runs_listing, stopping_message
+from resnet_tui.store.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 
 console = CliConsole()
 err_console = CliConsole(stderr=True)
@@ -276,7 +276,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_export(args) -> int:
     """Write a run's metrics as TensorBoard event files and/or one merged CSV table."""
-    from resnet_tui.export import export_csv
+    from resnet_tui.report.export import export_csv
 
     if not args.tensorboard and not args.csv:
         err_console.print(labelled("error:", "bold red", "nothing to export: give --tensorboard DIR, --csv FILE or both"))
@@ -289,7 +289,7 @@ def cmd_export(args) -> int:
             console.print(labelled("csv:", "green", f"{args.csv}: {rows} iterations joined with their epoch's values"))
         if args.tensorboard:
             import_tensorflow_quietly()
-            from resnet_tui.export import export_tensorboard
+            from resnet_tui.report.export import export_tensorboard
 
             path = export_tensorboard(run, args.tensorboard)
             console.print(labelled("tensorboard:", "green",
@@ -311,7 +311,8 @@ def cmd_validate(args) -> int:
 def cmd_summary(args) -> int:
     config = load_with_overrides(args.config, args.set)
     import_tensorflow_quietly()
-    from resnet_tui.models import count_params, dispatch_build_model, model_summary_text
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.models.summary import count_params, model_summary_text
 
     model = dispatch_build_model(config.model_number, config)
     console.out(model_summary_text(model), highlight=False)
@@ -321,8 +322,8 @@ def cmd_summary(args) -> int:
 
 def cmd_watch(args) -> int:
     """Follow a run another process is writing (e.g. under nohup), read-only."""
-    from resnet_tui.follow import RunFollower
-    from resnet_tui.training.events import RunFinished
+    from resnet_tui.events import RunFinished
+    from resnet_tui.store.follow import RunFollower
 
     run = store_from_args(args).open_run(args.run)
     info = run.require_readable()

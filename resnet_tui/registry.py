@@ -30,7 +30,7 @@ class ModelSpec:
 
 MODELS: dict[int, ModelSpec] = {spec.number: spec for spec in (
     ModelSpec(8, "ResNet-20 for CIFAR-10 (He et al. 2015), option B projections, ~0.27M parameters",
-              "resnet_tui.models:build_model_m8", "resnet_tui.data:load_dataset_m8"),
+              "resnet_tui.models.resnet:build_model_m8", "resnet_tui.data.load:load_dataset_m8"),
 )}
 
 

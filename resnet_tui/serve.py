@@ -39,7 +39,7 @@ from aiohttp import web
 from rich.markup import escape
 from textual_serve.server import Server, to_int
 
-from resnet_tui.console import CliConsole
+from resnet_tui.report.console import CliConsole
 
 TOKEN_ENV = "RESNET_TUI_TOKEN"
 DEFAULT_MAX_SESSIONS = 4

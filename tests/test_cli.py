@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_values
 
 from resnet_tui.cli import main
-from resnet_tui.runs import RunStore
+from resnet_tui.store.runs import RunStore
 
 
 def run_cli(capsys, *argv):
@@ -179,7 +179,7 @@ def test_runs_at_80_columns_keep_ids_whole_and_errors_on_one_line(tmp_path, caps
     from tui_support import write_fake_run
 
     from resnet_tui import cli
-    from resnet_tui.console import CliConsole
+    from resnet_tui.report.console import CliConsole
 
     store = RunStore.under(tmp_path / "artifact")
     values = tiny_values(tmp_path)
@@ -210,8 +210,8 @@ def test_progress_and_epoch_lines_fit_80_columns_by_dropping_fields(monkeypatch)
     import io
 
     from resnet_tui import cli
-    from resnet_tui.console import CliConsole
-    from resnet_tui.training.events import EpochEnd
+    from resnet_tui.events import EpochEnd
+    from resnet_tui.report.console import CliConsole
 
     for width in (80, 160):
         console = CliConsole(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
@@ -391,7 +391,7 @@ def test_on_a_terminal_tables_fit_and_messages_are_left_to_the_terminal_to_fold(
 
     from rich.table import Table
 
-    from resnet_tui.console import CliConsole
+    from resnet_tui.report.console import CliConsole
 
     screen = io.StringIO()
     console = CliConsole(file=screen, width=40, force_terminal=True, color_system=None)

@@ -17,16 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resnet_tui import data
 from resnet_tui.config import config_from_values, default_values, set_dotted
-from resnet_tui.data import (
-    CIFAR10_CLASSES,
-    Dataset,
-    DatasetError,
-    dispatch_load_dataset,
-    make_eval_dataset,
-    make_train_dataset,
-)
+from resnet_tui.data import cifar10, npz, torchvision_source
+from resnet_tui.data.dataset import CIFAR10_CLASSES, Dataset, DatasetError, channel_stats
+from resnet_tui.data.load import dispatch_load_dataset
+from resnet_tui.data.pipeline import make_eval_dataset, make_train_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +39,7 @@ def no_download(monkeypatch):
     """Every test is offline: a download attempt fails as it would without a network."""
     def offline(url, dest, progress):
         raise urllib.error.URLError("tests never download")
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(cifar10, "_download", offline)
 
 
 def random_images(n, seed=0):
@@ -359,8 +354,8 @@ def test_npz_path_that_is_a_folder_or_not_an_npz_says_what_it_is_and_what_is_exp
         with pytest.raises(DatasetError) as info:
             dispatch_load_dataset(8, make_config(DATASET__source="npz", DATA_PATH=str(path)))
         message = str(info.value)
-        assert message == f"DATA_PATH {path.resolve()} {what}; the npz source needs {data.NPZ_EXPECTED}", message
-    assert data.NPZ_EXPECTED == ("an .npz file (numpy.savez) with x_train (N, 32, 32, 3) uint8 and y_train (N,) "
+        assert message == f"DATA_PATH {path.resolve()} {what}; the npz source needs {npz.NPZ_EXPECTED}", message
+    assert npz.NPZ_EXPECTED == ("an .npz file (numpy.savez) with x_train (N, 32, 32, 3) uint8 and y_train (N,) "
                                  "labels 0..9, optionally x_val/y_val and x_test/y_test")
 
 
@@ -380,7 +375,7 @@ def test_cifar10_offline_says_where_to_put_it(tmp_path):
     message = str(info.value)
     assert str((root / "cifar-10-python.tar.gz").resolve()) in message
     assert str((root / "cifar-10-batches-py").resolve()) in message
-    assert data.CIFAR10_URL in message and "tests never download" in message
+    assert cifar10.CIFAR10_URL in message and "tests never download" in message
     assert "Traceback" not in message
 
 
@@ -403,13 +398,13 @@ def test_cifar10_download_verifies_and_extracts(tmp_path, monkeypatch):
     calls = []
 
     def serve(url, dest, progress):
-        assert url == data.CIFAR10_URL
+        assert url == cifar10.CIFAR10_URL
         for done in (len(archive) // 2, len(archive)):
             progress(done, len(archive))
         dest.write_bytes(archive)
 
-    monkeypatch.setattr(data, "_download", serve)
-    monkeypatch.setattr(data, "CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    monkeypatch.setattr(cifar10, "_download", serve)
+    monkeypatch.setattr(cifar10, "CIFAR10_MD5", hashlib.md5(archive).hexdigest())
     root = tmp_path / "data"
     ds = dispatch_load_dataset(8, make_config(DATASET__source="cifar10", DATA_PATH=str(root),
                                               DATASET__validation_count=5),
@@ -432,7 +427,7 @@ def test_cifar10_archive_with_wrong_md5_is_refused(tmp_path, monkeypatch):
 
 def test_cifar10_archive_with_odd_paths_is_refused(tmp_path, monkeypatch):
     archive, _ = fake_archive(tmp_path, evil=True)
-    monkeypatch.setattr(data, "CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    monkeypatch.setattr(cifar10, "CIFAR10_MD5", hashlib.md5(archive).hexdigest())
     root = tmp_path / "data"
     root.mkdir()
     (root / "cifar-10-python.tar.gz").write_bytes(archive)
@@ -461,7 +456,7 @@ def test_torchvision_loads_the_same_files(tmp_path, monkeypatch):
     # ...so, for the fake, the child accepts any existing file.
     relax = ("import os, torchvision.datasets.cifar as c\n"
              "c.check_integrity = lambda path, md5=None: os.path.isfile(path)\n")
-    monkeypatch.setattr(data, "_TORCHVISION_SCRIPT", relax + data._TORCHVISION_SCRIPT)
+    monkeypatch.setattr(torchvision_source, "_TORCHVISION_SCRIPT", relax + torchvision_source._TORCHVISION_SCRIPT)
     ds = dispatch_load_dataset(8, cfg)
     ref = dispatch_load_dataset(8, cfg.with_values({"DATASET.source": "cifar10"}))
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
@@ -477,7 +472,8 @@ def test_other_sources_never_import_torch(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         from resnet_tui.config import default_values, config_from_values, set_dotted
-        from resnet_tui.data import dispatch_load_dataset, make_train_dataset
+        from resnet_tui.data.load import dispatch_load_dataset
+        from resnet_tui.data.pipeline import make_train_dataset
         for source, path in (("synthetic", "unused"), ("npz", {str(npz)!r}), ("cifar10", {str(tmp_path / "cifar")!r})):
             v = default_values()
             set_dotted(v, "DATASET.source", source)
@@ -500,7 +496,7 @@ def small_dataset(n=10, seed=0) -> Dataset:
     """n noise images with labels 0..n-1 (unique, so a label names its image)."""
     x = random_images(n, seed)
     y = np.arange(n, dtype=np.int64)
-    mean, std = data.channel_stats(x)
+    mean, std = channel_stats(x)
     empty_x, empty_y = x[:0], y[:0]
     return Dataset(x, y, empty_x, empty_y, empty_x, empty_y, mean, std, "test", "test")
 
@@ -587,7 +583,7 @@ def test_shuffle_changes_per_epoch_and_is_reproducible():
 # --------------------------------------------------------------------------- batches for several replicas
 
 def test_a_last_batch_smaller_than_the_replica_count_sits_out_its_epoch():
-    from resnet_tui.data import images_per_epoch
+    from resnet_tui.data.pipeline import images_per_epoch
 
     assert images_per_epoch(45000, 128, 8) == 45000  # the paper's split: last batch 72
     assert images_per_epoch(97, 32, 2) == 96 and images_per_epoch(97, 32, 1) == 97

@@ -82,7 +82,7 @@ def test_defaults_and_the_sync_batch_norm_warning(tmp_path):
 
 
 def test_sync_batch_norm_builds_synchronized_layers_only_when_mirrored(tmp_path):
-    from resnet_tui.models import dispatch_build_model
+    from resnet_tui.models.resnet import dispatch_build_model
 
     def synchronized(**changes):
         model = dispatch_build_model(8, config_from_values(tiny_values(tmp_path, **changes)))
@@ -121,7 +121,8 @@ def test_keras_build_pass_under_a_strategy_is_rewound():
     import keras
     import tensorflow as tf
 
-    from resnet_tui.data import Dataset, make_train_dataset
+    from resnet_tui.data.dataset import Dataset
+    from resnet_tui.data.pipeline import make_train_dataset
     from resnet_tui.training.distribute import RewindInputPipeline, mirrored_strategy
 
     rng = np.random.default_rng(0)
@@ -172,7 +173,8 @@ def _child_one_step(tmp: str, dtype: str = "float64") -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from resnet_tui.models import compile_model, dispatch_build_model
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.training.compile import compile_model
     from resnet_tui.training.distribute import Distribution
 
     keras.config.set_floatx(dtype)  # the loss, metrics and their sum
@@ -240,7 +242,8 @@ def _child_replica_slices() -> dict:
     {"train 97/32": [[16, 16], [16, 16], [16, 16]], "eval 19/8": ...}."""
     import tensorflow as tf
 
-    from resnet_tui.data import Dataset, make_eval_dataset, make_train_dataset
+    from resnet_tui.data.dataset import Dataset
+    from resnet_tui.data.pipeline import make_eval_dataset, make_train_dataset
     from resnet_tui.training.distribute import mirrored_devices, mirrored_strategy
 
     strategy = mirrored_strategy(mirrored_devices())
@@ -295,11 +298,12 @@ def test_one_step_on_two_replicas_matches_one_device(two_cpu_results):
 
 def _child_tiny_runs(tmp: str) -> dict:
     """A tiny mirrored run, a restore of its state as resume does it, and a refused batch size."""
-    from resnet_tui.models import compile_model, dispatch_build_model
-    from resnet_tui.runs import RunStore
+    from resnet_tui.events import IterationEnd, LogMessage, RunStarted
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.store.runs import RunStore
     from resnet_tui.training.checkpoint import TrainingState, restore
+    from resnet_tui.training.compile import compile_model
     from resnet_tui.training.distribute import Distribution
-    from resnet_tui.training.events import IterationEnd, LogMessage, RunStarted
     from resnet_tui.training.schedules import IterationStepDecay
     from resnet_tui.training.trainer import Trainer
 
@@ -360,9 +364,10 @@ def _one_device_evaluation(config: Config, result: dict) -> dict:
     """The run's own figures next to a plain single-device ``evaluate`` of its final model."""
     import keras
 
-    from resnet_tui.data import dispatch_load_dataset, make_eval_dataset
-    from resnet_tui.evaluation import confusion_matrix
-    from resnet_tui.runs import RunStore
+    from resnet_tui.data.load import dispatch_load_dataset
+    from resnet_tui.data.pipeline import make_eval_dataset
+    from resnet_tui.store.runs import RunStore
+    from resnet_tui.training.confusion import confusion_matrix
 
     run = RunStore.from_values(config.values).open_run(result["run_id"])
     model = keras.models.load_model(run.paths.model / "final.keras")  # no strategy scope: one device

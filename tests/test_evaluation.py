@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from resnet_tui.data import CIFAR10_CLASSES, make_eval_dataset
-from resnet_tui.evaluation import (
+from resnet_tui.data.dataset import CIFAR10_CLASSES
+from resnet_tui.data.pipeline import make_eval_dataset
+from resnet_tui.report.tables import confusion_report, per_class_comparison
+from resnet_tui.training.confusion import (
     CLASS_NAMES,
     confusion_matrix,
     confusion_record,
@@ -17,7 +19,6 @@ from resnet_tui.evaluation import (
     predicted_labels,
     read_record,
 )
-from resnet_tui.report import confusion_report, per_class_comparison
 
 
 def render(renderable, width: int = 80) -> str:

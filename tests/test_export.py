@@ -8,8 +8,8 @@ from conftest import tiny_values
 from tui_support import fake_confusion, write_fake_run
 
 from resnet_tui.cli import main
-from resnet_tui.export import flatten, merged_columns
-from resnet_tui.runs import RunStore
+from resnet_tui.report.export import flatten, merged_columns
+from resnet_tui.store.runs import RunStore
 
 RUN = "20250101-120000-m8_demo"
 

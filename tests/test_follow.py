@@ -9,9 +9,9 @@ from pathlib import Path
 
 from conftest import tiny_values
 
-from resnet_tui.follow import RunFollower
-from resnet_tui.runs import RunStore
-from resnet_tui.training.events import EpochEnd, IterationEnd, RunFinished, RunStarted
+from resnet_tui.events import EpochEnd, IterationEnd, RunFinished, RunStarted
+from resnet_tui.store.follow import RunFollower
+from resnet_tui.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def live_run(tmp_path, epochs: int = 3, steps: int = 4):
     """A run 'another process' is writing: its files, and a lock held by a live process (this one)."""
     from test_run_files import make_run
 
-    from resnet_tui.records import columns, to_row
+    from resnet_tui.store.records import columns, to_row
 
     run = make_run(RunStore.under(tmp_path / "artifact"), result=None)
     rows = [IterationEnd(i, (i - 1) // steps + 1, 2.0, 0.1, 0.1, 100.0, 2.0, 0.1, 0.5 * i)
@@ -92,7 +92,7 @@ def live_run(tmp_path, epochs: int = 3, steps: int = 4):
 
 
 def test_follower_ends_with_interrupted_when_the_writer_died(tmp_path):
-    from resnet_tui.training.events import RunStatus
+    from resnet_tui.events import RunStatus
 
     run = live_run(tmp_path)
     follower = RunFollower(run)
@@ -162,8 +162,8 @@ def test_a_watching_dashboard_session_resets_its_curves_and_sees_the_end(tmp_pat
 def test_follower_reads_the_machine_rows_and_samples_a_writer_on_this_host(tmp_path):
     from test_monitor import sample
 
-    from resnet_tui.monitor import epoch_record
-    from resnet_tui.training.events import MachineEpoch, MachineSample
+    from resnet_tui.events import MachineEpoch, MachineSample
+    from resnet_tui.machine.sampler import epoch_record
 
     run = live_run(tmp_path)  # its lock: this process, on this host
     run.append_machine(epoch_record(1, [sample()]))

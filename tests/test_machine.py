@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from resnet_tui import machine
+from resnet_tui.machine import info as machine
 
 
 def test_cpu_line_names_the_model_the_kernel_flags_and_the_cores(monkeypatch):

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from resnet_tui.config import config_from_values
-from resnet_tui.models import compile_model, dispatch_build_model, model_summary_text
+from resnet_tui.models.resnet import dispatch_build_model
+from resnet_tui.models.summary import model_summary_text
 from resnet_tui.registry import UnknownModelError
+from resnet_tui.training.compile import compile_model
 
 
 @pytest.fixture(scope="module")

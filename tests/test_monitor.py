@@ -1,4 +1,4 @@
-"""The machine in view (resnet_tui/monitor.py): real samples of this process, per-epoch records,
+"""The machine in view (resnet_tui/machine/sampler.py): real samples of this process, per-epoch records,
 a run's machine.csv."""
 
 import os
@@ -7,9 +7,9 @@ import time
 import psutil
 import pytest
 
-from resnet_tui.monitor import MachineMonitor, Sampler, epoch_record, sample_gpus
-from resnet_tui.runs import RunStore
-from resnet_tui.training.events import EpochEnd, GpuSample, MachineEpoch, MachineSample, RunStarted
+from resnet_tui.events import EpochEnd, GpuSample, MachineEpoch, MachineSample, RunStarted
+from resnet_tui.machine.sampler import MachineMonitor, Sampler, epoch_record, sample_gpus
+from resnet_tui.store.runs import RunStore
 
 GB = 1_000_000_000
 
@@ -110,7 +110,7 @@ def samplers_alive() -> list:
 
 
 def test_a_run_records_one_machine_row_per_epoch_and_stops_sampling_with_it(tiny_config):
-    from resnet_tui.training.events import RunFinished
+    from resnet_tui.events import RunFinished
     from resnet_tui.training.trainer import Trainer
 
     config = tiny_config(EPOCHS_COUNT=3)
@@ -142,7 +142,7 @@ def test_a_failed_run_stops_its_sampler_too(tiny_config):
 
 
 def test_a_runs_machine_summary_weighs_epochs_by_samples_and_names_several_gpus():
-    from resnet_tui.report import machine_summary
+    from resnet_tui.report.tables import machine_summary
 
     two = (gpu(0, 90.0, 10 * GB, temperature=60.0), gpu(1, 100.0, 20 * GB, temperature=71.0))
     rows = [epoch_record(1, [sample(100.0, 1 * GB, two)]),

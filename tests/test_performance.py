@@ -8,10 +8,11 @@ import pytest
 from conftest import tiny_values
 
 from resnet_tui.config import FIELDS, ConfigError, config_from_values
-from resnet_tui.models import compile_model, dispatch_build_model
-from resnet_tui.runs import RunStore
+from resnet_tui.events import EpochEnd, IterationEnd, RunFinished
+from resnet_tui.models.resnet import dispatch_build_model
+from resnet_tui.store.runs import RunStore
 from resnet_tui.training.callbacks import StreamingCallback, TrainingControl
-from resnet_tui.training.events import EpochEnd, IterationEnd, RunFinished
+from resnet_tui.training.compile import compile_model
 from resnet_tui.training.steplog import StepLog
 from resnet_tui.training.trainer import Trainer
 

@@ -1,13 +1,13 @@
-"""The one codec between events and the run's CSV rows (resnet_tui/records.py)."""
+"""The one codec between events and the run's CSV rows (resnet_tui/store/records.py)."""
 
 import dataclasses
 import math
 
 import pytest
 
-from resnet_tui.records import FILES, RECORD_TYPES, columns, from_row, to_row
-from resnet_tui.runs import RunStore
-from resnet_tui.training.events import EpochEnd, IterationEnd
+from resnet_tui.events import EpochEnd, IterationEnd
+from resnet_tui.store.records import FILES, RECORD_TYPES, columns, from_row, to_row
+from resnet_tui.store.runs import RunStore
 
 
 def same(a, b) -> bool:

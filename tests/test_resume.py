@@ -19,10 +19,11 @@ import pytest
 from conftest import tiny_values
 
 from resnet_tui.config import config_from_values
-from resnet_tui.models import compile_model, dispatch_build_model
-from resnet_tui.runs import ResumeError, RunBusyError, RunStore, StorageError
+from resnet_tui.events import EpochEnd, IterationEnd, RunStarted
+from resnet_tui.models.resnet import dispatch_build_model
+from resnet_tui.store.runs import ResumeError, RunBusyError, RunStore, StorageError
 from resnet_tui.training.checkpoint import TrainingState
-from resnet_tui.training.events import EpochEnd, IterationEnd, RunStarted
+from resnet_tui.training.compile import compile_model
 from resnet_tui.training.schedules import IterationStepDecay
 from resnet_tui.training.trainer import Trainer
 

@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from resnet_tui.records import FILES
-from resnet_tui.runs import RunBusyError, RunStore
-from resnet_tui.training.events import EpochEnd, IterationEnd
-from resnet_tui.training.state import TrainingState
+from resnet_tui.events import EpochEnd, IterationEnd
+from resnet_tui.store.records import FILES
+from resnet_tui.store.runs import RunBusyError, RunStore
+from resnet_tui.store.state import TrainingState
 
 RESULT = {"run_id": "x", "config_name": "m8_x", "started": 1735732800.0, "status": "completed",
           "stop_reason": "epoch limit (1 epochs)", "error": None, "duration": 12.5, "iterations": 4, "epochs": 1,

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from resnet_tui.data import dispatch_load_dataset
-from resnet_tui.runs import RunStore
+from resnet_tui.data.load import dispatch_load_dataset
+from resnet_tui.events import EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, SinkFanout
+from resnet_tui.store.runs import RunStore
 from resnet_tui.training.callbacks import StreamingCallback, TrainingControl
 from resnet_tui.training.evaluate import evaluate_run
-from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, SinkFanout
 from resnet_tui.training.schedules import IterationStepDecay
 from resnet_tui.training.trainer import Trainer, plan_training
 
@@ -401,7 +401,7 @@ def test_failure_is_recorded_not_raised(tiny_config):
 
 
 def test_a_dataset_that_fails_to_load_raises_before_the_run_exists(tiny_config, tmp_path):
-    from resnet_tui.data import DatasetError
+    from resnet_tui.data.dataset import DatasetError
 
     config = tiny_config(**{"DATASET.source": "npz", "DATA_PATH": str(tmp_path / "missing.npz")})
     with pytest.raises(DatasetError, match="missing.npz"):

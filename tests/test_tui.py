@@ -31,7 +31,7 @@ def test_first_screen_paints_before_tensorflow_is_imported(tui_env):
     script = f"""
 import asyncio, sys
 from resnet_tui.tui.app import ResnetTuiApp
-from resnet_tui.runs import RunStore
+from resnet_tui.store.runs import RunStore
 async def main():
     app = ResnetTuiApp({str(tui_env.configs)!r}, store=RunStore.under({str(tui_env.root / "artifact")!r}))
     async with app.run_test(size=(160, 50)) as pilot:

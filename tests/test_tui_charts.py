@@ -9,7 +9,7 @@ import numpy as np
 from tui_support import MessageLog, make_app, screen_text, tui_env  # noqa: F401
 
 from resnet_tui.config import config_from_values
-from resnet_tui.training.events import EpochEnd, IterationEnd, LogMessage, RunStarted
+from resnet_tui.events import EpochEnd, IterationEnd, LogMessage, RunStarted
 from resnet_tui.tui.history import GrowableArray, RunHistory, decimate_minmax, ema_debiased
 from resnet_tui.tui.session import TrainingSession
 from resnet_tui.tui.widgets.axes import (

@@ -19,7 +19,7 @@ from tui_support import (  # noqa: F401
     write_configs,
 )
 
-from resnet_tui.runs import RunStore
+from resnet_tui.store.runs import RunStore
 from resnet_tui.tui.messages import SessionChanged
 from resnet_tui.tui.screens.dialogs import ConfirmScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen

@@ -8,7 +8,7 @@ import re
 from test_monitor import GB, gpu, sample
 from tui_support import make_app, open_runs, select_config, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
 
-from resnet_tui.monitor import epoch_record
+from resnet_tui.machine.sampler import epoch_record
 from resnet_tui.tui.screens.train_screen import TrainScreen
 from resnet_tui.tui.widgets.machine_panel import machine_line
 from resnet_tui.tui.widgets.runs_table import RunsTable

@@ -235,7 +235,7 @@ async def test_watch_a_run_that_another_process_trains(tui_fake_runs, key):
 async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
     """r on a stopped run continues it under the same id; its earlier curve is drawn too."""
     from resnet_tui.config import config_from_values
-    from resnet_tui.training.events import IterationEnd
+    from resnet_tui.events import IterationEnd
     from resnet_tui.training.trainer import Trainer
 
     config = config_from_values(dict(tui_env.values, EPOCHS_COUNT=3), "m8_tiny")

@@ -130,7 +130,7 @@ def test_quit_while_training_dialog(tui_env, snap_compare, size):
 def demo_events():
     """The demo config two thirds through: 6 epochs of 15 steps, train loss near 2.3, the
     val loss 93.6 after epoch 1 (fixed numbers: no randomness, no clock)."""
-    from resnet_tui.training.events import EpochEnd, GpuSample, IterationEnd, LogMessage, MachineSample, RunStarted
+    from resnet_tui.events import EpochEnd, GpuSample, IterationEnd, LogMessage, MachineSample, RunStarted
 
     steps, epochs, done = 15, 6, 60
     yield RunStarted("20250101-120000-m8_demo", "m8_tiny", {}, "Model: \"resnet20\"\n(summary)", 274_042, steps,

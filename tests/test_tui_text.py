@@ -18,7 +18,7 @@ from tui_support import (
     write_fake_run,
 )
 
-from resnet_tui.runs import RunStore
+from resnet_tui.store.runs import RunStore
 from resnet_tui.tui.widgets.runs_table import RunsTable
 
 SIZE = (200, 60)

@@ -16,9 +16,9 @@ import pytest
 from conftest import tiny_values as conftest_tiny_values
 
 from resnet_tui.config import config_from_values
-from resnet_tui.records import FILES, columns, to_row
-from resnet_tui.runs import RunStore, write_json_atomic
-from resnet_tui.training.events import EpochEnd, IterationEnd
+from resnet_tui.events import EpochEnd, IterationEnd
+from resnet_tui.store.records import FILES, columns, to_row
+from resnet_tui.store.runs import RunStore, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,9 +152,9 @@ def write_fake_run(store: RunStore, run_id: str, config_values: dict, *, status:
 
 
 def fake_confusion(skill: int) -> dict:
-    """A confusion record (evaluation.py's) of 100 test images per class with fixed, made-up errors:
+    """A confusion record (confusion.py's) of 100 test images per class with fixed, made-up errors:
     class c right 60 + 3c + ``skill`` times; cats mostly taken for dogs, dogs for cats, the rest spread."""
-    from resnet_tui.evaluation import confusion_record
+    from resnet_tui.training.confusion import confusion_record
 
     y_true, y_pred = [], []
     for c in range(10):

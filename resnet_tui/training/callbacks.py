@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import keras
 
-from resnet_tui.training.events import EpochEnd, IterationEnd, Sink, StopReason
+from resnet_tui.events import EpochEnd, IterationEnd, Sink, StopReason
 from resnet_tui.training.steplog import StepLog
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from resnet_tui.runs import StorageError, write_json_atomic
-from resnet_tui.training.state import STATE_FILE, TrainingState
+from resnet_tui.store.runs import StorageError, write_json_atomic
+from resnet_tui.store.state import STATE_FILE, TrainingState
 
 # What Keras' epoch-end callbacks count across epochs; their on_train_begin resets it all.
 COUNTERS = {"early_stopping": ("wait", "best", "best_epoch"),

@@ -136,7 +136,7 @@ class Distribution:
         unevenly. (Validation and test batches are padded to split evenly:
         ``data.make_eval_dataset``.)
         """
-        from resnet_tui.data import images_per_epoch
+        from resnet_tui.data.pipeline import images_per_epoch
 
         if self.replicas == 1:
             return []

@@ -2,7 +2,7 @@
 
 Used at the end of a completed run (trainer) and on demand for any saved model
 (``resnet-tui evaluate RUN``), which rebuilds the run's test split from its
-config with the trainer's own loading and pipeline functions (data.py).
+config with the trainer's own loading and pipeline functions (data/).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from resnet_tui.evaluation import confusion_record, predicted_labels
-from resnet_tui.runs import Run, StorageError
-from resnet_tui.training.events import RunStatus
+from resnet_tui.events import RunStatus
+from resnet_tui.store.runs import Run, StorageError
+from resnet_tui.training.confusion import confusion_record, predicted_labels
 
 
 class EvaluateError(Exception):
@@ -21,7 +21,7 @@ class EvaluateError(Exception):
 
 
 def evaluate_on_test(model, test_ds, y_test: np.ndarray, class_names, source: str) -> dict:
-    """``test_loss``, ``test_accuracy`` and ``confusion`` (evaluation.py's record) of ``model``
+    """``test_loss``, ``test_accuracy`` and ``confusion`` (confusion.py's record) of ``model``
     on ``test_ds``, a data.make_eval_dataset pipeline of the labels ``y_test``.
 
     Keras' evaluate gives the loss and accuracy (exact under a strategy: the
@@ -46,8 +46,9 @@ def evaluate_run(run: Run, log=lambda text: None) -> dict:
     import keras
 
     from resnet_tui.config import config_from_values
-    from resnet_tui.data import dispatch_load_dataset, make_eval_dataset
-    from resnet_tui.models import compile_model
+    from resnet_tui.data.load import dispatch_load_dataset
+    from resnet_tui.data.pipeline import make_eval_dataset
+    from resnet_tui.training.compile import compile_model
 
     info = run.require_readable()  # RunCorruptError names a damaged file
     if info.status == RunStatus.RUNNING:

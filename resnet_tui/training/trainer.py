@@ -16,11 +16,11 @@ import traceback
 from dataclasses import dataclass
 
 from resnet_tui.config import Config
-from resnet_tui.machine import cpu_line
-from resnet_tui.monitor import INTERVAL, MachineMonitor
-from resnet_tui.runs import ResumeError, Run, RunStore
-from resnet_tui.stderr import fd2_to
-from resnet_tui.training.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
+from resnet_tui.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
+from resnet_tui.machine.info import cpu_line
+from resnet_tui.machine.sampler import INTERVAL, MachineMonitor
+from resnet_tui.machine.stderr import fd2_to
+from resnet_tui.store.runs import ResumeError, Run, RunStore
 
 
 @dataclass
@@ -32,7 +32,7 @@ class TrainingPlan:
 
 def plan_training(config: Config, train_count: int, replicas: int = 1) -> TrainingPlan:
     """How many iterations a run will do: epochs x steps, capped by MAX_ITERATIONS."""
-    from resnet_tui.data import images_per_epoch
+    from resnet_tui.data.pipeline import images_per_epoch
 
     steps = math.ceil(images_per_epoch(train_count, config.BATCH_SIZE, replicas) / config.BATCH_SIZE)
     total = steps * config.EPOCHS_COUNT
@@ -92,7 +92,7 @@ class Trainer:
                  capture_stderr: bool = True) -> Trainer:
         """A trainer that continues run ``run_id`` from its last saved epoch."""
         from resnet_tui.config import config_from_values
-        from resnet_tui.training.state import TrainingState
+        from resnet_tui.store.state import TrainingState
 
         run = store.open_run(run_id)
         problem = run.resume_problem()
@@ -149,7 +149,7 @@ class Trainer:
 
     def _begin(self, run: Run, resumed: bool) -> None:
         """Claim the run's files, start recording, say what is about to happen."""
-        from resnet_tui.training.recorder import RunRecorder
+        from resnet_tui.store.recorder import RunRecorder
 
         run.write_meta(self.config.name, resumed=resumed)
         if resumed:
@@ -234,8 +234,8 @@ class Trainer:
         return status, reason
 
     def _load_data(self):
-        from resnet_tui.data import dispatch_load_dataset
-        from resnet_tui.training.events import DatasetProgress
+        from resnet_tui.data.load import dispatch_load_dataset
+        from resnet_tui.events import DatasetProgress
 
         return dispatch_load_dataset(self.config.model_number, self.config,
                                      progress=lambda done, total: self.sink(DatasetProgress(done, total)))
@@ -244,7 +244,7 @@ class Trainer:
         """The devices (DISTRIBUTE: none or MirroredStrategy) and the plan they allow."""
         import keras
 
-        from resnet_tui.models import mixed_precision_warning
+        from resnet_tui.training.compile import mixed_precision_warning
         from resnet_tui.training.distribute import DistributeError, Distribution
 
         config = self.config
@@ -269,8 +269,10 @@ class Trainer:
     def _build_model(self, distribution, plan: TrainingPlan):
         """m8 compiled with its schedule, its variables created where the strategy wants them;
         a resumed run's weights and optimizer state restored."""
-        from resnet_tui.models import compile_model, count_params, dispatch_build_model
+        from resnet_tui.models.resnet import dispatch_build_model
+        from resnet_tui.models.summary import count_params
         from resnet_tui.training.checkpoint import restore
+        from resnet_tui.training.compile import compile_model
         from resnet_tui.training.schedules import make_schedule
 
         config = self.config
@@ -285,7 +287,7 @@ class Trainer:
 
     def _pipelines(self, dataset, replicas: int):
         """tf.data pipelines: training (shuffled, augmented per epoch), validation, test."""
-        from resnet_tui.data import make_eval_dataset, make_train_dataset
+        from resnet_tui.data.pipeline import make_eval_dataset, make_train_dataset
 
         config, start_epoch = self.config, self.resume_state.epoch if self.resume_state else 0
         train_ds = make_train_dataset(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED,
@@ -296,7 +298,7 @@ class Trainer:
         return train_ds, val_ds, test_ds
 
     def _announce(self, model, dataset, plan: TrainingPlan) -> None:
-        from resnet_tui.models import model_summary_text
+        from resnet_tui.models.summary import model_summary_text
 
         config, run = self.config, self.run_record
         self.sink(RunStarted(
@@ -413,7 +415,7 @@ class Trainer:
 
 def kept_state_note(run: Run) -> str:
     """Which saved state a failed run keeps, in words."""
-    from resnet_tui.training.state import TrainingState
+    from resnet_tui.store.state import TrainingState
 
     state = TrainingState.read(run.paths.checkpoint)
     return (f"the last good state (epoch {state.epoch}, iteration {state.iteration}) is kept"

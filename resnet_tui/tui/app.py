@@ -24,8 +24,8 @@ from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from resnet_tui.config import Config, default_values
-from resnet_tui.runs import RunStore
-from resnet_tui.stderr import fd2_to
+from resnet_tui.machine.stderr import fd2_to
+from resnet_tui.store.runs import RunStore
 from resnet_tui.tui.messages import (
     ChartOptionsChanged,
     PauseRequested,

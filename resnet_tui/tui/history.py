@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from resnet_tui.records import columns
-from resnet_tui.training.events import EpochEnd, IterationEnd
+from resnet_tui.events import EpochEnd, IterationEnd
+from resnet_tui.store.records import columns
 
 ITERATION_FIELDS = columns(IterationEnd)
 EPOCH_FIELDS = columns(EpochEnd)

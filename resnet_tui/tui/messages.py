@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # pragma: no cover
-    from resnet_tui.runs import RunStore
+    from resnet_tui.store.runs import RunStore
     from resnet_tui.tui.session import Changes, TrainingSession
 
 

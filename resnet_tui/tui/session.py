@@ -18,9 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from resnet_tui.config import Config
-from resnet_tui.report import stopping_message
-from resnet_tui.runs import Run, RunStore
-from resnet_tui.training.events import (
+from resnet_tui.events import (
     DatasetProgress,
     EpochEnd,
     IterationEnd,
@@ -30,16 +28,18 @@ from resnet_tui.training.events import (
     RunStarted,
     RunStatus,
 )
+from resnet_tui.report.tables import stopping_message
+from resnet_tui.store.runs import Run, RunStore
 from resnet_tui.tui.history import RunHistory
 
 if TYPE_CHECKING:  # pragma: no cover
-    from resnet_tui.follow import RunFollower
+    from resnet_tui.store.follow import RunFollower
     from resnet_tui.training.trainer import Trainer
 
 
 
 class SessionState(StrEnum):
-    """Where a dashboard's run is: the run statuses of runs.py plus the moments in between."""
+    """Where a dashboard's run is: the run statuses of store/runs.py plus the moments in between."""
 
     STARTING = "starting"  # loading data, building the model
     RUNNING = RunStatus.RUNNING.value
@@ -131,7 +131,7 @@ class TrainingSession:
 
     @classmethod
     def follow(cls, run: Run, store: RunStore) -> TrainingSession:
-        from resnet_tui.follow import RunFollower
+        from resnet_tui.store.follow import RunFollower
 
         meta = run.read_meta() or {}
         config = Config(run.read_config(), meta.get("config_name", run.id))

@@ -14,7 +14,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
-from resnet_tui import format as fmt
 from resnet_tui.config import (
     FIELDS,
     Config,
@@ -33,6 +32,7 @@ from resnet_tui.config import (
     schedule_name,
     set_dotted,
 )
+from resnet_tui.report import format as fmt
 from resnet_tui.tui.messages import StartRequested, read_only_refusal
 from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.screens.dialogs import SaveAsScreen, UnsavedEditsScreen
@@ -87,7 +87,8 @@ def summary_heading(config: Config) -> str:
 
 def summary_text(config: Config) -> tuple[str, bool]:
     """Keras' summary of ``config``'s model and its parameter count, and whether it could be built."""
-    from resnet_tui.models import count_params, dispatch_build_model, model_summary_text
+    from resnet_tui.models.resnet import dispatch_build_model
+    from resnet_tui.models.summary import count_params, model_summary_text
 
     try:
         model = dispatch_build_model(config.model_number, config)

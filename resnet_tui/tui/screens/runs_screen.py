@@ -17,12 +17,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from resnet_tui import format as fmt
 from resnet_tui.config import SCHEMA, get_dotted
-from resnet_tui.report import STATUS_STYLES, confusion_report, per_class_comparison, result_table
-from resnet_tui.run_files import RunFileError
-from resnet_tui.runs import RunInfo, RunStore
-from resnet_tui.training.events import MachineEpoch, RunStatus
+from resnet_tui.events import MachineEpoch, RunStatus
+from resnet_tui.report import format as fmt
+from resnet_tui.report.tables import STATUS_STYLES, confusion_report, per_class_comparison, result_table
+from resnet_tui.store.json_files import RunFileError
+from resnet_tui.store.runs import RunInfo, RunStore
 from resnet_tui.tui.history import RunHistory
 from resnet_tui.tui.messages import ChartOptionsChanged, ResumeRequested, SessionChanged, WatchRequested
 from resnet_tui.tui.screens.base import DashboardScreen

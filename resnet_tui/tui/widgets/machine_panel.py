@@ -2,7 +2,7 @@
 
 ``CPU 187% · RSS 1.21 GB · RAM 9.1/23.5 GB · GPU0 97% 10.2/80.0 GB 64°C``: the
 process's CPU (100% is one core) and resident memory, the system's memory in
-use, and per NVIDIA GPU its utilization, memory and temperature (monitor.py).
+use, and per NVIDIA GPU its utilization, memory and temperature (machine/sampler.py).
 A narrower line shortens the units, then drops RAM and RSS, then each GPU's
 temperature and memory: the GPUs' utilization against the CPU is the line's point.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from resnet_tui import format as fmt
-from resnet_tui.training.events import GpuSample, MachineSample
+from resnet_tui.events import GpuSample, MachineSample
+from resnet_tui.report import format as fmt
 from resnet_tui.tui.session import TrainingSession
 
 SEPARATOR = " · "

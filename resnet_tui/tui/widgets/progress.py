@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Static
 
-from resnet_tui import format as fmt
-from resnet_tui.report import STATUS_STYLES
+from resnet_tui.report import format as fmt
+from resnet_tui.report.tables import STATUS_STYLES
 from resnet_tui.tui.session import SessionState, TrainingSession
 
 STATE_STYLES = {**STATUS_STYLES, "starting": "yellow", "running": "green", "paused": "yellow", "stopping": "yellow",

@@ -9,8 +9,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from resnet_tui.report import RUN_FIELDS, RUN_ORDER, STATUS_STYLES
-from resnet_tui.runs import RunInfo
+from resnet_tui.report.tables import RUN_FIELDS, RUN_ORDER, STATUS_STYLES
+from resnet_tui.store.runs import RunInfo
 
 
 @dataclass(frozen=True)

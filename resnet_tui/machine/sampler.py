@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import psutil
 
-from resnet_tui.training.events import EpochEnd, Event, GpuSample, MachineEpoch, MachineSample, RunStarted, Sink
+from resnet_tui.events import EpochEnd, Event, GpuSample, MachineEpoch, MachineSample, RunStarted, Sink
 
 INTERVAL = 1.0  # seconds between samples
 

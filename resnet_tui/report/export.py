@@ -34,10 +34,10 @@ import socket
 import time
 from pathlib import Path
 
-from resnet_tui.evaluation import read_record
-from resnet_tui.records import columns, format_cell
-from resnet_tui.runs import Run
-from resnet_tui.training.events import EpochEnd, IterationEnd
+from resnet_tui.events import EpochEnd, IterationEnd
+from resnet_tui.store.records import columns, format_cell
+from resnet_tui.store.runs import Run
+from resnet_tui.training.confusion import read_record
 
 ITERATION_TAGS = ("loss", "accuracy", "epoch_loss", "epoch_accuracy", "lr", "images_per_sec")
 EPOCH_TAGS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "duration")

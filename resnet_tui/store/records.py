@@ -20,7 +20,7 @@ import math
 from dataclasses import fields
 from typing import TypeVar
 
-from resnet_tui.training.events import EpochEnd, IterationEnd, MachineEpoch
+from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch
 
 Record = TypeVar("Record", IterationEnd, EpochEnd, MachineEpoch)
 RECORD_TYPES = (IterationEnd, EpochEnd, MachineEpoch)

@@ -9,7 +9,7 @@ The seed's path keys keep their meaning; each holds one folder per run id::
     LOG_PATH/<id>/summary.txt           model summary
     LOG_PATH/<id>/iterations.csv        one row per iteration, appended as they come
     LOG_PATH/<id>/epochs.csv            one row per epoch, appended as they come
-    LOG_PATH/<id>/machine.csv           one row per epoch: CPU, memory and GPU use (monitor.py)
+    LOG_PATH/<id>/machine.csv           one row per epoch: CPU, memory and GPU use (machine/sampler.py)
     LOG_PATH/<id>/train.log             warnings, errors and TensorFlow's own output
     CHECKPOINT_PATH/<id>/best.weights.h5
     CHECKPOINT_PATH/<id>/state.json     where training was at the last epoch end (resume)
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnet_tui.records import FILES, columns, from_row, to_row
-from resnet_tui.run_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
-from resnet_tui.training.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
-from resnet_tui.training.state import STATE_FILE, TrainingState
+from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
+from resnet_tui.store.json_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
+from resnet_tui.store.records import FILES, columns, from_row, to_row
+from resnet_tui.store.state import STATE_FILE, TrainingState
 
 FINISHED_STATUSES = tuple(s for s in RunStatus if s.finished)
 
@@ -101,7 +101,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read_records(path: Path, cls: type) -> list:
-    """The events a metrics CSV holds (see records.py); a torn last line (crash mid-write) is skipped."""
+    """The events a metrics CSV holds (see store/records.py); a torn last line (crash mid-write) is skipped."""
     records = []
     try:
         with open(path, encoding="utf-8", newline="") as fh:

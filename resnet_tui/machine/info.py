@@ -51,6 +51,6 @@ def machine_line() -> str:
     return f"{cpu_line()}; TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {platform.python_version()}"
 
 
-if __name__ == "__main__":  # python -m resnet_tui.machine: the line CI prints before the tests
+if __name__ == "__main__":  # python -m resnet_tui.machine.info: the line CI prints before the tests
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     print(f"machine: {machine_line()}")

@@ -1,4 +1,4 @@
-"""One validating reader for the JSON files a run keeps (runs.py says where each lives).
+"""One validating reader for the JSON files a run keeps (store/runs.py says where each lives).
 
 Everything that reads ``result.json``, ``run.json``, the ``lock``, ``plan.json``,
 ``config.json`` or the checkpoint's ``state.json`` goes through :func:`read_json`.
@@ -22,7 +22,7 @@ from pathlib import Path
 from types import NoneType, UnionType
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from resnet_tui.training.events import RunStarted, RunStatus
+from resnet_tui.events import RunStarted, RunStatus
 
 FinishedStatus = Literal[tuple(s.value for s in RunStatus if s.finished)]
 
@@ -78,7 +78,7 @@ class RunResult:
     device: str = ""
     dataset: dict = field(default_factory=dict)
     distribute: dict = field(default_factory=dict)
-    confusion: dict | None = None  # the test split's confusion matrix (evaluation.py's record)
+    confusion: dict | None = None  # the test split's confusion matrix (confusion.py's record)
 
 
 # ``LOG_PATH/<id>/plan.json``: what a follower needs to draw progress, as the run's RunStarted says it.

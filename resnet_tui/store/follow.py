@@ -22,11 +22,7 @@ import socket
 import time
 from pathlib import Path
 
-from resnet_tui.monitor import INTERVAL, Sampler
-from resnet_tui.records import FILES, from_row
-from resnet_tui.run_files import RunFileError
-from resnet_tui.runs import Run, RunInfo
-from resnet_tui.training.events import (
+from resnet_tui.events import (
     EpochEnd,
     Event,
     IterationEnd,
@@ -36,6 +32,10 @@ from resnet_tui.training.events import (
     RunStarted,
     RunStatus,
 )
+from resnet_tui.machine.sampler import INTERVAL, Sampler
+from resnet_tui.store.json_files import RunFileError
+from resnet_tui.store.records import FILES, from_row
+from resnet_tui.store.runs import Run, RunInfo
 
 
 class _Tail:

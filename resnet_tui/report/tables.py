@@ -12,9 +12,9 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from resnet_tui import format as fmt
-from resnet_tui.runs import Run, RunInfo
-from resnet_tui.training.events import MachineEpoch, RunStatus
+from resnet_tui.events import MachineEpoch, RunStatus
+from resnet_tui.report import format as fmt
+from resnet_tui.store.runs import Run, RunInfo
 
 STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red", "running": "cyan",
                  "interrupted": "magenta", "corrupt": "bold magenta"}
@@ -170,7 +170,7 @@ def _versions(versions: dict | str | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in (versions or {}).items()) or "—"
 
 
-# -- where a model fails: the confusion matrix (evaluation.py's record in result.json) --------------
+# -- where a model fails: the confusion matrix (confusion.py's record in result.json) --------------
 
 # Column headers short enough for 10 classes and the per-class accuracy in 80 columns.
 SHORT_CLASS_NAMES = {"airplane": "plane", "automobile": "auto"}
@@ -195,7 +195,7 @@ def _shade(rate: float, diagonal: bool) -> Style:
 def confusion_heatmap(record: dict) -> Table:
     """The matrix as a heatmap: a row per true class (its name and accuracy), a column per
     predicted class; each cell the number of images, shaded by its share of the row."""
-    from resnet_tui.evaluation import row_rates
+    from resnet_tui.training.confusion import row_rates
 
     names, matrix = record["classes"], record["matrix"]
     rates = row_rates(matrix)
@@ -216,7 +216,7 @@ def confusion_heatmap(record: dict) -> Table:
 
 def confused_pairs(record: dict, k: int = 3) -> Text:
     """"most confused: cat → dog 12% (120 of 1,000), ..." (true class → what it was taken for)."""
-    from resnet_tui.evaluation import most_confused
+    from resnet_tui.training.confusion import most_confused
 
     names, matrix = record["classes"], record["matrix"]
     pairs = most_confused(matrix, k)
@@ -233,7 +233,7 @@ def confused_pairs(record: dict, k: int = 3) -> Text:
 
 def confusion_report(result: dict | None) -> Group | Text:
     """Heading, heatmap and the most confused pairs of a run's result; a note when it has none."""
-    from resnet_tui.evaluation import read_record
+    from resnet_tui.training.confusion import read_record
 
     record = read_record(result)
     if record is None:
@@ -249,7 +249,7 @@ def confusion_report(result: dict | None) -> Group | Text:
 
 def per_class_comparison(runs: list[tuple[str, dict | None]]) -> Table | Text:
     """Per-class test accuracy of several runs side by side (label, result); with two, their difference."""
-    from resnet_tui.evaluation import read_record
+    from resnet_tui.training.confusion import read_record
 
     records = [(label, read_record(result)) for label, result in runs]
     names = next((r["classes"] for _, r in records if r is not None), None)

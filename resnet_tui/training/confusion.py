@@ -2,7 +2,7 @@
 
 Pure numpy, no Keras and no Textual: the trainer and ``resnet-tui evaluate``
 build the record from predicted labels; ``show`` and the dashboard read it back
-from result.json (``result["confusion"]``) and render it (report.py).
+from result.json (``result["confusion"]``) and render it (report/tables.py).
 
 The record::
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from resnet_tui.data import CIFAR10_CLASSES
+from resnet_tui.data.dataset import CIFAR10_CLASSES
 
 CLASS_NAMES = CIFAR10_CLASSES
 

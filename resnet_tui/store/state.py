@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resnet_tui.run_files import build, read_json
+from resnet_tui.store.json_files import build, read_json
 
 STATE_FILE = "state.json"
 

@@ -2,7 +2,7 @@
 
 The trainer emits them through a *sink* (any callable taking one event) from the
 thread that trains, except MachineSample, which comes from the machine
-sampler's thread (monitor.py), about once a second. Sinks must be quick,
+sampler's thread (machine/sampler.py), about once a second. Sinks must be quick,
 thread-safe and must not touch a UI directly: the dashboard puts them in a
 thread-safe buffer and drains it on a timer.
 
@@ -131,7 +131,7 @@ class GpuSample:
 class MachineSample:
     """What the training process and its machine use, sampled about once a second.
 
-    Unlike the other events it comes from the sampler's own thread (monitor.py).
+    Unlike the other events it comes from the sampler's own thread (machine/sampler.py).
     """
 
     time: float  # wall clock
@@ -144,7 +144,7 @@ class MachineSample:
 
 @dataclass(frozen=True, slots=True)
 class MachineEpoch:
-    """One epoch's MachineSamples in one row of machine.csv (records.py): means unless named
+    """One epoch's MachineSamples in one row of machine.csv (store/records.py): means unless named
     otherwise. Several GPUs are aggregated: mean utilization, summed memory, hottest temperature."""
 
     epoch: int  # 1-based, as EpochEnd's

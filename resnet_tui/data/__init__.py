@@ -1,0 +1,1 @@
+"""Datasets: one module per source, and the input pipeline that feeds the model."""

@@ -1,0 +1,1 @@
+"""The models: their builders and the text of their summaries."""

@@ -1,0 +1,127 @@
+"""A model's summary as text (Keras' own table, at a width we choose) and its parameter count."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+
+SUMMARY_COLUMNS = (("Layer (type)", 0.3, "left"), ("Output Shape", 0.56, "left"),
+                   ("Param #", 0.74, "right"), ("Connected to", 1.0, "left"))
+"""Keras' model.summary() layout for a functional model: header, right edge (fraction of the line), justify."""
+
+
+def model_summary_text(model: keras.Model, line_length: int = 110) -> str:
+    """Keras' model.summary() table as plain text, ``line_length`` columns wide.
+
+    Drawn here on a private rich Console of that width: Keras sizes its own
+    console from the process-wide COLUMNS, which the training thread and the
+    dashboard's summary worker would set at the same time. Reads no environment.
+    """
+    import io
+
+    import rich.console
+    import rich.table
+
+    table = rich.table.Table(*_summary_columns(line_length), width=line_length, show_lines=True)
+    connections = _connections(model)
+    for layer in model.layers:
+        table.add_row(f"{layer.name} ({layer.__class__.__name__})", _shape_text(layer),
+                      _params_text(layer), connections.get(layer.name, "-"))
+    out = io.StringIO()
+    console = rich.console.Console(file=out, width=line_length + 4, color_system=None, force_terminal=False,
+                                   highlight=False, markup=False, emoji=False)
+    console.print(f'Model: "{model.name}"')
+    console.print(table)
+    for line in _param_totals(model):
+        console.print(line)
+    return out.getvalue().rstrip() + "\n"
+
+
+def _summary_columns(line_length: int) -> list:
+    import rich.table
+
+    columns, left = [], 0
+    for header, right, justify in SUMMARY_COLUMNS:
+        width = int(right * line_length) - left
+        columns.append(rich.table.Column(header, justify=justify, width=width))
+        left += width
+    return columns
+
+
+def _connections(model: keras.Model) -> dict[str, str]:
+    """Layer name -> the tensors it reads, as Keras prints them (``name[node][tensor]``), from get_config."""
+    try:
+        layers = model.get_config().get("layers", [])
+    except NotImplementedError:  # a subclassed model has no graph to show
+        return {}
+    return {layer["name"]: ", ".join(_tensor_names(layer.get("inbound_nodes", []))) or "-" for layer in layers}
+
+
+def _tensor_names(item) -> list[str]:
+    if isinstance(item, dict) and item.get("class_name") == "__keras_tensor__":
+        name, node, tensor = item["config"]["keras_history"]
+        return [f"{name}[{node}][{tensor}]"]
+    children = item.values() if isinstance(item, dict) else item if isinstance(item, (list, tuple)) else ()
+    return [name for child in children for name in _tensor_names(child)]
+
+
+def _shape_text(layer) -> str:
+    try:
+        outputs = layer.output
+    except (AttributeError, ValueError):  # not called, or called more than once
+        return "?"
+    shapes = [f"({', '.join(map(str, tensor.shape))})" for tensor in _flat(outputs)]
+    return shapes[0] if len(shapes) == 1 else f"[{', '.join(shapes)}]"
+
+
+def _flat(outputs) -> list:
+    return [t for item in outputs for t in _flat(item)] if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _params_text(layer) -> str:
+    return f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+
+
+def _param_totals(model: keras.Model) -> list[str]:
+    groups = [("Total", model.weights), ("Trainable", model.trainable_weights),
+              ("Non-trainable", model.non_trainable_weights)]
+    optimizer = getattr(model, "optimizer", None)
+    if getattr(model, "compiled", False) and optimizer is not None and optimizer.built:
+        groups[0] = ("Total", model.weights + optimizer.variables)
+        groups.append(("Optimizer", optimizer.variables))
+    return [f" {label} params: {_count(weights):,} ({_readable_bytes(_bytes(weights))})" for label, weights in groups]
+
+
+def _unique(weights) -> list:
+    return list({id(w): w for w in weights}.values())
+
+
+def _count(weights) -> int:
+    return sum(math.prod(w.shape) for w in _unique(weights))
+
+
+def _bytes(weights) -> float:
+    """Bytes the weights take: elements times their dtype's bits (the number in its name) over 8."""
+    return sum(math.prod(w.shape) * _dtype_bits(w.dtype) / 8 for w in _unique(weights))
+
+
+def _dtype_bits(dtype) -> int:
+    bits = re.search(r"\d+", str(dtype))
+    return int(bits.group()) if bits else 8
+
+
+def _readable_bytes(size: float) -> str:
+    units = ["B", "KB", "MB", "GB", "TB"]
+    while size >= 1024 and len(units) > 1:
+        size /= 1024
+        units.pop(0)
+    return f"{size:.2f} {units[0]}"
+
+
+def count_params(model: keras.Model) -> int:
+    return int(model.count_params())

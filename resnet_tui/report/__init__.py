@@ -1,0 +1,1 @@
+"""A run shown as text: tables, confusion heatmaps, exports, number formats, the CLI console."""
