@@ -245,7 +245,7 @@ def cmd_show(args) -> int:
         console.print(result_table(info, machine=machine_rows(run)))
         if info.result.get("confusion"):
             console.print(confusion_report(info.result))
-        elif (run.paths.model / "final.keras").is_file():
+        elif run.paths.final_model.is_file():
             console.print(Text(f"no confusion matrix yet: `resnet-tui evaluate {run.id}` evaluates its saved model",
                                style="dim"))
     error = run.read_error()

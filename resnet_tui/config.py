@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_tui.registry import MODELS
+from resnet_tui.store.atomic import write_text_atomic
 
 
 class ConfigError(ValueError):
@@ -552,10 +553,7 @@ def save_config(config: Config, path: str | os.PathLike, overwrite: bool = False
     path = Path(path)
     if path.exists() and not overwrite:
         raise ConfigError(f"{path} already exists; choose another name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(config.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, config.to_json())
     return path
 
 
@@ -571,7 +569,7 @@ def diff_values(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
 
 def list_configs(folder: str | os.PathLike = "configs") -> list[Path]:
     folder = Path(folder)
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
 
 
 def schema_markdown() -> str:

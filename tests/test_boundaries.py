@@ -14,8 +14,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "resnet_tui"
 # Lowest first. A module may import from its own layer and the layers below, never above.
 LAYERS = (
     ("events", "registry"),  # the contract between training and its watchers; the models that exist
-    ("config", "machine"),  # a training config; the CPU, the sampler of what training uses, fd 2
-    ("store",),  # what a run keeps on disk
+    ("machine",),  # the CPU, the sampler of what training uses, fd 2
+    ("store",),  # what a run keeps on disk, and the one way files are written
+    ("config",),  # a training config: schema, validation, files
     ("data", "models"),  # datasets and input pipelines; model builders and summaries
     ("training",),  # compile, fit, callbacks, checkpoints, evaluation
     ("report",),  # a run as text: tables, confusion, exports, formats

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from resnet_tui.events import EpochEnd, IterationEnd
-from resnet_tui.store.records import FILES, RECORD_TYPES, columns, from_row, to_row
+from resnet_tui.store.layout import CSV_FILES
+from resnet_tui.store.records import RECORD_TYPES, columns, from_row, to_row
 from resnet_tui.store.runs import RunStore
 
 
@@ -37,7 +38,7 @@ def test_every_event_type_round_trips_through_a_row(event):
 
 def test_columns_are_the_event_fields_and_rows_are_read_by_name():
     assert columns(IterationEnd) == tuple(f.name for f in dataclasses.fields(IterationEnd))
-    assert set(FILES) == set(RECORD_TYPES)
+    assert set(CSV_FILES) == set(RECORD_TYPES)
     event = EVENTS[2]
     header = list(reversed(columns(EpochEnd)))  # a file written with another column order
     assert same(from_row(EpochEnd, header, list(reversed(to_row(event)))), event)

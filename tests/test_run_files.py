@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from resnet_tui.events import EpochEnd, IterationEnd
-from resnet_tui.store.records import FILES
+from resnet_tui.store.layout import CSV_FILES
 from resnet_tui.store.runs import RunBusyError, RunStore
 from resnet_tui.store.state import TrainingState
 
@@ -129,6 +129,6 @@ def test_metrics_files_are_not_json(tmp_path):
     """The CSVs keep their own reader (a torn last line is skipped): a damaged row never makes a run corrupt."""
     store = RunStore.under(tmp_path / "artifact")
     run = make_run(store)
-    with open(run.paths.log / FILES[IterationEnd], "a") as fh:
+    with open(run.paths.log / CSV_FILES[IterationEnd], "a") as fh:
         fh.write("5,2,oops\n")
     assert run.info().status == "completed" and len(run.read_iterations()) == 4

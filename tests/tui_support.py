@@ -17,8 +17,10 @@ from conftest import tiny_values as conftest_tiny_values
 
 from resnet_tui.config import config_from_values
 from resnet_tui.events import EpochEnd, IterationEnd
-from resnet_tui.store.records import FILES, columns, to_row
-from resnet_tui.store.runs import RunStore, write_json_atomic
+from resnet_tui.store.atomic import write_json_atomic
+from resnet_tui.store.layout import CSV_FILES
+from resnet_tui.store.records import columns, to_row
+from resnet_tui.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,8 +129,8 @@ def write_fake_run(store: RunStore, run_id: str, config_values: dict, *, status:
         if i % steps == 0:
             val_loss = first_val_loss if epoch == 1 and first_val_loss is not None else loss * 1.1
             epoch_rows.append(EpochEnd(epoch, i, loss, acc, val_loss, acc * 0.9, lr, 5.0, 0.5 * i))
-    _write_records(roots["log"] / run_id / FILES[IterationEnd], IterationEnd, iteration_rows)
-    _write_records(roots["log"] / run_id / FILES[EpochEnd], EpochEnd, epoch_rows)
+    _write_records(roots["log"] / run_id / CSV_FILES[IterationEnd], IterationEnd, iteration_rows)
+    _write_records(roots["log"] / run_id / CSV_FILES[EpochEnd], EpochEnd, epoch_rows)
     if status is None:
         return
     best = max((r.val_accuracy for r in epoch_rows), default=None)

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from resnet_tui.events import EpochEnd, IterationEnd
+from resnet_tui.store.atomic import write_atomic
 from resnet_tui.store.records import columns, format_cell
 from resnet_tui.store.runs import Run
 from resnet_tui.training.confusion import read_record
@@ -79,13 +80,14 @@ def export_csv(run: Run, path: str | os.PathLike) -> int:
     """Write the merged table to ``path`` (atomically); returns the number of rows."""
     path = Path(path)
     rows = merged_rows(run.read_iterations(), run.read_epochs())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(merged_columns())
-        writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def save(partial: Path) -> None:
+        with open(partial, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(merged_columns())
+            writer.writerows(rows)
+
+    write_atomic(path, save)
     return len(rows)
 
 

@@ -53,7 +53,7 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] =
         rows.append(("resume", f"resnet-tui resume {info.run_id}  (r on the dashboard's Runs screen)"))
     if saved is not None:
         rows.append(("saved in", str(saved.paths.log)))
-        final = saved.paths.model / "final.keras"
+        final = saved.paths.final_model
         if final.exists():
             rows.append(("final model", str(final)))
     rows += [("problem", Text(problem, style="magenta")) for problem in problems]

@@ -34,7 +34,7 @@ from resnet_tui.events import (
 )
 from resnet_tui.machine.sampler import INTERVAL, Sampler
 from resnet_tui.store.json_files import RunFileError
-from resnet_tui.store.records import FILES, from_row
+from resnet_tui.store.records import from_row
 from resnet_tui.store.runs import Run, RunInfo
 
 
@@ -85,7 +85,7 @@ class RunFollower:
 
     def __init__(self, run: Run):
         self.run = run
-        self._tails = tuple(_Tail(run.paths.log / FILES[cls], cls) for cls in (IterationEnd, EpochEnd, MachineEpoch))
+        self._tails = tuple(_Tail(run.paths.csv_file(cls), cls) for cls in (IterationEnd, EpochEnd, MachineEpoch))
         self._started = False
         self._finished = False
         self._sampler: Sampler | None = None  # of the run's writer, when it runs on this host

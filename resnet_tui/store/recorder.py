@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from resnet_tui.events import EpochEnd, Event, IterationEnd, LogMessage, MachineEpoch, RunFinished, RunStarted
+from resnet_tui.store.atomic import write_json_atomic
 from resnet_tui.store.json_files import PLAN_FIELDS
-from resnet_tui.store.runs import Run, StorageError, write_json_atomic
+from resnet_tui.store.runs import Run, StorageError
 
 
 class RunRecorder:

@@ -24,7 +24,6 @@ from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch
 
 Record = TypeVar("Record", IterationEnd, EpochEnd, MachineEpoch)
 RECORD_TYPES = (IterationEnd, EpochEnd, MachineEpoch)
-FILES = {IterationEnd: "iterations.csv", EpochEnd: "epochs.csv", MachineEpoch: "machine.csv"}
 
 
 def columns(cls: type) -> tuple[str, ...]:

@@ -1,25 +1,8 @@
 """The run store: everything a run leaves on disk, by run id.
 
-The seed's path keys keep their meaning; each holds one folder per run id::
-
-    CONFIG_PATH/<id>/config.json        resolved config
-    LOG_PATH/<id>/run.json              who owns the run (pid, host) and when it started
-    LOG_PATH/<id>/lock                  the live process writing the run (pid, host)
-    LOG_PATH/<id>/plan.json             iterations per epoch and in all, counts (for a follower)
-    LOG_PATH/<id>/summary.txt           model summary
-    LOG_PATH/<id>/iterations.csv        one row per iteration, appended as they come
-    LOG_PATH/<id>/epochs.csv            one row per epoch, appended as they come
-    LOG_PATH/<id>/machine.csv           one row per epoch: CPU, memory and GPU use (machine/sampler.py)
-    LOG_PATH/<id>/train.log             warnings, errors and TensorFlow's own output
-    CHECKPOINT_PATH/<id>/best.weights.h5
-    CHECKPOINT_PATH/<id>/state.json     where training was at the last epoch end (resume)
-    MODEL_PATH/<id>/final.keras
-    RESULT_PATH/<id>/result.json        written once, atomically, when the run ends
-    ERROR_PATH/<id>/error.log           only for failed runs
-
-Readers never trust a run to be whole: a run killed mid-write is listed with
+Where each file is: store/layout.py. Readers never trust a run to be whole: a run killed mid-write is listed with
 what could be read and a status that says so. Every JSON file is read through
-run_files.read_json (JSON_FILES below): a damaged one makes the run ``corrupt``
+json_files.read_json (JSON_FILES below): a damaged one makes the run ``corrupt``
 with the file's name and what is wrong in it.
 """
 
@@ -35,20 +18,31 @@ from pathlib import Path
 from typing import Any
 
 from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
+from resnet_tui.store.atomic import write_json_atomic, write_text_atomic
 from resnet_tui.store.json_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
-from resnet_tui.store.records import FILES, columns, from_row, to_row
-from resnet_tui.store.state import STATE_FILE, TrainingState
+from resnet_tui.store.layout import (
+    CONFIG_FILE,
+    LOCK_FILE,
+    META_FILE,
+    PLAN_FILE,
+    RESULT_FILE,
+    ROOT_KEYS,
+    STATE_FILE,
+    RunPaths,
+)
+from resnet_tui.store.records import columns, from_row, to_row
+from resnet_tui.store.state import TrainingState
 
 FINISHED_STATUSES = tuple(s for s in RunStatus if s.finished)
 
 # Each JSON file of a run: (the RunPaths folder it is in, its name, the dataclass it must match; None: any object).
 JSON_FILES = {
-    "meta": ("log", "run.json", RunMeta),
-    "lock": ("log", "lock", LockOwner),
-    "plan": ("log", "plan.json", RunPlan),
-    "config": ("config", "config.json", None),
+    "meta": ("log", META_FILE, RunMeta),
+    "lock": ("log", LOCK_FILE, LockOwner),
+    "plan": ("log", PLAN_FILE, RunPlan),
+    "config": ("config", CONFIG_FILE, None),
     "state": ("checkpoint", STATE_FILE, TrainingState),
-    "result": ("result", "result.json", RunResult),
+    "result": ("result", RESULT_FILE, RunResult),
 }
 
 
@@ -78,18 +72,6 @@ class StorageError(OSError):
         return cls(f"cannot write to {folder} ({key}): {why}")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -115,16 +97,6 @@ def read_records(path: Path, cls: type) -> list:
     except FileNotFoundError:
         pass
     return records
-
-
-@dataclass
-class RunPaths:
-    config: Path
-    log: Path
-    checkpoint: Path
-    model: Path
-    result: Path
-    error: Path
 
 
 @dataclass
@@ -184,14 +156,14 @@ class Run:
         write_json_atomic(path, meta)
 
     def write_config(self, values: dict) -> None:
-        write_json_atomic(self.paths.config / "config.json", values)
+        write_json_atomic(self.paths.config_file, values)
 
     def write_summary(self, text: str) -> None:
         self.paths.log.mkdir(parents=True, exist_ok=True)
-        (self.paths.log / "summary.txt").write_text(text, encoding="utf-8")
+        self.paths.summary_file.write_text(text, encoding="utf-8")
 
     def _open_csv(self, cls: type):
-        path = self.paths.log / FILES[cls]
+        path = self.paths.csv_file(cls)
         new = not path.exists() or path.stat().st_size == 0
         fh = open(path, "a", encoding="utf-8", newline="")
         if new:
@@ -234,15 +206,15 @@ class Run:
 
     def log(self, text: str) -> None:
         self.paths.log.mkdir(parents=True, exist_ok=True)
-        with open(self.paths.log / "train.log", "a", encoding="utf-8") as fh:
+        with open(self.paths.train_log, "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     def write_result(self, result: dict) -> None:
-        write_json_atomic(self.paths.result / "result.json", result)
+        write_json_atomic(self.paths.result_file, result)
 
     def write_error(self, text: str) -> None:
         self.paths.error.mkdir(parents=True, exist_ok=True)
-        (self.paths.error / "error.log").write_text(text, encoding="utf-8")
+        self.paths.error_log.write_text(text, encoding="utf-8")
 
     # -- reading ---------------------------------------------------------
     def file_path(self, what: str) -> Path:
@@ -271,25 +243,25 @@ class Run:
 
     def read_summary(self) -> str:
         try:
-            return (self.paths.log / "summary.txt").read_text(encoding="utf-8")
+            return self.paths.summary_file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return ""
 
     def read_error(self) -> str:
         try:
-            return (self.paths.error / "error.log").read_text(encoding="utf-8")
+            return self.paths.error_log.read_text(encoding="utf-8")
         except FileNotFoundError:
             return ""
 
     def read_iterations(self) -> list[IterationEnd]:
-        return read_records(self.paths.log / FILES[IterationEnd], IterationEnd)
+        return read_records(self.paths.csv_file(IterationEnd), IterationEnd)
 
     def read_epochs(self) -> list[EpochEnd]:
-        return read_records(self.paths.log / FILES[EpochEnd], EpochEnd)
+        return read_records(self.paths.csv_file(EpochEnd), EpochEnd)
 
     def read_machine(self) -> list[MachineEpoch]:
         """machine.csv's rows; none for a run older than it."""
-        return read_records(self.paths.log / FILES[MachineEpoch], MachineEpoch)
+        return read_records(self.paths.csv_file(MachineEpoch), MachineEpoch)
 
     # -- ownership: one live process writes a run ---------------------------
     @property
@@ -393,10 +365,10 @@ class Run:
         appends after its last complete epoch with no duplicate and no gap,
         and set the previous result aside."""
         self.close()
-        _rewrite_csv(self.paths.log / FILES[IterationEnd], lambda row: float(row[0]) <= iteration)
+        _rewrite_csv(self.paths.csv_file(IterationEnd), lambda row: float(row[0]) <= iteration)
         for cls in (EpochEnd, MachineEpoch):  # both start with the epoch
-            _rewrite_csv(self.paths.log / FILES[cls], lambda row: float(row[0]) <= epoch)
-        result = self.paths.result / "result.json"
+            _rewrite_csv(self.paths.csv_file(cls), lambda row: float(row[0]) <= epoch)
+        result = self.paths.result_file
         if result.exists():
             os.replace(result, result.with_name("result.previous.json"))
 
@@ -458,22 +430,14 @@ def _rewrite_csv(path: Path, keep) -> None:
                     rows.append(row)
             except ValueError:
                 continue
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        if header:
-            fh.write(",".join(header) + "\n")
-        for row in rows:
-            fh.write(",".join(row) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    lines = ([header] if header else []) + rows
+    write_text_atomic(path, "".join(",".join(row) + "\n" for row in lines))
 
 
 class RunStore:
     """The runs under a set of path keys (a config's, or the defaults)."""
 
-    ROOT_KEYS = {"config": "CONFIG_PATH", "log": "LOG_PATH", "checkpoint": "CHECKPOINT_PATH",
-                 "model": "MODEL_PATH", "result": "RESULT_PATH", "error": "ERROR_PATH"}
+    ROOT_KEYS = ROOT_KEYS
 
     def __init__(self, roots: dict[str, str | os.PathLike]):
         self.roots = {name: Path(path) for name, path in roots.items()}

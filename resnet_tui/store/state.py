@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from resnet_tui.store.json_files import build, read_json
-
-STATE_FILE = "state.json"
+from resnet_tui.store.layout import STATE_FILE
 
 
 @dataclass

@@ -22,15 +22,16 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from resnet_tui.store.runs import StorageError, write_json_atomic
-from resnet_tui.store.state import STATE_FILE, TrainingState
+from resnet_tui.store.atomic import write_atomic, write_json_atomic
+from resnet_tui.store.layout import STATE_FILE
+from resnet_tui.store.runs import StorageError
+from resnet_tui.store.state import TrainingState
 
 # What Keras' epoch-end callbacks count across epochs; their on_train_begin resets it all.
 COUNTERS = {"early_stopping": ("wait", "best", "best_epoch"),
@@ -80,7 +81,7 @@ class StateCheckpoint(keras.callbacks.Callback):
             self.best_val_accuracy, self.best_epoch = float(val), epoch + 1
         self.folder.mkdir(parents=True, exist_ok=True)
         weights = f"state-epoch{epoch + 1}.weights.h5"
-        write_whole(self.folder / weights, self.model.save_weights)  # includes the optimizer's state
+        write_atomic(self.folder / weights, self.model.save_weights)  # includes the optimizer's state
         state = TrainingState(epoch + 1, self.streaming.iteration, self.best_val_accuracy,
                               self.streaming.elapsed_now(), weights, self.best_epoch, self._counters(epoch + 1))
         write_json_atomic(self.folder / STATE_FILE, asdict(state))
@@ -131,17 +132,6 @@ def ensure_space(folder: Path, key: str, needed: int) -> None:
     if free < needed:
         raise StorageError.writing(folder, key, f"No space left on device (saving needs about "
                                                 f"{needed / 2**20:.1f} MB, {free / 2**20:.1f} MB free)")
-
-
-def write_whole(path: Path, save: Callable[[Path], None]) -> None:
-    """``save`` to a temporary name, then rename: readers never see half a file; a failure leaves none."""
-    partial = path.with_name(f"partial-{path.name}")
-    try:
-        save(partial)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def _plain(value):

@@ -53,7 +53,7 @@ def evaluate_run(run: Run, log=lambda text: None) -> dict:
     info = run.require_readable()  # RunCorruptError names a damaged file
     if info.status == RunStatus.RUNNING:
         raise EvaluateError(f"run {run.id} is running: evaluate it once it has ended")
-    model_path = run.paths.model / "final.keras"
+    model_path = run.paths.final_model
     if not model_path.is_file():
         raise EvaluateError(f"run {run.id} ({info.status}) has no final model at {model_path}: "
                             f"only a run that completes or is stopped saves one")

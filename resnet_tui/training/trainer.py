@@ -178,7 +178,7 @@ class Trainer:
         """(status, stop reason, error): any exception becomes a failed run, not a raise
         (the caller may be a UI thread)."""
         try:
-            with fd2_to(run.paths.log / "train.log") if self.capture_stderr else contextlib.nullcontext():
+            with fd2_to(run.paths.train_log) if self.capture_stderr else contextlib.nullcontext():
                 status, reason = self._train()
             return status, reason, (reason if status == RunStatus.FAILED else None)
         except Exception as exc:
@@ -202,7 +202,7 @@ class Trainer:
                       iterations=iterations, epochs=epochs)
         result.setdefault("versions", _safe(library_versions))
         result.setdefault("device", _safe(describe_device))
-        if status == RunStatus.FAILED and not run.paths.error.joinpath("error.log").exists():
+        if status == RunStatus.FAILED and not run.paths.error_log.exists():
             _try(run.write_error, error + "\n")
         _try(run.write_result, result)
         try:
@@ -333,7 +333,7 @@ class Trainer:
             run.paths.checkpoint.mkdir(parents=True, exist_ok=True)
             # initial_value_threshold: a resumed run must not forget its best so far.
             callbacks.append(keras.callbacks.ModelCheckpoint(
-                str(run.paths.checkpoint / "best.weights.h5"), monitor="val_accuracy", mode="max",
+                str(run.paths.best_weights), monitor="val_accuracy", mode="max",
                 save_best_only=True, save_weights_only=True, initial_value_threshold=best))
         self._early_stopping = None
         if config.EARLY_STOP_MODE["enabled"]:
@@ -399,11 +399,12 @@ class Trainer:
         """Save the final model; evaluate it on the test set if the run completed: loss, accuracy,
         per-class accuracy and confusion matrix (a stopped run is unfinished: its test figures would
         mean little and cost a wait; `resnet-tui evaluate` gives them on demand)."""
-        from resnet_tui.training.checkpoint import ensure_space, weights_file_size, write_whole
+        from resnet_tui.store.atomic import write_atomic
+        from resnet_tui.training.checkpoint import ensure_space, weights_file_size
 
         run = self.run_record
         ensure_space(run.paths.model, "MODEL_PATH", weights_file_size(model))
-        write_whole(run.paths.model / "final.keras", model.save)
+        write_atomic(run.paths.final_model, model.save)
         if status == RunStatus.COMPLETED:
             from resnet_tui.training.evaluate import evaluate_on_test
 
