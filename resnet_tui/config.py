@@ -212,7 +212,7 @@ SCHEMA: tuple[Field, ...] = (
     Field("SYNC_BATCH_NORM", bool, False,
           "Mirrored only: batch norm statistics over the global batch (BatchNormalization(synchronized=True)) "
           "instead of each replica's slice.", "Distribution"),
-    # Speed (README "Performance" has the measurements behind the defaults)
+    # Speed (benchmarks/RESULTS.md has the measurements behind the defaults)
     Field("JIT_COMPILE", bool, False,
           "XLA-compile the training step (Keras jit_compile). Off by default: slower on the CPU it was measured on; "
           "try it on a GPU (benchmarks/gpu_check.py).", "Performance"),
@@ -573,7 +573,7 @@ def list_configs(folder: str | os.PathLike = "configs") -> list[Path]:
 
 
 def schema_markdown() -> str:
-    """The key reference table in README.md (a test keeps the two in step)."""
+    """The key reference table in docs/config-keys.md (a test keeps the two in step)."""
     lines = ["| key | type | default | allowed | what it does |", "| --- | --- | --- | --- | --- |"]
     for f in SCHEMA:
         allowed = f.allowed().replace("|", "\\|")
@@ -581,5 +581,5 @@ def schema_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":  # python -m resnet_tui.config: print the README's key table
+if __name__ == "__main__":  # python -m resnet_tui.config: print the key table of docs/config-keys.md
     print(schema_markdown(), end="")

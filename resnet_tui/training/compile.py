@@ -31,7 +31,7 @@ def mixed_precision_warning(policy: str) -> str | None:
         return None
     need = "AVX-512 BF16 or AMX" if policy == "mixed_bfloat16" else "a GPU"
     return (f"MIXED_PRECISION={policy} without {need}: TensorFlow emulates the 16-bit math on this CPU, "
-            f"which is usually slower than float32 (see README, Performance)")
+            f"which is usually slower than float32 (see benchmarks/RESULTS.md)")
 
 
 def make_optimizer(config: Config, learning_rate):
