@@ -79,7 +79,7 @@ class ProgressSink:
         self._last = 0.0
 
     def __call__(self, event) -> None:
-        from resnet_tui.training import events as ev
+        from resnet_tui import events as ev
 
         if isinstance(event, ev.IterationEnd):
             now = time.monotonic()
@@ -150,12 +150,11 @@ def cmd_resume(args) -> int:
     return train_with_progress(lambda sink: Trainer.resuming(store, args.run, sink=sink))
 
 
-WIDE = 120  # columns from which the progress and epoch lines show everything
 
 
 def make_progress() -> Progress:
     """The training progress line; under WIDE columns it drops fields rather than cut them all."""
-    if console.width >= WIDE:
+    if console.width >= fmt.WIDE:
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
@@ -171,7 +170,7 @@ def epoch_line(event, width: int) -> str:
     """One line per epoch; under WIDE columns without the iteration and the seconds."""
     val = "" if event.val_accuracy is None else \
         f"  val loss {event.val_loss:.4f}  val acc {fmt.percent(event.val_accuracy)}"
-    if width < WIDE:
+    if width < fmt.WIDE:
         return f"epoch {event.epoch:>3}  loss {event.loss:.4f}  acc {fmt.percent(event.accuracy)}{val}  lr {event.lr:.3g}"
     return (f"epoch {event.epoch:>3}  iteration {event.iteration:>6}  loss {event.loss:.4f}  "
             f"acc {fmt.percent(event.accuracy)}{val}  lr {event.lr:.4g}  {event.duration:.1f}s")

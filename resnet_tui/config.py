@@ -15,10 +15,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnet_tui.registry import MODELS
 from resnet_tui.store.atomic import write_text_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from resnet_tui.store.runs import Run
 
 
 class ConfigError(ValueError):
@@ -453,6 +456,11 @@ class Config:
 
     def to_json(self) -> str:
         return json.dumps(self.values, indent=2) + "\n"
+
+
+def run_config(run: Run) -> Config:
+    """The config run ``run`` trained, checked against today's schema, under its config's name."""
+    return config_from_values(run.read_config(), run.config_name())
 
 
 def config_from_values(raw: dict, name: str = "config", source: Path | None = None) -> Config:

@@ -6,6 +6,10 @@ import math
 import re
 import time
 
+# Terminal columns from which progress lines, epoch lines and the dashboard show every field;
+# narrower, they drop the least needed ones rather than cut them all.
+WIDE = 120
+
 
 def duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):

@@ -217,6 +217,14 @@ class Run:
         self.paths.error_log.write_text(text, encoding="utf-8")
 
     # -- reading ---------------------------------------------------------
+    def config_name(self) -> str:
+        """The name of the config this run trained (run.json's; the result's when that is unreadable)."""
+        try:
+            name = (self.read_meta() or {}).get("config_name")
+        except RunFileError:
+            name = None
+        return name or self.info().config_name
+
     def file_path(self, what: str) -> Path:
         """Where one of JSON_FILES is."""
         folder, name, _ = JSON_FILES[what]

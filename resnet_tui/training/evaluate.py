@@ -45,7 +45,7 @@ def evaluate_run(run: Run, log=lambda text: None) -> dict:
     """
     import keras
 
-    from resnet_tui.config import config_from_values
+    from resnet_tui.config import run_config
     from resnet_tui.data.load import dispatch_load_dataset
     from resnet_tui.data.pipeline import make_eval_dataset
     from resnet_tui.training.compile import compile_model
@@ -60,8 +60,7 @@ def evaluate_run(run: Run, log=lambda text: None) -> dict:
     result = run.read_result()
     if not isinstance(result, dict):
         raise EvaluateError(f"run {run.id} has no result.json to record the evaluation in")
-    values = run.read_config()
-    config = config_from_values(values, result.get("config_name") or info.config_name)
+    config = run_config(run)
     log(f"loading the data as the run's config says ({config.get('DATASET.source')})")
     dataset = dispatch_load_dataset(config.model_number, config)
     stats = (result.get("dataset") or {})

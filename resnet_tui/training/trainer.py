@@ -91,7 +91,7 @@ class Trainer:
     def resuming(cls, store: RunStore, run_id: str, sink: Sink | None = None,
                  capture_stderr: bool = True) -> Trainer:
         """A trainer that continues run ``run_id`` from its last saved epoch."""
-        from resnet_tui.config import config_from_values
+        from resnet_tui.config import run_config
         from resnet_tui.store.state import TrainingState
 
         run = store.open_run(run_id)
@@ -99,9 +99,7 @@ class Trainer:
         if problem:
             raise ResumeError(problem)
         state = TrainingState.read(run.paths.checkpoint)
-        values = run.read_config()
-        name = (run.read_meta() or {}).get("config_name") or run.info().config_name
-        trainer = cls(config_from_values(values, name), sink, store, capture_stderr, resume_run=run)
+        trainer = cls(run_config(run), sink, store, capture_stderr, resume_run=run)
         trainer.resume_state = state
         return trainer
 

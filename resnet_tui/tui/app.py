@@ -23,8 +23,9 @@ from textual.reactive import var
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from resnet_tui.config import Config, default_values
+from resnet_tui.config import Config, default_values, run_config
 from resnet_tui.machine.stderr import fd2_to
+from resnet_tui.report import format as fmt
 from resnet_tui.store.runs import RunStore
 from resnet_tui.tui.messages import (
     ChartOptionsChanged,
@@ -60,7 +61,7 @@ WIDGET_KEYS = [
 class ResnetTuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "resnet-tui"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (fmt.WIDE, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", key_display="F1"),
@@ -212,7 +213,7 @@ class ResnetTuiApp(App):
         try:
             run = store.open_run(run_id)
             problem = run.resume_problem()
-            config = None if problem else Config(run.read_config(), (run.read_meta() or {}).get("config_name", run_id))
+            config = None if problem else run_config(run)
         except (OSError, ValueError, LookupError) as exc:
             problem = str(exc)
         if problem:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from resnet_tui.config import Config
+from resnet_tui.config import Config, run_config
 from resnet_tui.events import (
     DatasetProgress,
     EpochEnd,
@@ -133,9 +133,7 @@ class TrainingSession:
     def follow(cls, run: Run, store: RunStore) -> TrainingSession:
         from resnet_tui.store.follow import RunFollower
 
-        meta = run.read_meta() or {}
-        config = Config(run.read_config(), meta.get("config_name", run.id))
-        session = cls(config, store, follower=RunFollower(run))
+        session = cls(run_config(run), store, follower=RunFollower(run))
         session.state = SessionState.RUNNING
         session._add_log("info", f"watching {run.id}, trained by another process: it can't be paused or stopped here")
         return session

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Header, Static, TabbedContent, TabPane
 
+from resnet_tui.report import format as fmt
 from resnet_tui.tui.messages import ChartOptionsChanged, PauseRequested, SessionChanged, StartRequested, StopRunRequested
 from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.session import Changes, SessionState, TrainingSession
@@ -128,7 +129,7 @@ class TrainScreen(DashboardScreen):
     def redraw_charts(self, force: bool = False) -> bool:
         """Redraw the charts if the history or the options moved; returns whether they were."""
         options = self.app.chart_options
-        self.query_one("#chart-options", Static).update(options.describe(self.size.width < 120), layout=False)
+        self.query_one("#chart-options", Static).update(options.describe(self.size.width < fmt.WIDE), layout=False)
         if self.session is None:
             return False
         return self.query_one(ChartGrid).show([(self.session.config.name, self.session.history)], options, force)
@@ -153,7 +154,7 @@ class TrainScreen(DashboardScreen):
         pause.disabled = not controllable or session.state == SessionState.STOPPING
         self.query_one("#stop", Button).disabled = not controllable or session.state == SessionState.STOPPING
         self.query_one("#start", Button).disabled = controllable
-        self.query_one("#chart-options", Static).update(self.app.chart_options.describe(self.size.width < 120))
+        self.query_one("#chart-options", Static).update(self.app.chart_options.describe(self.size.width < fmt.WIDE))
 
     @on(Button.Pressed, "#start")
     def _start(self) -> None:

@@ -97,5 +97,5 @@ class ProgressPanel(Vertical):
         else:  # indeterminate (animated) only while the run is getting ready
             bar.update(total=None if session is not None and session.active else 1, progress=0)
         # Fixed-size lines (app.tcss): no layout pass, which would repaint the whole screen.
-        self.query_one("#progress-line", Static).update(progress_text(session, self.size.width < 120), layout=False)
+        self.query_one("#progress-line", Static).update(progress_text(session, self.size.width < fmt.WIDE), layout=False)
         self.query_one("#numbers", Static).update(numbers_text(session, self.size.width), layout=False)
