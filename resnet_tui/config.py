@@ -48,7 +48,7 @@ class Field:
     default: Any
     help: str
     group: str
-    choices: tuple | None = None
+    choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False  # minimum itself not allowed
@@ -254,14 +254,14 @@ KNOWN_KEYS = _all_key_paths()
 OBJECT_KEYS = {k for k in KNOWN_KEYS if k not in FIELDS}
 
 
-def default_values() -> dict:
-    values: dict = {}
+def default_values() -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for f in SCHEMA:
         set_dotted(values, f.key, copy.deepcopy(f.default))
     return values
 
 
-def get_dotted(values: dict, key: str, default: Any = None) -> Any:
+def get_dotted(values: dict[str, Any], key: str, default: Any = None) -> Any:
     node: Any = values
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -270,7 +270,7 @@ def get_dotted(values: dict, key: str, default: Any = None) -> Any:
     return node
 
 
-def set_dotted(values: dict, key: str, value: Any) -> None:
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     node = values
     for part in parts[:-1]:
@@ -278,7 +278,7 @@ def set_dotted(values: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in values.items():
         dotted = f"{prefix}{key}"
@@ -330,7 +330,7 @@ def _closest(key: str, candidates: set[str]) -> str:
     return f"; did you mean '{match[0]}'?" if match else ""
 
 
-def check_values(raw: dict, name: str = "") -> tuple[dict, list[ConfigIssue], list[str]]:
+def check_values(raw: dict[str, Any], name: str = "") -> tuple[dict[str, Any], list[ConfigIssue], list[str]]:
     """Validate raw JSON values against the schema.
 
     Returns ``(resolved, issues, warnings)``: ``resolved`` has every key (defaults
@@ -378,7 +378,7 @@ def check_values(raw: dict, name: str = "") -> tuple[dict, list[ConfigIssue], li
     return resolved, issues, warnings
 
 
-def _check_combinations(values: dict) -> list[ConfigIssue]:
+def _check_combinations(values: dict[str, Any]) -> list[ConfigIssue]:
     issues = []
     boundaries = values["STEP_SCHEDULE"]["boundaries"]
     if any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
@@ -399,7 +399,7 @@ def _check_combinations(values: dict) -> list[ConfigIssue]:
     return issues
 
 
-def _check_weight_decay(values: dict) -> list[ConfigIssue]:
+def _check_weight_decay(values: dict[str, Any]) -> list[ConfigIssue]:
     """Coupled L2 or decoupled decay, not both; adamw is Adam with decoupled decay, adam without."""
     optimizer, decay = values["OPTIMIZER"]["type"], values["OPTIMIZER"]["weight_decay"]
     if decay and values["L2_MODE"]["enabled"]:
@@ -415,7 +415,7 @@ def _check_weight_decay(values: dict) -> list[ConfigIssue]:
     return []
 
 
-def schedule_name(values: dict) -> str:
+def schedule_name(values: dict[str, Any]) -> str:
     """The learning-rate schedule a (valid) config uses: step, cosine, one_cycle, plateau or constant."""
     return next((name for key, name in SCHEDULE_SWITCHES.items() if get_dotted(values, key)), "constant")
 
@@ -429,7 +429,7 @@ def model_number_from_name(name: str) -> int | None:
 class Config:
     """A validated config: every key present, defaults filled in."""
 
-    values: dict
+    values: dict[str, Any]
     name: str = "config"
     source: Path | None = None
     warnings: list[str] = field(default_factory=list)
@@ -445,7 +445,8 @@ class Config:
 
     @property
     def model_number(self) -> int:
-        return self.values["MODEL_NUMBER"]
+        number: int = self.values["MODEL_NUMBER"]  # an integer: the schema checked it
+        return number
 
     def with_values(self, changes: dict[str, Any], name: str | None = None) -> Config:
         """A new validated config with dotted ``changes`` applied."""
@@ -463,7 +464,7 @@ def run_config(run: Run) -> Config:
     return config_from_values(run.read_config(), run.config_name())
 
 
-def config_from_values(raw: dict, name: str = "config", source: Path | None = None) -> Config:
+def config_from_values(raw: dict[str, Any], name: str = "config", source: Path | None = None) -> Config:
     resolved, issues, warnings = check_values(raw, name)
     if issues:
         where = f"{source}: " if source else (f"{name}: " if name else "")
@@ -507,6 +508,7 @@ def _duplicate_key(text: str) -> tuple[str, int, int] | None:
         elif token.endswith(":"):
             key, line = json.loads(token[:-1]), text.count("\n", 0, match.start()) + 1
             seen = objects[-1]
+            assert seen is not None  # in valid JSON a key is inside an object, never a list
             if key in seen:
                 return key, seen[key], line
             seen[key] = line
@@ -531,7 +533,7 @@ def read_config_json(path: Path) -> Any:
     return parse_json(text, str(path))
 
 
-def load_config(path: str | os.PathLike) -> Config:
+def load_config(path: str | os.PathLike[str]) -> Config:
     path = Path(path)
     return config_from_values(read_config_json(path), config_name(path), path)
 
@@ -556,7 +558,7 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     return key, value
 
 
-def save_config(config: Config, path: str | os.PathLike, overwrite: bool = False) -> Path:
+def save_config(config: Config, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Write ``config`` as JSON; refuses to replace an existing file unless asked."""
     path = Path(path)
     if path.exists() and not overwrite:
@@ -565,9 +567,9 @@ def save_config(config: Config, path: str | os.PathLike, overwrite: bool = False
     return path
 
 
-def diff_values(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
+def diff_values(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """Schema keys whose values differ: ``[(key, value_in_a, value_in_b)]``."""
-    diffs = []
+    diffs: list[tuple[str, Any, Any]] = []
     for f in SCHEMA:
         va, vb = get_dotted(a, f.key), get_dotted(b, f.key)
         if va != vb:
@@ -575,7 +577,7 @@ def diff_values(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
     return diffs
 
 
-def list_configs(folder: str | os.PathLike = "configs") -> list[Path]:
+def list_configs(folder: str | os.PathLike[str] = "configs") -> list[Path]:
     folder = Path(folder)
     return sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
 

@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class RunStatus(StrEnum):
@@ -52,7 +53,7 @@ class StopReason(StrEnum):
 class RunStarted:
     run_id: str
     config_name: str
-    config: dict
+    config: dict[str, Any]
     model_summary: str
     param_count: int
     steps_per_epoch: int

@@ -178,7 +178,7 @@ class DashboardServer(Server):
         }
         return aiohttp_jinja2.render_template("app_index.html", request, context)
 
-    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         self.check_origin(request)
         self.require_token(request)
         if self.open_sessions >= self.max_sessions:

@@ -97,7 +97,7 @@ def _extract(archive: Path, data_path: Path) -> None:
                 if m.isfile() or m.isdir():
                     members.append(m)
             with tempfile.TemporaryDirectory(dir=data_path, prefix=".extract-") as tmp:
-                kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                kwargs: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
                 tar.extractall(tmp, members=members, **kwargs)
                 os.replace(Path(tmp) / CIFAR10_FOLDER, data_path / CIFAR10_FOLDER)
     except (tarfile.TarError, EOFError, OSError) as exc:

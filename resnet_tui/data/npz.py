@@ -47,7 +47,7 @@ def _npz_array(path: Path, npz, key: str) -> np.ndarray:
 def load_npz(path: Path, val_count: int):
     arrays = _read_npz(path)
 
-    def split(name: str):
+    def split(name: str) -> tuple[np.ndarray, np.ndarray] | None:
         x, y = arrays.get(f"x_{name}"), arrays.get(f"y_{name}")
         if x is None and y is None:
             return None

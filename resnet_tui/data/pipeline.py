@@ -142,7 +142,8 @@ def make_eval_dataset(x: np.ndarray, y: np.ndarray, ds: Dataset | tuple[np.ndarr
     images, labels = tf.constant(np.asarray(x, np.uint8)), tf.constant(np.asarray(y, np.int64))
     count = len(x)
     pad = -count % replicas
-    columns = (np.concatenate([np.arange(count), np.zeros(pad, np.int64)]),)  # indices: one gather per batch
+    # indices: one gather per batch
+    columns: tuple[np.ndarray, ...] = (np.concatenate([np.arange(count), np.zeros(pad, np.int64)]),)
     if pad:
         columns += (np.concatenate([np.full(count, (count + pad) / count), np.zeros(pad)]).astype(np.float32),)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import psutil
 
@@ -111,7 +112,8 @@ def epoch_record(epoch: int, samples: Sequence[MachineSample]) -> MachineEpoch:
     n = max(len(samples), 1)
     mean = lambda values: sum(values) / n
     with_gpus = [s.gpus for s in samples if s.gpus]
-    gpu_means = dict(gpus=0, gpu_utilization=None, gpu_memory_used=None, gpu_memory_total=None, gpu_temperature=None)
+    gpu_means: dict[str, Any] = dict(gpus=0, gpu_utilization=None, gpu_memory_used=None, gpu_memory_total=None,
+                                     gpu_temperature=None)
     if with_gpus:
         k = len(with_gpus)
         gpu_means = dict(

@@ -29,7 +29,8 @@ class CliConsole(Console):
         except (AttributeError, ValueError):  # no isatty, or a closed file
             return False
 
-    @property
+    # Rich's Console.size can also be set; this one is only read (adding a setter would change behaviour).
+    @property  # type: ignore[misc]
     def size(self) -> ConsoleDimensions:
         size = super().size
         return size if self.on_a_terminal() else ConsoleDimensions(UNWRAPPED, size.height)

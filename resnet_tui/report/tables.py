@@ -20,7 +20,7 @@ STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red"
                  "interrupted": "magenta", "corrupt": "bold magenta"}
 
 
-def result_rows(info: RunInfo, result: dict | None = None, problems: list[str] = (),
+def result_rows(info: RunInfo, result: dict | None = None, problems: Sequence[str] = (),
                 saved: Run | None = None, show_error: bool = True,
                 machine: Sequence[MachineEpoch] = ()) -> list[tuple[str, Text | str]]:
     """(label, value) rows describing a run, from its listing info and its result.json (default: the info's);
@@ -123,7 +123,7 @@ def stopping_message(stop_at: int | None) -> str:
     return f"stopping at iteration {stop_at:,} (the step under way finishes), then saving; no test evaluation"
 
 
-def result_table(info: RunInfo, result: dict | None = None, problems: list[str] = (),
+def result_table(info: RunInfo, result: dict | None = None, problems: Sequence[str] = (),
                  saved: Run | None = None, show_error: bool = True, machine: Sequence[MachineEpoch] = ()) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)

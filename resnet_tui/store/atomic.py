@@ -24,8 +24,9 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".partial-{os.getpid()}-{threading.get_ident()}-{path.name}")
 
 
-def write_atomic(path: Path, save: Callable[[Path], None]) -> None:
-    """``save(partial)`` writes the file somewhere else; it is synced, then renamed onto ``path``."""
+def write_atomic(path: Path, save: Callable[[Path], object]) -> None:
+    """``save(partial)`` writes the file somewhere else; it is synced, then renamed onto ``path``.
+    What ``save`` returns is not used."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(path)
     try:

@@ -21,6 +21,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 from resnet_tui.events import (
     EpochEnd,
@@ -52,7 +53,7 @@ class _Tail:
         self.inode: int | None = None
         self.rewound = False  # the file was replaced or truncated since it was last read
 
-    def read(self) -> list:
+    def read(self) -> list[Event]:
         try:
             with open(self.path, "rb") as fh:
                 stat = os.fstat(fh.fileno())
@@ -71,10 +72,13 @@ class _Tail:
         rows = [line.split(",") for line in chunk[:end].decode("utf-8").split("\n") if line]
         if self.header is None and rows:
             self.header = rows.pop(0)
-        records = []
+        header = self.header
+        if header is None:  # no rows yet, not even the header's
+            return []
+        records: list[Event] = []
         for cells in rows:
             try:
-                records.append(from_row(self.cls, self.header, cells))
+                records.append(from_row(self.cls, header, cells))
             except ValueError:
                 continue
         return records
@@ -116,7 +120,7 @@ class RunFollower:
             self._finished = True
         return events
 
-    def _sample_writer(self, writer: dict | None) -> list[MachineSample]:
+    def _sample_writer(self, writer: dict[str, Any] | None) -> list[MachineSample]:
         """The writer's MachineSample, about once a second, if it runs on this host (another's can't be seen)."""
         now = time.monotonic()
         if writer is None or writer["host"] != socket.gethostname() or now < self._sample_due:

@@ -20,11 +20,17 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from resnet_tui.events import RunStarted, RunStatus
+from resnet_tui.events import RunStarted
 
-FinishedStatus = Literal[tuple(s.value for s in RunStatus if s.finished)]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
+
+# The values of the RunStatus members that are ``finished``, written out so that a type checker can read them.
+FinishedStatus = Literal["completed", "stopped", "failed"]
 
 
 class RunFileError(ValueError):
@@ -74,11 +80,11 @@ class RunResult:
     best_epoch: int | None = None
     test_loss: float | None = None
     test_accuracy: float | None = None
-    versions: dict | str = field(default_factory=dict)  # a str says why they are unknown
+    versions: dict[str, Any] | str = field(default_factory=dict)  # a str says why they are unknown
     device: str = ""
-    dataset: dict = field(default_factory=dict)
-    distribute: dict = field(default_factory=dict)
-    confusion: dict | None = None  # the test split's confusion matrix (confusion.py's record)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    distribute: dict[str, Any] = field(default_factory=dict)
+    confusion: dict[str, Any] | None = None  # the test split's confusion matrix (confusion.py's record)
 
 
 # ``LOG_PATH/<id>/plan.json``: what a follower needs to draw progress, as the run's RunStarted says it.
@@ -88,7 +94,7 @@ RunPlan = make_dataclass("RunPlan", [(name, get_type_hints(RunStarted)[name], fi
                                       for name in PLAN_FIELDS])
 
 
-def read_json(path: Path, shape: type | None) -> dict | None:
+def read_json(path: Path, shape: type | None) -> dict[str, Any] | None:
     """The object ``path`` holds, checked against the dataclass ``shape`` (None: any object);
     None when the file does not exist; RunFileError when it cannot be used."""
     try:
@@ -109,12 +115,12 @@ def read_json(path: Path, shape: type | None) -> dict | None:
     return data
 
 
-def build(shape: type, data: dict):
+def build(shape: type[T], data: dict[str, Any]) -> T:
     """The dataclass ``shape`` from a checked object (keys it does not name are left out)."""
     return shape(**{f.name: data[f.name] for f in fields(shape) if f.name in data})
 
 
-def field_problems(data: dict, shape: type) -> list[str]:
+def field_problems(data: dict[str, Any], shape: type) -> list[str]:
     """What is wrong with ``data`` as the dataclass ``shape``, one phrase per field."""
     problems = []
     for f in fields(shape):
@@ -132,7 +138,7 @@ def _hints(shape: type) -> dict[str, Any]:
     return get_type_hints(shape)
 
 
-def _accepts(value, hint) -> bool:
+def _accepts(value: object, hint: Any) -> bool:
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, UnionType):
         return any(_accepts(value, a) for a in args)
@@ -153,7 +159,7 @@ _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or 
           NoneType: "null"}
 
 
-def _describe(hint) -> str:
+def _describe(hint: Any) -> str:
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, UnionType):
         return " or ".join(_describe(a) for a in args)
@@ -164,6 +170,6 @@ def _describe(hint) -> str:
     return _NAMES.get(origin or hint, getattr(hint, "__name__", str(hint)))
 
 
-def _shown(value, limit: int = 40) -> str:
+def _shown(value: object, limit: int = 40) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[:limit - 1] + "…"

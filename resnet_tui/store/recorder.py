@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from resnet_tui.events import EpochEnd, Event, IterationEnd, LogMessage, MachineEpoch, RunFinished, RunStarted
 from resnet_tui.store.atomic import write_json_atomic
 from resnet_tui.store.json_files import PLAN_FIELDS
@@ -13,7 +16,7 @@ class RunRecorder:
 
     def __init__(self, run: Run):
         self.run = run
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any], None]] = {  # event type -> what records it
             IterationEnd: self._iteration,
             EpochEnd: self._epoch,
             MachineEpoch: self.run.append_machine,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch
 
@@ -42,7 +42,7 @@ def _kinds(cls: type) -> dict[str, str]:
 _KINDS = {cls: _kinds(cls) for cls in RECORD_TYPES}
 
 
-def format_cell(value) -> str:
+def format_cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -50,7 +50,7 @@ def format_cell(value) -> str:
     return str(value)
 
 
-def parse_cell(text: str, kind: str):
+def parse_cell(text: str, kind: str) -> int | float | None:
     """One cell's value; raises ValueError for a cell that is not a number."""
     text = text.strip()
     if not text:
@@ -72,4 +72,6 @@ def from_row(cls: type[Record], header: list[str], cells: list[str]) -> Record:
         raise ValueError(f"{len(cells)} cells under {len(header)} columns")
     by_name = dict(zip(header, cells))
     kinds = _KINDS[cls]
-    return cls(**{name: parse_cell(by_name.get(name, ""), kind) for name, kind in kinds.items()})
+    # Each value has its field's type: _KINDS read it from the field's annotation.
+    values: dict[str, Any] = {name: parse_cell(by_name.get(name, ""), kind) for name, kind in kinds.items()}
+    return cls(**values)

@@ -13,9 +13,10 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
 from resnet_tui.store.atomic import write_json_atomic, write_text_atomic
@@ -30,7 +31,7 @@ from resnet_tui.store.layout import (
     STATE_FILE,
     RunPaths,
 )
-from resnet_tui.store.records import columns, from_row, to_row
+from resnet_tui.store.records import Record, columns, from_row, to_row
 from resnet_tui.store.state import TrainingState
 
 FINISHED_STATUSES = tuple(s for s in RunStatus if s.finished)
@@ -82,18 +83,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def read_records(path: Path, cls: type) -> list:
+def read_records(path: Path, cls: type[Record]) -> list[Record]:
     """The events a metrics CSV holds (see store/records.py); a torn last line (crash mid-write) is skipped."""
-    records = []
+    records: list[Record] = []
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
-            for cells in reader if header else ():
-                try:
-                    records.append(from_row(cls, header, cells))
-                except ValueError:
-                    continue
+            if header:
+                for cells in reader:
+                    try:
+                        records.append(from_row(cls, header, cells))
+                    except ValueError:
+                        continue
     except FileNotFoundError:
         pass
     return records
@@ -114,10 +116,10 @@ class RunInfo:
     duration: float | None = None
     problem: str = ""  # why the run is corrupt or interrupted, in words
     damaged: list[Path] = field(default_factory=list)  # the files that make it corrupt
-    writer: dict | None = None  # the lock ({"pid", "host"}) of the process writing a running run
-    result: dict = field(default_factory=dict)
+    writer: dict[str, Any] | None = None  # the lock ({"pid", "host"}) of the process writing a running run
+    result: dict[str, Any] = field(default_factory=dict)
 
-    def add_result(self, result: dict) -> None:
+    def add_result(self, result: dict[str, Any]) -> None:
         """Take what a finished run's result.json says over what its files suggested."""
         self.result = result
         self.status = RunStatus(result["status"])
@@ -140,7 +142,7 @@ class Run:
         self.store = store
         self.id = run_id
         self.paths = RunPaths(**{name: Path(root) / run_id for name, root in store.roots.items()})
-        self._files: dict[type, Any] = {}  # record type -> its CSV, open for appending
+        self._files: dict[type, TextIO] = {}  # record type -> its CSV, open for appending
         self._last_flush = 0.0
 
     # -- writing ---------------------------------------------------------
@@ -155,14 +157,14 @@ class Run:
                 pass
         write_json_atomic(path, meta)
 
-    def write_config(self, values: dict) -> None:
+    def write_config(self, values: dict[str, Any]) -> None:
         write_json_atomic(self.paths.config_file, values)
 
     def write_summary(self, text: str) -> None:
         self.paths.log.mkdir(parents=True, exist_ok=True)
         self.paths.summary_file.write_text(text, encoding="utf-8")
 
-    def _open_csv(self, cls: type):
+    def _open_csv(self, cls: type) -> TextIO:
         path = self.paths.csv_file(cls)
         new = not path.exists() or path.stat().st_size == 0
         fh = open(path, "a", encoding="utf-8", newline="")
@@ -170,7 +172,7 @@ class Run:
             fh.write(",".join(columns(cls)) + "\n")
         return fh
 
-    def _append(self, event) -> None:
+    def _append(self, event: Record) -> None:
         fh = self._files.get(type(event))
         if fh is None:
             fh = self._files[type(event)] = self._open_csv(type(event))
@@ -209,7 +211,7 @@ class Run:
         with open(self.paths.train_log, "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
-    def write_result(self, result: dict) -> None:
+    def write_result(self, result: dict[str, Any]) -> None:
         write_json_atomic(self.paths.result_file, result)
 
     def write_error(self, text: str) -> None:
@@ -228,25 +230,26 @@ class Run:
     def file_path(self, what: str) -> Path:
         """Where one of JSON_FILES is."""
         folder, name, _ = JSON_FILES[what]
-        return getattr(self.paths, folder) / name
+        root: Path = getattr(self.paths, folder)
+        return root / name
 
-    def read_file(self, what: str) -> dict | None:
+    def read_file(self, what: str) -> dict[str, Any] | None:
         """One of JSON_FILES, checked: None when absent, RunFileError when damaged."""
         return read_json(self.file_path(what), JSON_FILES[what][2])
 
-    def read_config(self) -> dict:
+    def read_config(self) -> dict[str, Any]:
         config = self.read_file("config")
         if config is None:
             raise RunFileError(self.file_path("config"), "is missing")
         return config
 
-    def read_result(self) -> dict | None:
+    def read_result(self) -> dict[str, Any] | None:
         return self.read_file("result")
 
-    def read_meta(self) -> dict | None:
+    def read_meta(self) -> dict[str, Any] | None:
         return self.read_file("meta")
 
-    def read_plan(self) -> dict | None:
+    def read_plan(self) -> dict[str, Any] | None:
         return self.read_file("plan")
 
     def read_summary(self) -> str:
@@ -276,7 +279,7 @@ class Run:
     def _lock_path(self) -> Path:
         return self.file_path("lock")
 
-    def lock_holder(self) -> dict | None:
+    def lock_holder(self) -> dict[str, Any] | None:
         """The lock of the live process writing this run ({"pid", "host"}), or None. Another
         host's is taken as live: it cannot be checked from here. RunFileError for a damaged lock."""
         return self._live(self.read_file("lock"))
@@ -289,13 +292,13 @@ class Run:
             return None
         return holder["pid"] if holder else None
 
-    def _live(self, lock: dict | None) -> dict | None:
+    def _live(self, lock: dict[str, Any] | None) -> dict[str, Any] | None:
         """The lock if its process may still be running (another host's cannot be checked)."""
         if lock is None or lock["host"] == socket.gethostname() and not _pid_alive(lock["pid"]):
             return None
         return lock
 
-    def _writer(self, holder: dict) -> str:
+    def _writer(self, holder: dict[str, Any]) -> str:
         """The lock's process, and its host when it is not this one."""
         local = holder["host"] == socket.gethostname()
         return f"process {holder['pid']}" + ("" if local else f" on host {holder['host']}")
@@ -304,7 +307,7 @@ class Run:
         """How to clear another host's lock, which cannot be checked from here, once it is stale."""
         return f"if nothing runs it there any more, remove {self._lock_path}"
 
-    def _busy(self, holder: dict) -> str:
+    def _busy(self, holder: dict[str, Any]) -> str:
         """Why a run whose lock ``holder`` holds cannot be claimed."""
         if holder["host"] == socket.gethostname():
             return f"run {self.id} is still running ({self._writer(holder)}); it cannot be resumed twice"
@@ -356,6 +359,7 @@ class Run:
         except RunCorruptError as exc:
             return str(exc)
         if info.status == RunStatus.RUNNING:
+            assert info.writer is not None  # info() sets a running run's writer
             return self._busy(info.writer)
         if info.status == RunStatus.COMPLETED:
             return f"run {self.id} already completed ({info.result.get('stop_reason', '')})"
@@ -407,9 +411,10 @@ class Run:
             info.iterations = rows[-1].iteration if rows else 0
         return info
 
-    def _read_json_files(self) -> tuple[dict[str, dict | None], list[RunFileError]]:
+    def _read_json_files(self) -> tuple[dict[str, dict[str, Any] | None], list[RunFileError]]:
         """Every one of JSON_FILES that is readable, and what is wrong with the others."""
-        files, damaged = {}, []
+        files: dict[str, dict[str, Any] | None] = {}
+        damaged: list[RunFileError] = []
         for what in JSON_FILES:
             try:
                 files[what] = self.read_file(what)
@@ -424,7 +429,7 @@ class Run:
             vals = [e.val_accuracy for e in epochs if e.val_accuracy is not None]
             info.best_val_accuracy = max(vals) if vals else None
 
-def _rewrite_csv(path: Path, keep) -> None:
+def _rewrite_csv(path: Path, keep: Callable[[list[str]], bool]) -> None:
     """Keep the header and the whole rows for which ``keep(row)`` is true; atomic."""
     if not path.exists():
         return
@@ -447,15 +452,15 @@ class RunStore:
 
     ROOT_KEYS = ROOT_KEYS
 
-    def __init__(self, roots: dict[str, str | os.PathLike]):
+    def __init__(self, roots: dict[str, str | os.PathLike[str]]):
         self.roots = {name: Path(path) for name, path in roots.items()}
 
     @classmethod
-    def from_values(cls, values: dict) -> RunStore:
+    def from_values(cls, values: dict[str, Any]) -> RunStore:
         return cls({name: values[key] for name, key in cls.ROOT_KEYS.items()})
 
     @classmethod
-    def under(cls, artifact: str | os.PathLike) -> RunStore:
+    def under(cls, artifact: str | os.PathLike[str]) -> RunStore:
         """The default layout below one folder (``artifact/log``, ...)."""
         artifact = Path(artifact)
         return cls({name: artifact / name for name in cls.ROOT_KEYS})

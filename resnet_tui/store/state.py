@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from resnet_tui.store.json_files import build, read_json
 from resnet_tui.store.layout import STATE_FILE
@@ -21,7 +22,8 @@ class TrainingState:
     elapsed: float  # training seconds so far (pauses excluded)
     weights: str  # file name, next to state.json
     best_epoch: int | None = None  # the epoch of best_val_accuracy (absent in states saved before it was kept)
-    callbacks: dict = field(default_factory=dict)  # name -> counters (checkpoint.COUNTERS), an EarlyStopping's best weights file
+    # name -> counters (checkpoint.COUNTERS), an EarlyStopping's best weights file
+    callbacks: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def read(folder: Path) -> TrainingState | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from textual.app import ComposeResult
@@ -82,7 +83,7 @@ class ChartGrid(Grid):
             accuracy += self._metric_traces(history, "accuracy", label, color, overlay)
             lr.append(Trace(label if overlay else None, history.x_values(options.x_axis),
                             history.iterations["lr"], color or "yellow"))
-        common = dict(x_axis=options.x_axis, x_range=shared_x_range(loss + accuracy + lr))
+        common: dict[str, Any] = dict(x_axis=options.x_axis, x_range=shared_x_range(loss + accuracy + lr))
         xlabel = X_LABELS[options.x_axis]
         robust = options.ignore_outliers
         legend = self._legend(runs, overlay)

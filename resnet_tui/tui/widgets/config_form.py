@@ -124,6 +124,7 @@ class FieldRow:
             editor.value = value if isinstance(value, bool) else False
             editor.label = json.dumps(editor.value)  # "true"/"false": readable without colour
         elif isinstance(editor, Choice):
+            assert self.field.choices is not None  # a Choice edits a field with choices
             editor.value = value if value in self.field.choices else self.field.default
         else:
             editor.value = format_value(self.field, value)

@@ -132,6 +132,7 @@ class MetricChart(PlotextPlot):
         if drawn:
             values = [ys for _, _, ys in drawn]
             axis = (robust_range(values) if self.robust else None) or full_range(values)
+            assert axis is not None  # every drawn trace has a finite point
             self.y_range = axis
             self.clipped = count_outside(values, axis)
             for trace, xs, ys in drawn:
