@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-env install install-test install-cuda bench clean
+.PHONY: run test test-slow test-all test-env install install-test install-cuda bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,17 @@ install-cuda: $(VENV)/.installed-cuda
 run: install
 	$(BIN)/resnet-tui
 
+# The fast lane: lint, types, and every test not marked slow (a few minutes on 2 cores).
 test: install-test
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The slow lane: subprocess kills, m8 end to end, the real CIFAR-10 sample, Chromium, mirrored training.
+test-slow: install-test
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: test test-slow
 
 # The tests whose output is text a terminal or a pipe shows (CLI, screens, snapshots, the browser)
 # again under a 40-column $COLUMNS and a temporary folder whose path is over 150 characters:

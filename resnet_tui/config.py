@@ -103,7 +103,8 @@ REFUSED_VALUES: dict[str, dict[str, str]] = {"DISTRIBUTE": {"multi_worker": MULT
 
 SCHEMA: tuple[Field, ...] = (
     # Model and data
-    Field("MODEL_NUMBER", int, 8, "Which model to build (8 = ResNet-20); inferred from an 'm<N>_' file name when absent.",
+    Field("MODEL_NUMBER", int, 8, "Which model to build (8 = ResNet-20, 1 = a tiny CNN for quick checks); "
+          "inferred from an 'm<N>_' file name when absent.",
           "Model", choices=tuple(MODELS)),
     Field("DATASET.source", str, "cifar10",
           "Where images come from: cifar10 (download to DATA_PATH), npz (DATA_PATH is a .npz file), "

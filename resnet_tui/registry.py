@@ -29,6 +29,9 @@ class ModelSpec:
 
 
 MODELS: dict[int, ModelSpec] = {spec.number: spec for spec in (
+    ModelSpec(1, "A tiny CNN (two convs, ~1.6k parameters) that trains in seconds: a quick check of a machine "
+                 "or the dashboard, and the tests' model",
+              "resnet_tui.models.tiny:build_model_m1", "resnet_tui.data.load:load_dataset_m8"),
     ModelSpec(8, "ResNet-20 for CIFAR-10 (He et al. 2015), option B projections, ~0.27M parameters",
               "resnet_tui.models.resnet:build_model_m8", "resnet_tui.data.load:load_dataset_m8"),
 )}

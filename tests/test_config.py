@@ -100,7 +100,7 @@ def test_unknown_key_names_the_closest_known_key(raw, key, hint):
     ({"DATASET": {"source": "imagenet"}}, "DATASET.source", 'one of "cifar10"'),
     ({"L2_MODE": 0.0001}, "L2_MODE", "must be an object"),
     ({"STEP_SCHEDULE": {"boundaries": [32000, "48000"]}}, "STEP_SCHEDULE.boundaries", "a list of integers"),
-    ({"MODEL_NUMBER": 5}, "MODEL_NUMBER", "one of 8"),
+    ({"MODEL_NUMBER": 5}, "MODEL_NUMBER", "one of 1, 8"),
 ])
 def test_wrong_type_or_range_names_key_and_what_is_allowed(raw, key, allowed):
     with pytest.raises(ConfigError) as err:
