@@ -132,3 +132,52 @@ def test_metrics_files_are_not_json(tmp_path):
     with open(run.paths.log / CSV_FILES[IterationEnd], "a") as fh:
         fh.write("5,2,oops\n")
     assert run.info().status == "completed" and len(run.read_iterations()) == 4
+
+
+DAMAGED_ROWS = {  # what a crash, a bad disk or a stray edit leaves in a metrics file (issue 22, item 17)
+    "inf count": "inf,2,2.0,0.1,0.1,100.0,2.0,0.1,1.0\n",
+    "overflowing count": "1e400,2,2.0,0.1,0.1,100.0,2.0,0.1,1.0\n",
+    "fractional count": "2.5,1,2.0,0.1,0.1,100.0,2.0,0.1,1.0\n",
+    "non-UTF-8 byte": "3,1,2.0,0.1,0.1,100.0,2.0,0.1,\xff1.0\n",
+    "line longer than csv's field limit": "4," + "9" * 200_000 + "\n",
+    "duplicate of a saved row": "2,1,2.0,0.1,0.1,100.0,2.0,0.1,1.0\n",
+}
+
+
+@pytest.mark.parametrize("what", DAMAGED_ROWS)
+def test_a_damaged_metrics_row_is_skipped_by_every_reader_and_dropped_by_resume(tmp_path, what):
+    from resnet_tui.report.export import export_csv
+    from resnet_tui.store.follow import RunFollower
+
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store, result=None)
+    iterations = run.paths.log / CSV_FILES[IterationEnd]
+    with open(iterations, "ab") as fh:  # after row 4, as a torn or scribbled tail would be
+        fh.write(DAMAGED_ROWS[what].encode("latin-1"))
+    with open(run.paths.log / CSV_FILES[EpochEnd], "ab") as fh:
+        fh.write(DAMAGED_ROWS[what].encode("latin-1").replace(b"2,1,", b"1,4,", 1))
+
+    assert [r.iteration for r in run.read_iterations()] == [1, 2, 3, 4] + ([2] if what.startswith("dup") else [])
+    assert [e.epoch for e in run.read_epochs()] == [1] + ([1] if what.startswith("dup") else [])
+    assert export_csv(run, tmp_path / "out.csv") >= 4
+    follower = RunFollower(run)
+    seen = [e for e in follower.poll() if isinstance(e, IterationEnd)]
+    assert [e.iteration for e in seen][:4] == [1, 2, 3, 4]
+
+    run.begin_resume(epoch=1, iteration=4)  # a resume leaves exactly rows 1..N, once each
+    assert [r.iteration for r in run.read_iterations()] == [1, 2, 3, 4]
+    assert [e.epoch for e in run.read_epochs()] == [1]
+    assert iterations.read_bytes().count(b"\n") == 5  # header + 4 rows, nothing else kept
+
+
+def test_a_damaged_metrics_header_is_one_line_naming_the_file(tmp_path, capsys):
+    from resnet_tui.cli import main
+
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store)
+    epochs = run.paths.log / CSV_FILES[EpochEnd]
+    epochs.write_text("ep\x00och,iter\n" + epochs.read_text().split("\n", 1)[1])
+    code = main(["show", run.id, "--artifact", str(tmp_path / "artifact")])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    assert f"error: {CSV_FILES[EpochEnd]}: its header is damaged" in " ".join(err.split())

@@ -35,7 +35,7 @@ from resnet_tui.events import (
 )
 from resnet_tui.machine.sampler import INTERVAL, Sampler
 from resnet_tui.store.json_files import RunFileError
-from resnet_tui.store.records import from_row
+from resnet_tui.store.records import header_problem, parse_rows
 from resnet_tui.store.runs import Run, RunInfo
 
 
@@ -69,19 +69,15 @@ class _Tail:
         if end < 0:
             return []
         self.offset += end + 1
-        rows = [line.split(",") for line in chunk[:end].decode("utf-8").split("\n") if line]
-        if self.header is None and rows:
-            self.header = rows.pop(0)
-        header = self.header
-        if header is None:  # no rows yet, not even the header's
+        lines = [line for line in chunk[:end].decode("utf-8", errors="replace").split("\n") if line]
+        if self.header is None and lines:
+            self.header = lines.pop(0).rstrip("\r").split(",")
+            problem = header_problem(self.cls, self.header)
+            if problem:
+                raise RunFileError(self.path, problem)
+        if self.header is None:  # no rows yet, not even the header's
             return []
-        records: list[Event] = []
-        for cells in rows:
-            try:
-                records.append(from_row(self.cls, header, cells))
-            except ValueError:
-                continue
-        return records
+        return list(parse_rows(self.cls, self.header, lines))
 
 
 class RunFollower:

@@ -17,6 +17,7 @@ of an epoch without validation) and NaN for a required float.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -57,13 +58,37 @@ def parse_cell(text: str, kind: str) -> int | float | None:
         if kind == "int":
             raise ValueError("an empty count")
         return None if kind == "optional" else math.nan
+    value = float(text)  # 1e400 is inf, a valid loss but no count
     if kind == "int":
-        return int(float(text))
-    return float(text)
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"{text[:20]!r} is not a count")
+        return int(value)
+    return value
 
 
 def to_row(event: Record) -> list[str]:
     return [format_cell(getattr(event, name)) for name in columns(type(event))]
+
+
+def header_problem(cls: type, header: list[str]) -> str | None:
+    """Why ``header`` cannot head a CSV of ``cls`` records (None when it can): an older file may
+    lack later columns, but every column must be known and the first must be the count."""
+    known = columns(cls)
+    unknown = [name for name in header if name not in known]
+    if unknown or not header or header[0] != known[0]:
+        return f"its header is damaged ({','.join(header)[:80]!r}; expected {','.join(known)[:80]!r}...)"
+    return None
+
+
+def parse_rows(cls: type[Record], header: list[str], lines: Iterable[str]) -> list[Record]:
+    """The records of ``lines`` under ``header``; damaged rows are skipped (a torn last line, junk)."""
+    records = []
+    for line in lines:
+        try:
+            records.append(from_row(cls, header, line.rstrip("\r\n").split(",")))
+        except ValueError:
+            continue
+    return records
 
 
 def from_row(cls: type[Record], header: list[str], cells: list[str]) -> Record:

@@ -8,12 +8,10 @@ with the file's name and what is wrong in it.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,7 +29,7 @@ from resnet_tui.store.layout import (
     STATE_FILE,
     RunPaths,
 )
-from resnet_tui.store.records import Record, columns, from_row, to_row
+from resnet_tui.store.records import Record, columns, header_problem, parse_rows, to_row
 from resnet_tui.store.state import TrainingState
 
 FINISHED_STATUSES = tuple(s for s in RunStatus if s.finished)
@@ -84,21 +82,23 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read_records(path: Path, cls: type[Record]) -> list[Record]:
-    """The events a metrics CSV holds (see store/records.py); a torn last line (crash mid-write) is skipped."""
-    records: list[Record] = []
+    """The events a metrics CSV holds (see store/records.py); a torn last line (crash mid-write) is skipped.
+
+    Damaged rows (junk, a number that is not one, a byte that is not UTF-8) are skipped too;
+    a damaged header makes the file unreadable: RunFileError names it.
+    """
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header:
-                for cells in reader:
-                    try:
-                        records.append(from_row(cls, header, cells))
-                    except ValueError:
-                        continue
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            header_line = fh.readline()
+            if not header_line:
+                return []
+            header = header_line.rstrip("\r\n").split(",")
+            problem = header_problem(cls, header)
+            if problem:
+                raise RunFileError(path, problem)
+            return parse_rows(cls, header, fh)
     except FileNotFoundError:
-        pass
-    return records
+        return []
 
 
 @dataclass
@@ -377,9 +377,9 @@ class Run:
         appends after its last complete epoch with no duplicate and no gap,
         and set the previous result aside."""
         self.close()
-        _rewrite_csv(self.paths.csv_file(IterationEnd), lambda row: float(row[0]) <= iteration)
-        for cls in (EpochEnd, MachineEpoch):  # both start with the epoch
-            _rewrite_csv(self.paths.csv_file(cls), lambda row: float(row[0]) <= epoch)
+        _keep_up_to(self.paths.csv_file(IterationEnd), IterationEnd, iteration)
+        _keep_up_to(self.paths.csv_file(EpochEnd), EpochEnd, epoch)  # both start with the epoch
+        _keep_up_to(self.paths.csv_file(MachineEpoch), MachineEpoch, epoch)
         result = self.paths.result_file
         if result.exists():
             os.replace(result, result.with_name("result.previous.json"))
@@ -429,21 +429,18 @@ class Run:
             vals = [e.val_accuracy for e in epochs if e.val_accuracy is not None]
             info.best_val_accuracy = max(vals) if vals else None
 
-def _rewrite_csv(path: Path, keep: Callable[[list[str]], bool]) -> None:
-    """Keep the header and the whole rows for which ``keep(row)`` is true; atomic."""
+def _keep_up_to(path: Path, cls: type[Record], last: int) -> None:
+    """Rewrite a metrics CSV to hold exactly its records 1..``last`` (by their first column), in
+    order, once each: rows after the saved state, duplicates and damaged rows go. Atomic."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        rows = []
-        for row in reader:
-            try:
-                if header and len(row) == len(header) and keep(row):
-                    rows.append(row)
-            except ValueError:
-                continue
-    lines = ([header] if header else []) + rows
+    kept: list[Record] = []
+    for record in read_records(path, cls):
+        number = getattr(record, columns(cls)[0])
+        if (kept[-1:] and number <= getattr(kept[-1], columns(cls)[0])) or number > last:
+            continue
+        kept.append(record)
+    lines = [columns(cls), *(to_row(record) for record in kept)]
     write_text_atomic(path, "".join(",".join(row) + "\n" for row in lines))
 
 
