@@ -181,3 +181,22 @@ def test_a_damaged_metrics_header_is_one_line_naming_the_file(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 2 and "Traceback" not in err
     assert f"error: {CSV_FILES[EpochEnd]}: its header is damaged" in " ".join(err.split())
+
+
+def test_a_lock_whose_pid_now_belongs_to_another_process_is_stale(tmp_path):
+    """pids wrap and start over after a reboot: a live pid that started after the lock was written
+    is not the writer (issue 22, item 16). The lock records its process's start time."""
+    import psutil
+
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store, result=None)
+    lock = run.paths.log / "lock"
+    this_process = psutil.Process().create_time()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "process_started": this_process}))
+    assert run.info().status == "running"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                "process_started": this_process - 3600}))  # the writer of an hour ago
+    assert run.info().status == "interrupted" and run.resume_problem() is None
+    run.acquire_lock()  # claimed over the stale lock, with this process's start time
+    assert json.loads(lock.read_text())["process_started"] == pytest.approx(this_process, abs=1.0)
+    run.release_lock()

@@ -58,6 +58,9 @@ class LockOwner:
 
     pid: int
     host: str
+    # When that process started (psutil's create_time): a live pid that started at another
+    # time is another process that reuses the number (pids wrap; a reboot starts them over).
+    process_started: float | None = None
 
 
 @dataclass

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import psutil
+
 from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
 from resnet_tui.store.atomic import write_json_atomic, write_text_atomic
 from resnet_tui.store.json_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
@@ -71,14 +73,24 @@ class StorageError(OSError):
         return cls(f"cannot write to {folder} ({key}): {why}")
 
 
-def _pid_alive(pid: int) -> bool:
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch); None when there is no such process."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return float(psutil.Process(pid).create_time())
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.Error:  # alive, but its details are hidden from us
+        return -1.0
+
+
+def _lock_alive(lock: dict[str, Any]) -> bool:
+    """Whether this host's lock ``lock`` is held by the process that wrote it."""
+    started = _process_started(lock["pid"])
+    if started is None:
         return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
+    recorded = lock.get("process_started")
+    # Within a second: create_time is computed from boot time and clock ticks, not stored.
+    return recorded is None or started < 0 or abs(started - recorded) < 1.0
 
 
 def read_records(path: Path, cls: type[Record]) -> list[Record]:
@@ -294,7 +306,7 @@ class Run:
 
     def _live(self, lock: dict[str, Any] | None) -> dict[str, Any] | None:
         """The lock if its process may still be running (another host's cannot be checked)."""
-        if lock is None or lock["host"] == socket.gethostname() and not _pid_alive(lock["pid"]):
+        if lock is None or lock["host"] == socket.gethostname() and not _lock_alive(lock):
             return None
         return lock
 
@@ -317,7 +329,8 @@ class Run:
     def acquire_lock(self) -> None:
         """Claim the run for this process (O_EXCL, so two claimants cannot both win)."""
         self.paths.log.mkdir(parents=True, exist_ok=True)
-        owner = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+        owner = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                            "process_started": _process_started(os.getpid())})
         for _ in range(2):
             try:
                 fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
