@@ -200,3 +200,25 @@ def test_a_lock_whose_pid_now_belongs_to_another_process_is_stale(tmp_path):
     run.acquire_lock()  # claimed over the stale lock, with this process's start time
     assert json.loads(lock.read_text())["process_started"] == pytest.approx(this_process, abs=1.0)
     run.release_lock()
+
+
+def test_files_half_written_by_a_killed_process_are_removed_on_the_next_start(tmp_path):
+    """A kill -9 mid-write leaves a partial file and a write probe (issue 22, item 22); the next
+    process to claim the run (or to probe the folders) removes them, and nothing else."""
+    from resnet_tui.store.atomic import partial_path
+
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store, result=None)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftovers = [partial_path(run.paths.checkpoint / "state.json"), partial_path(run.paths.result / "result.json"),
+                 store.roots["log"] / f".write-probe-{int(dead.stdout)}"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half")
+    live_probe = store.roots["log"] / f".write-probe-{os.getpid()}-not-ours"
+    live_probe.write_text("another's")
+    store.probe_writable()
+    run.acquire_lock()
+    run.release_lock()
+    assert [p for p in leftovers if p.exists()] == [] and live_probe.exists()
+    assert (run.paths.checkpoint / "state.json").exists()

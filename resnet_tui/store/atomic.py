@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+PARTIAL_PREFIX = ".partial-"
+
 
 def partial_path(path: Path) -> Path:
     """Where ``path`` is written before it is renamed into place.
@@ -21,7 +23,7 @@ def partial_path(path: Path) -> Path:
     Hidden (so folder listings skip it), unique per process and thread (two writers
     never share one), and ending in ``path``'s own name (Keras checks the suffix).
     """
-    return path.with_name(f".partial-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    return path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{threading.get_ident()}-{path.name}")
 
 
 def write_atomic(path: Path, save: Callable[[Path], object]) -> None:

@@ -12,14 +12,14 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import psutil
 
 from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
-from resnet_tui.store.atomic import write_json_atomic, write_text_atomic
+from resnet_tui.store.atomic import PARTIAL_PREFIX, write_json_atomic, write_text_atomic
 from resnet_tui.store.json_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
 from resnet_tui.store.layout import (
     CONFIG_FILE,
@@ -348,8 +348,15 @@ class Run:
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(owner)
+            self._remove_leftovers()
             return
         raise RunBusyError(f"run {self.id}: could not claim its lock file {self._lock_path}")
+
+    def _remove_leftovers(self) -> None:
+        """Half-written files of a writer that was killed (only the lock's holder writes here)."""
+        for folder in asdict(self.paths).values():
+            for partial in Path(folder).glob(f"{PARTIAL_PREFIX}*") if Path(folder).is_dir() else ():
+                partial.unlink(missing_ok=True)
 
     def release_lock(self) -> None:
         try:
@@ -481,6 +488,10 @@ class RunStore:
         for name, root in self.roots.items():
             try:
                 root.mkdir(parents=True, exist_ok=True)
+                for old in root.glob(".write-probe-*"):  # left by a process killed while probing
+                    pid = old.name.removeprefix(".write-probe-")
+                    if pid.isdigit() and _process_started(int(pid)) is None:
+                        old.unlink(missing_ok=True)
                 probe = root / f".write-probe-{os.getpid()}"
                 with open(probe, "wb") as fh:
                     fh.write(b"x" * 4096)
