@@ -222,3 +222,21 @@ def test_files_half_written_by_a_killed_process_are_removed_on_the_next_start(tm
     run.release_lock()
     assert [p for p in leftovers if p.exists()] == [] and live_probe.exists()
     assert (run.paths.checkpoint / "state.json").exists()
+
+
+def test_what_names_no_run_or_a_file_elsewhere_is_refused(tmp_path, capsys):
+    """`show ''` and `show /` are no prefix of every id; `runs --artifact` on a folder that does not
+    exist says so; a state.json naming a path outside its folder is damaged (issue 22, item 22)."""
+    from resnet_tui.cli import main
+    from resnet_tui.store.runs import RunNotFoundError
+
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store, result=None)
+    for wrong in ("", "/", " "):
+        with pytest.raises(RunNotFoundError, match="is not a run id"):
+            store.open_run(wrong)
+    assert main(["runs", "--artifact", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere/log does not exist" in " ".join(capsys.readouterr().err.split())
+    state = json.loads((run.paths.checkpoint / "state.json").read_text())
+    (run.paths.checkpoint / "state.json").write_text(json.dumps(dict(state, weights="/etc/passwd")))
+    assert "should be a file name beside it" in run.resume_problem()

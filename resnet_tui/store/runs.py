@@ -383,7 +383,10 @@ class Run:
             return self._busy(info.writer)
         if info.status == RunStatus.COMPLETED:
             return f"run {self.id} already completed ({info.result.get('stop_reason', '')})"
-        state = TrainingState.read(self.paths.checkpoint)
+        try:
+            state = TrainingState.read(self.paths.checkpoint)
+        except RunFileError as exc:
+            return f"run {self.id} is corrupt: {exc}"
         if state is None:
             return f"run {self.id} has no saved state (it ended before its first epoch did)"
         if not (self.paths.checkpoint / state.weights).is_file():
@@ -529,6 +532,8 @@ class RunStore:
 
     def open_run(self, run_id: str) -> Run:
         run_id = run_id.strip().rstrip("/")
+        if not run_id or "/" in run_id:  # '' or '/' would be a prefix of every id
+            raise RunNotFoundError(f"{run_id or 'an empty run id'!r} is not a run id (see `resnet-tui runs`)")
         if run_id in self.run_ids():
             return Run(self, run_id)
         # Accept a unique prefix, as git does for commits.

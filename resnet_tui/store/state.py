@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnet_tui.store.json_files import build, read_json
+from resnet_tui.store.json_files import RunFileError, build, read_json
 from resnet_tui.store.layout import STATE_FILE
 
 
@@ -29,4 +29,10 @@ class TrainingState:
     def read(folder: Path) -> TrainingState | None:
         """The state saved in ``folder``; None when there is none; RunFileError when it is damaged."""
         data = read_json(folder / STATE_FILE, TrainingState)
-        return None if data is None else build(TrainingState, data)
+        if data is None:
+            return None
+        state = build(TrainingState, data)
+        if Path(state.weights).name != state.weights or state.weights.startswith("."):
+            # A state names a file beside it; a path would read (and later delete) files elsewhere.
+            raise RunFileError(folder / STATE_FILE, f'"weights" should be a file name beside it, got {state.weights!r}')
+        return state
