@@ -115,3 +115,32 @@ def test_export_needs_a_target_and_a_run(fake_run, capsys):
 def test_flatten_gives_dotted_keys():
     assert flatten({"A": 1, "B": {"c": [1, 2], "d": {"e": None}}, "F": {}}) == {
         "A": 1, "B.c": [1, 2], "B.d.e": None, "F": {}}
+
+
+def test_csv_goes_through_links_and_devices_and_dash_is_stdout(fake_run, tmp_path, capsys):
+    """A symlink keeps being a link (its target gets the table), /dev/null is written through, not
+    replaced by a file, /dev/full says the disk is full, and `-` is stdout (issue 22, item 15)."""
+    import os
+
+    run, _, artifact = fake_run
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    assert main(["export", run.id, "--artifact", artifact, "--csv", str(link)]) == 0
+    assert link.is_symlink() and target.read_text().startswith(",".join(merged_columns()))
+    capsys.readouterr()
+
+    assert main(["export", run.id, "--artifact", artifact, "--csv", os.devnull]) == 0
+    assert not os.path.isfile(os.devnull)  # still the device
+    capsys.readouterr()
+
+    if os.path.exists("/dev/full"):
+        assert main(["export", run.id, "--artifact", artifact, "--csv", "/dev/full"]) == 1
+        assert "No space left on device" in capsys.readouterr().err
+
+    assert main(["export", run.id, "--artifact", artifact, "--csv", "-"]) == 0
+    out, err = capsys.readouterr()
+    rows = list(csv.reader(out.splitlines()))
+    assert rows[0] == list(merged_columns()) and len(rows) == 26 and "stdout: 25 iterations" in err
+    assert not (tmp_path / "-").exists() and not os.path.exists("-")

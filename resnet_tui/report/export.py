@@ -33,6 +33,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import TextIO
 
 from resnet_tui.events import EpochEnd, IterationEnd
 from resnet_tui.store.atomic import write_atomic
@@ -76,18 +77,33 @@ def merged_rows(iterations: list[IterationEnd], epochs: list[EpochEnd]) -> list[
     return rows
 
 
-def export_csv(run: Run, path: str | os.PathLike) -> int:
-    """Write the merged table to ``path`` (atomically); returns the number of rows."""
-    path = Path(path)
+def export_csv(run: Run, destination: str | os.PathLike[str] | TextIO) -> int:
+    """Write the merged table to ``destination``; returns the number of rows.
+
+    A regular file (or a new one) is replaced atomically; a symlink's target is, the link kept;
+    anything else (a stream, /dev/null, a FIFO, a device) is written through, never replaced.
+    """
     rows = merged_rows(run.read_iterations(), run.read_epochs())
 
-    def save(partial: Path) -> None:
-        with open(partial, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(merged_columns())
-            writer.writerows(rows)
+    def write(fh: TextIO) -> None:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(merged_columns())
+        writer.writerows(rows)
+        fh.flush()
 
-    write_atomic(path, save)
+    if not isinstance(destination, (str, os.PathLike)):
+        write(destination)
+        return len(rows)
+    path = Path(destination).resolve()  # through any symlink to the file it names
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+    else:
+        def save(partial: Path) -> None:
+            with open(partial, "w", encoding="utf-8", newline="") as fh:
+                write(fh)
+
+        write_atomic(path, save)
     return len(rows)
 
 
