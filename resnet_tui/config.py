@@ -96,6 +96,7 @@ MULTI_WORKER_REFUSAL = (
     "MultiWorkerMirroredStrategy (keras-team/keras issue 20585); "
     'use "mirrored" for several GPUs on one machine')
 # What Keras and TensorFlow accept, so that validate catches what training would refuse.
+SYNTHETIC_MAX_IMAGES = 500_000  # 1.5 GB of uint8 images: more would not fit a laptop's memory
 SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed: "Seed must be between 0 and 2**32 - 1"
 INT64_MAX = 2**63 - 1  # schedule boundaries are compared with the int64 iteration count
 # Values refused with their own reason rather than the generic "expected one of".
@@ -113,8 +114,10 @@ SCHEMA: tuple[Field, ...] = (
     Field("DATASET.validation_count", int, 5000,
           "Images held out from the end of the training split for validation (the paper's 45k/5k split).",
           "Data", minimum=0),
-    Field("DATASET.synthetic_train_count", int, 2000, "Synthetic source only: training images.", "Data", minimum=1),
-    Field("DATASET.synthetic_test_count", int, 500, "Synthetic source only: test images.", "Data", minimum=1),
+    Field("DATASET.synthetic_train_count", int, 2000, "Synthetic source only: training images.", "Data", minimum=1,
+          maximum=SYNTHETIC_MAX_IMAGES),
+    Field("DATASET.synthetic_test_count", int, 500, "Synthetic source only: test images.", "Data", minimum=1,
+          maximum=SYNTHETIC_MAX_IMAGES),
     Field("LIGHT_MODE", bool, False, "Quick look: 1000 training and 200 test images, as the seed does.", "Data"),
     Field("AUGMENT_MODE", bool, True, "4-pixel zero pad, random 32x32 crop and horizontal flip, drawn per image per epoch.",
           "Data"),
@@ -313,6 +316,8 @@ def _check_value(f: Field, value: Any) -> str | None:
     elif f.type is str:
         if not isinstance(value, str) or (f.choices is None and not value.strip()):
             return wrong()
+        if "\x00" in value:  # no path or name may hold a NUL byte: training would fail to open it
+            return f"got {json.dumps(value)}, which holds a NUL character (\\u0000)"
     elif f.type is list:
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             return wrong()
@@ -324,7 +329,17 @@ def _check_value(f: Field, value: Any) -> str | None:
     return None if f.in_range(value) else wrong()
 
 
+# Names users type for a key that has another name here: the hint names the key that means it.
+KEY_SYNONYMS = {"LEARNING_RATE": "OPTIMIZER.learning_rate", "LR": "OPTIMIZER.learning_rate",
+                "MOMENTUM": "OPTIMIZER.momentum", "WEIGHT_DECAY": "OPTIMIZER.weight_decay",
+                "EPOCHS": "EPOCHS_COUNT", "OPTIMIZER_TYPE": "OPTIMIZER.type"}
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few kilobytes; this bounds what validate reads
+
+
 def _closest(key: str, candidates: set[str]) -> str:
+    synonym = KEY_SYNONYMS.get(key.upper().replace("-", "_"))
+    if synonym:
+        return f"; did you mean '{synonym}'?"
     match = difflib.get_close_matches(key, sorted(candidates), n=1, cutoff=0.5)
     if not match:
         match = difflib.get_close_matches(key.upper(), sorted(candidates), n=1, cutoff=0.5)
@@ -482,6 +497,9 @@ def parse_json(text: str, source: str) -> Any:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                           [ConfigIssue("", f"line {exc.lineno}, column {exc.colno}: {exc.msg}")]) from None
+    except (ValueError, RecursionError) as exc:  # a number of thousands of digits; brackets nested too deep
+        what = "arrays or objects nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise ConfigError(f"{source}: not a config: {what}", [ConfigIssue("", what)]) from None
     duplicate = _duplicate_key(text)
     if duplicate:
         key, first, second = duplicate
@@ -523,6 +541,12 @@ def config_name(path: Path) -> str:
 def read_config_json(path: Path) -> Any:
     """The JSON document in the file ``path``; any problem is a :class:`ConfigError` naming the file."""
     try:
+        if path.exists() and not path.is_file():  # /dev/zero never ends, a FIFO may never answer
+            raise ConfigError(f"{path}: not a regular file; a config is a JSON file")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size:,} bytes is not a config (a config is a few kilobytes; "
+                              f"the limit is {MAX_CONFIG_BYTES:,})")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
@@ -556,6 +580,8 @@ def parse_override(assignment: str) -> tuple[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError:
         value = text
+    except ValueError as exc:  # an integer of thousands of digits
+        raise ConfigError(f"--set {key}: {str(exc).split(';')[0]}") from None
     return key, value
 
 

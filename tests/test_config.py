@@ -282,3 +282,40 @@ def test_the_key_reference_documents_every_key_from_the_schema():
     from resnet_tui.config import schema_markdown
 
     assert schema_markdown() in (REPO / "docs" / "config-keys.md").read_text(encoding="utf-8")
+
+
+def test_input_without_bounds_is_refused_with_one_line(tmp_path):
+    """What validate would choke on or pass to fail later (issue 22, item 20): not a regular file,
+    a file far too big, a number of thousands of digits, brackets 100,000 deep, a NUL in a path,
+    a synthetic set of a trillion images; and a key typed by another name gets that name."""
+    import os
+
+    from resnet_tui.config import ConfigError, load_config, parse_override
+
+    def refused(path) -> str:
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        return str(err.value)
+
+    if os.path.exists("/dev/zero"):
+        assert "not a regular file" in refused("/dev/zero")
+    fifo = tmp_path / "m8_fifo.json"
+    os.mkfifo(fifo)
+    assert "not a regular file" in refused(fifo)
+    big = tmp_path / "m8_big.json"
+    big.write_text('{"SEED": 1, "x": "' + "a" * 2_000_000 + '"}')
+    assert "is not a config" in refused(big)
+    digits = tmp_path / "m8_digits.json"
+    digits.write_text('{"SEED": ' + "9" * 5000 + "}")
+    assert "m8_digits.json: not a config: Exceeds the limit" in refused(digits)
+    deep = tmp_path / "m8_deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert "nested too deeply" in refused(deep)
+    with pytest.raises(ConfigError, match="--set SEED: Exceeds the limit"):
+        parse_override("SEED=" + "9" * 5000)
+    with pytest.raises(ConfigError, match="NUL character"):
+        config_from_values({"LOG_PATH": "a\u0000b"}, "m8_x")
+    with pytest.raises(ConfigError, match="DATASET.synthetic_train_count: got 1000000000000, expected an integer >= 1"):
+        config_from_values({"DATASET": {"synthetic_train_count": 10**12}}, "m8_x")
+    with pytest.raises(ConfigError, match="LEARNING_RATE: unknown key; did you mean 'OPTIMIZER.learning_rate'"):
+        config_from_values({"LEARNING_RATE": 0.1}, "m8_x")
