@@ -240,3 +240,29 @@ def test_what_names_no_run_or_a_file_elsewhere_is_refused(tmp_path, capsys):
     state = json.loads((run.paths.checkpoint / "state.json").read_text())
     (run.paths.checkpoint / "state.json").write_text(json.dumps(dict(state, weights="/etc/passwd")))
     assert "should be a file name beside it" in run.resume_problem()
+
+
+@pytest.mark.parametrize("stale_lock", [False, True])
+def test_a_run_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path, stale_lock):
+    """Its root writable, the run's own log folder not (issue 22, item 19): claiming the run for a
+    resume says which folder and why (StorageError: the CLI prints it, exit 2), never a traceback
+    of PermissionError over FileExistsError. A read-only bind mount stands in for chattr +i."""
+    from resnet_tui.store.runs import StorageError
+
+    store = RunStore.under(tmp_path / "artifact")
+    run = make_run(store, result=None)
+    if stale_lock:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        (run.paths.log / "lock").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    mounted = subprocess.run(["mount", "--bind", str(run.paths.log), str(run.paths.log)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here ({mounted.stderr.strip() or mounted.returncode})")
+    try:
+        remounted = subprocess.run(["mount", "-o", "remount,ro,bind", str(run.paths.log)], capture_output=True, text=True)
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot remount read-only here ({remounted.stderr.strip()})")
+        with pytest.raises(StorageError) as err:
+            run.acquire_lock()
+    finally:
+        subprocess.run(["umount", "-l", str(run.paths.log)], check=False)
+    assert str(err.value) == f"cannot write to {run.paths.log} (LOG_PATH): Read-only file system"

@@ -345,7 +345,11 @@ class Run:
                     os.remove(self._lock_path)  # stale: its owner died
                 except FileNotFoundError:
                     pass
+                except OSError as exc:  # e.g. an immutable folder (chattr +i)
+                    raise StorageError.writing(self.paths.log, "LOG_PATH", exc) from None
                 continue
+            except OSError as exc:  # the run's folder cannot be written though its root could
+                raise StorageError.writing(self.paths.log, "LOG_PATH", exc) from None
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(owner)
             self._remove_leftovers()
