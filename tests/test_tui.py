@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from textual.widgets import Button, Input, TextArea
-from tui_support import MessageLog, make_app, select_config, text_of, tui_env, wait_for  # noqa: F401
+from tui_support import (  # noqa: F401
+    MessageLog,
+    make_app,
+    select_config,
+    text_of,
+    tui_env,
+    tui_fake_runs,
+    wait_for,
+    write_fake_run,
+)
 
 from resnet_tui.tui.screens.dialogs import HelpScreen, SaveAsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
@@ -325,3 +335,103 @@ async def test_the_form_follows_the_list_cursor_and_edits_are_never_dropped_sile
         await pilot.press("d")
         await wait_for(pilot, lambda: screen.name_loaded == first, 10, "the first config")
         assert not screen.is_dirty() and screen.current_config().name == first
+
+
+async def test_a_start_while_watching_starts_the_config_its_request_names(tui_fake_runs, monkeypatch):
+    """Watching another dashboard's run of m8_demo, a start asks first; yes starts the config the
+    request carries, named in the question, not the one under the Configs list's unseen cursor."""
+    import json
+
+    from resnet_tui.config import config_from_values
+    from resnet_tui.tui.messages import StartRequested
+    from resnet_tui.tui.screens.dialogs import ConfirmScreen
+    from resnet_tui.tui.screens.train_screen import TrainScreen
+    from resnet_tui.tui.session import TrainingSession
+    from resnet_tui.tui.widgets.runs_table import RunsTable
+
+    monkeypatch.setattr(TrainingSession, "run", lambda self: None)  # which config starts is the point, not training
+    store, run_id = tui_fake_runs.store, "20250105-100000-m8_demo"
+    write_fake_run(store, run_id, tui_fake_runs.values, status=None, iterations=15, started=1736071200.0)
+    run = store.open_run(run_id)
+    run.acquire_lock()  # "another process": the lock's owner is alive, so the run is running
+    (run.paths.log / "plan.json").write_text(json.dumps(
+        {"steps_per_epoch": 10, "total_iterations": 40, "param_count": 274042, "train_count": 320}))
+    app = make_app(tui_fake_runs)
+    log = MessageLog()
+    try:
+        async with app.run_test(size=SIZE, message_hook=log) as pilot:
+            await pilot.press("f4")
+            table = app.screen.query_one(RunsTable)
+            await wait_for(pilot, lambda: run_id in [row.value for row in table.rows], 20, "the running run")
+            table.focus()
+            table.move_cursor(row=[row.value for row in table.rows].index(run_id))
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.session is not None
+                           and app.session.following, 10, "the run watched")
+            watched = app.session
+
+            def question() -> str:
+                return str(app.screen.query_one(".dialog-question").content)
+
+            # F5: the Configs screen puts its config (the first, m8_base) in the request, named in the question.
+            await pilot.press("f5")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10, "the question")
+            assert "You are watching m8_demo" in question() and "Start m8_base here as well?" in question()
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), 10, "the question gone")
+            assert app.session is watched
+
+            # A request for m8_tiny, the Configs cursor still on m8_base: m8_tiny is asked about and started.
+            wanted = config_from_values(tui_fake_runs.values, "m8_tiny")
+            app.screen.post_message(StartRequested(wanted))
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10, "the question")
+            assert "Start m8_tiny here as well?" in question()
+            await pilot.press("y")
+            await wait_for(pilot, lambda: app.session is not watched and isinstance(app.screen, TrainScreen),
+                           10, "the start")
+            assert app.session.config is wanted and not app.session.following
+            assert app.screen.sub_title == "m8_tiny"  # what the Training screen shows
+            assert ("information", "Stopped watching m8_demo; it goes on training elsewhere.") in log.notifications
+    finally:
+        run.release_lock()
+
+
+def test_the_session_controller_decides_in_plain_python(tui_env):
+    """Start, resume, pause, stop and quit, decided without Textual: a new session, a question
+    first, or the refusal the toast shows."""
+    import subprocess
+    import sys
+
+    from resnet_tui.config import config_from_values
+    from resnet_tui.tui.controller import Refused, SessionController
+
+    imported = subprocess.run([sys.executable, "-c", "import sys, resnet_tui.tui.controller; "
+                               "print(sorted(m for m in ('textual', 'tensorflow', 'keras') if m in sys.modules))"],
+                              capture_output=True, text=True, timeout=120)
+    assert imported.stdout.strip() == "[]", imported.stderr
+
+    replaced = []
+    controller = SessionController(tui_env.store, on_new_session=replaced.append)
+    with pytest.raises(Refused, match="has problems") as refusal:
+        controller.check_start(None)
+    assert refusal.value.severity == "error"
+    with pytest.raises(Refused, match="^No run is training.$"):
+        controller.pause()
+    config = config_from_values(tui_env.values, "m8_tiny")
+    assert controller.check_start(config) is None and controller.quit_question() is None
+    session = controller.start(config)  # no thread: the app runs session.run in a worker
+    assert replaced == [session] and controller.training_here and controller.session.store is tui_env.store
+    with pytest.raises(Refused, match="A run of m8_tiny is starting: stop it \\(F7\\) before starting another."):
+        controller.check_start(config)
+    with pytest.raises(Refused, match="before resuming another"):
+        controller.resume(tui_env.store, "20250101-120000-m8_tiny")
+    assert "Stop it (it is recorded as stopped) and quit?" in controller.quit_question().text
+    controller.pause()
+    assert session.state == "paused"
+    controller.pause()  # F6 again resumes
+    controller.stop()
+    assert session.state == "stopping" and controller.training_here  # until the trainer has saved
+
+    read_only = SessionController(tui_env.store, read_only=True)
+    with pytest.raises(Refused, match="^Read-only dashboard: it does not resume runs"):
+        read_only.resume(tui_env.store, "20250101-120000-m8_tiny")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
-from tui_support import MessageLog, make_app, screen_text, tui_env  # noqa: F401
+from tui_support import MessageLog, make_app, screen_text, tui_env, wait_for  # noqa: F401
 
 from resnet_tui.config import config_from_values
 from resnet_tui.events import EpochEnd, IterationEnd, LogMessage, RunStarted
@@ -162,49 +161,58 @@ async def test_64k_iterations_through_the_ui_path_stay_bounded(tui_env):
         assert "iteration 64,000 / 64,000" in str(screen.query_one("#progress-line").content)
 
 
+def test_chart_pace_waits_a_second_or_longer_when_a_redraw_is_slow():
+    from resnet_tui.tui.screens.train_screen import CHART_BUDGET, CHART_SECONDS, ChartPace
+
+    pace = ChartPace(clock=lambda: 0.0)
+    assert pace.ready(0.0)  # nothing drawn yet
+    pace.drawn(100.0, cost=0.001)  # a cheap redraw: once a second
+    assert not pace.ready(100.0 + CHART_SECONDS - 0.01) and pace.ready(100.0 + CHART_SECONDS)
+    pace.drawn(200.0, cost=0.3)  # a slow one: it takes at most CHART_BUDGET of the time
+    assert pace.due == 200.0 + 0.3 / CHART_BUDGET > 200.0 + CHART_SECONDS
+    assert not pace.ready(209.9) and pace.ready(210.0)
+
+
 async def test_live_charts_pace_themselves_by_their_cost(tui_env):
-    """The chart timer redraws at most once a second, and waits longer when a rebuild is slow."""
+    """The chart timer draws new iterations when the pace says so, not before: the charts show
+    the last iteration they were given until they are due. The screen's pace runs on a clock
+    the test moves."""
     from resnet_tui.tui.screens import train_screen
 
     app = make_app(tui_env)
-    log = MessageLog()
-    async with app.run_test(size=(160, 50), message_hook=log) as pilot:
-        session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
-        session.state = "running"
-        app.session = session
+    async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("f3")
         screen = app.screen
+        now = [1000.0]
+        screen.chart_pace.clock = lambda: now[0]
+        session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
+        session.state = "running"
+        app.session = session  # as the app's start does, without a training thread
         session.buffer(RunStarted("run", "m8_tiny", {}, "summary", 274_042, 10, 100, 10, 128, 1280, 0, 0, time=0.0))
+        charts = [chart for chart in screen.query(MetricChart) if chart.display]
 
         def feed(first: int) -> None:
             for i in range(first, first + 5):
                 session.buffer(IterationEnd(i, 1, 1.0 / i, 0.5, 0.1, 100.0, 1.0, 0.5, i / 10))
             app.drain()
 
+        def last_drawn() -> set[float]:
+            """The last iteration each chart shows (its curve's last x)."""
+            return {max((xs.max() for xs, _ in chart.drawn.values() if len(xs)), default=0.0) for chart in charts}
+
         feed(1)  # the run's start: drawn at once
-        await pilot.pause()
-        feed(6)  # iterations only: drawn by the timer
-        screen._charts_due = 0.0
-        before = time.monotonic()
-        screen._charts_tick()
-        # Read the costs the tick paced itself by at once: a later repaint (after a pause,
-        # on a busy machine) measures its own, and the wait keeps the tick's.
-        charts = list(screen.query(MetricChart))
+        await wait_for(pilot, lambda: last_drawn() == {5.0}, 10, "the charts of the run's start")
+        feed(6)  # iterations only: drawn by the timer, which is due
+        await wait_for(pilot, lambda: last_drawn() == {10.0}, 10, "the timer's redraw")
+        assert screen.chart_pace.due >= now[0] + train_screen.CHART_SECONDS  # and it paced itself
         assert all(chart.render_seconds > 0 for chart in charts)
-        cost = sum(chart.render_seconds for chart in charts)
-        assert screen._charts_due - before >= max(train_screen.CHART_SECONDS, cost / train_screen.CHART_BUDGET)
-        await pilot.pause()
-        renders = [rebuilds(log, chart) for chart in charts]
+
         feed(11)  # new data, but the charts are not due yet
-        screen._charts_tick()
+        await pilot.pause(train_screen.CHART_SECONDS + 0.2)  # the timer ticks four times a second
         await pilot.pause()
-        await pilot.pause()  # a repaint's Rendered messages would be in by now
-        assert [rebuilds(log, chart) for chart in charts] == renders
-        screen._charts_due = 0.0  # due: the new points are drawn
-        screen._charts_tick()
-        await pilot.pause()
-        await pilot.pause()  # the Rendered messages the repaint posted
-        assert all(rebuilds(log, chart) > before for chart, before in zip(charts, renders))
+        assert last_drawn() == {10.0}
+        now[0] = screen.chart_pace.due  # due: the new points are drawn
+        await wait_for(pilot, lambda: last_drawn() == {15.0}, 10, "the due redraw")
 
 
 # -- readable charts: robust y range, ticks, shared x axis, legend (issue 12, section 2) ---------

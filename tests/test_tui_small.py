@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
-from textual.widgets._toast import Toast
-from tui_support import make_app, open_runs, tui_env, tui_fake_runs, wait_for  # noqa: F401
+from tui_support import make_app, open_runs, toast_texts, tui_env, tui_fake_runs, wait_for  # noqa: F401
 
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 
@@ -14,10 +12,13 @@ SMALL, LARGE = (80, 24), (160, 50)
 
 
 def footer_keys(app) -> dict[str, bool]:
-    """Each key the footer shows -> whether all of it is inside the terminal."""
+    """Each key the footer shows, as it reads ("F5 Start") -> whether all of it is inside the terminal.
+    The keys are the footer's children of CSS type ``FooterKey`` (the name Textual's docs style
+    them by): textual.widgets exports Footer, not its keys' class."""
     footer = app.screen.query_one(Footer)
     width = app.size.width
-    return {key.key: key.region.right <= width for key in footer.query(FooterKey) if key.region.width}
+    return {key.render().plain.strip(): key.region.right <= width for key in footer.query("FooterKey")
+            if key.region.width}
 
 
 async def on_each_screen(pilot):
@@ -37,11 +38,11 @@ async def test_every_footer_keeps_the_training_keys_whole(tui_fake_runs, size):
     async with app.run_test(size=size) as pilot:
         async for name in on_each_screen(pilot):
             keys = footer_keys(app)
-            for key in ("f1", "f5", "f6", "f7", "ctrl+q"):
+            for key in ("F1 Help", "F5 Start", "F6 Pause", "F7 Stop", "^q Quit"):
                 assert keys.get(key), f"{name} at {size}: {key} missing or cut in {keys}"
             assert all(keys.values()), f"{name} at {size}: a key is cut: {keys}"
             if size == LARGE and name == "Runs":
-                assert {"w", "r", "space"} <= set(keys), keys  # room for the screen's keys
+                assert {"w Watch", "r Resume", "space Mark"} <= set(keys), keys  # room for the screen's keys
 
 
 async def test_runs_table_shows_id_status_and_best_accuracy_at_80_columns(tui_fake_runs):
@@ -80,9 +81,9 @@ async def test_toasts_do_not_cover_the_charts(tui_fake_runs, size):
     async with app.run_test(size=size, notifications=True) as pilot:
         await pilot.press("f3")
         await pilot.press("f6")  # no run: "No run is training." as a toast
-        await wait_for(pilot, lambda: app.screen.query(Toast), 5, "a toast")
+        await wait_for(pilot, lambda: toast_texts(app), 5, "a toast")
         await pilot.pause()
-        toasts = [toast.region for toast in app.screen.query(Toast)]
+        toasts = [toast.region for toast in app.screen.query("Toast")]  # by CSS type name: see toast_texts
         for chart in app.screen.query(MetricChart):
             if chart.display:
                 assert not any(toast.overlaps(chart.region) for toast in toasts), (toasts, chart.id, chart.region)

@@ -151,8 +151,6 @@ def demo_events():
 
 
 async def training_mid_run(pilot, env) -> None:
-    from textual.widgets._progress_bar import Bar
-
     from resnet_tui.config import config_from_values
     from resnet_tui.tui.session import TrainingSession
 
@@ -168,7 +166,7 @@ async def training_mid_run(pilot, env) -> None:
     await pilot.pause()
     # Once more now it is laid out: the progress bar rounds its percentage to its width
     # (to half cells) when it has one, and keeps it exact before.
-    bar = app.screen.query_one(Bar)
+    bar = app.screen.query_one("Bar")  # the ProgressBar's bar, by CSS type name: textual.widgets does not export it
     bar.percentage = bar.percentage
     app.screen.redraw_charts(force=True)
     await pilot.pause()

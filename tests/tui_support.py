@@ -250,12 +250,38 @@ async def open_runs(pilot):
 
 
 def screen_text(app) -> str:
-    """What the terminal shows now, one line per row (the compositor's output, all layers)."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+    """What the terminal shows now, one line per row, all layers (toasts and dialogs included).
+
+    Read from ``app.export_screenshot()``, Textual's public picture of the screen (an SVG that
+    Rich writes): each run of text is a ``<text>`` at ``x`` = column x cell width, clipped to its
+    line's ``...-line-<row>`` path, with spaces as no-break spaces. (Textual has no public call
+    that returns the screen as text; its compositor's strips are private.)
+    """
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    cell = 20 * 0.61  # Rich's export_svg: char_height 20, font_aspect_ratio 0.61
+    rows: dict[int, dict[int, str]] = {}
+    for match in re.finditer(r'<text ([^>]*)>(.*?)</text>', svg, flags=re.S):
+        attributes, content = match.groups()
+        x = re.search(r'\bx="([0-9.]+)"', attributes)
+        line = re.search(r'clip-path="url\(#[^)]*-line-(\d+)\)"', attributes)
+        if x is None or line is None:  # the window title
+            continue
+        text = html.unescape(content).replace("\xa0", " ")
+        rows.setdefault(int(line.group(1)), {})[round(float(x.group(1)) / cell)] = text
+    lines = []
+    for row in range(app.size.height):
+        line = ""
+        for column, text in sorted(rows.get(row, {}).items()):
+            line = line.ljust(column) + text
+        lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def toast_texts(app) -> list[str]:
-    """The text of each toast on screen, as rendered."""
-    from textual.widgets._toast import Toast
-
-    return [toast.render().plain for toast in app.screen.query(Toast)]
+    """The text of each toast on screen, as rendered. The toasts are found by their CSS type name,
+    ``Toast`` (the name Textual's docs style notifications by): textual.widgets does not export
+    the class."""
+    return [toast.render().plain for toast in app.screen.query("Toast")]

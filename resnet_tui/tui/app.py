@@ -1,8 +1,10 @@
 """The dashboard app: three screens (configs, training, runs), keys, and the training worker.
 
 Screens ask the app by message (tui/messages.py: StartRequested, WatchRequested...,
-handled here with ``@on``); the app tells the screen on show by message too
-(SessionChanged after each drain or a new ``session``, ChartOptionsChanged).
+handled here with ``@on``); the app tells screens by message too (SessionChanged after
+each drain or a new session, ChartOptionsChanged; ConfigWanted and QuitAsked to Configs).
+What the session may do is the controller's to decide (tui/controller.py); the app runs
+the workers, the toasts and the dialogs.
 ``run_app()`` is what ``resnet-tui`` with no arguments opens.
 """
 
@@ -19,29 +21,32 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.reactive import var
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from resnet_tui.config import Config, default_values, run_config
+from resnet_tui.config import Config, default_values
 from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.report import format as fmt
 from resnet_tui.store.runs import RunStore
+from resnet_tui.tui.controller import Refused, SessionController
 from resnet_tui.tui.messages import (
     ChartOptionsChanged,
+    ConfigWanted,
     PauseRequested,
+    QuitAsked,
+    QuitRequested,
     ResumeRequested,
     SessionChanged,
+    StartChosenRequested,
     StartRequested,
     StopRunRequested,
     WatchRequested,
-    read_only_refusal,
 )
 from resnet_tui.tui.screens.config_screen import ConfigScreen
 from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen, UnsavedEditsScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen
 from resnet_tui.tui.screens.train_screen import TrainScreen
-from resnet_tui.tui.session import Changes, SessionState, TrainingSession
+from resnet_tui.tui.session import Changes, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartOptions
 
 DRAIN_SECONDS = 0.2  # how often the UI takes the trainer's events: 5 times a second
@@ -74,17 +79,12 @@ class ResnetTuiApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    # The run started, resumed or watched here: a new one is posted to the screen on show.
-    session: var[TrainingSession | None] = var(None, init=False)
-
     def __init__(self, configs_dir: str | os.PathLike = "configs", store: RunStore | None = None,
                  read_only: bool = False):
         super().__init__()
         self.configs_dir = Path(configs_dir)
-        # Read-only: browse and watch runs, never write (no start, resume or config save).
-        self.read_only = read_only
-        self.store_given = store is not None
-        self.store = store or RunStore.from_values(default_values())
+        # The session and what may be done with it; a new session is posted to the screen on show.
+        self.controller = SessionController(store, read_only=read_only, on_new_session=self._new_session)
         self.training_worker: Worker | None = None
         self.follow_worker: Worker | None = None  # reads a watched run's files
         self.chart_options = ChartOptions()
@@ -92,8 +92,8 @@ class ResnetTuiApp(App):
 
     def on_mount(self) -> None:
         self.install_screen(ConfigScreen(self.configs_dir, read_only=self.read_only), "config")
-        self.install_screen(TrainScreen(), "train")
-        self.install_screen(RunsScreen(), "runs")
+        self.install_screen(TrainScreen(self.controller), "train")
+        self.install_screen(RunsScreen(self.controller), "runs")
         if self.read_only:  # in every screen's header
             for name in ("config", "train", "runs"):
                 screen = self.get_screen(name)
@@ -132,12 +132,21 @@ class ResnetTuiApp(App):
         return rows
 
     # -- training ----------------------------------------------------------------
-    def run_stores(self) -> list[RunStore]:
-        """Where runs are listed from: the app's store and any a run of this session used."""
-        stores = [self.store]
-        if self.session is not None and self.session.store.roots != self.store.roots:
-            stores.append(self.session.store)
-        return stores
+    # The controller decides (tui/controller.py); the app runs the workers, the toasts and the
+    # dialogs, and tells the screen on show.
+    @property
+    def session(self) -> TrainingSession | None:
+        """The run started, resumed or watched here (the controller's). Setting it, as tests do to
+        draw a session without a thread, hands it to the controller."""
+        return self.controller.session
+
+    @session.setter
+    def session(self, session: TrainingSession | None) -> None:
+        self.controller.session = session
+
+    @property
+    def read_only(self) -> bool:
+        return self.controller.read_only
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         # Read-only: the training keys show dimmed in the footer (None) and do nothing.
@@ -145,15 +154,17 @@ class ResnetTuiApp(App):
             return None
         return True
 
-    def refuse_if_read_only(self, what: str) -> bool:
-        """Say why ``what`` is not done in a read-only dashboard; True when it is."""
-        if self.read_only:
-            self.notify(read_only_refusal(what), severity="warning")
-        return self.read_only
+    def say(self, refusal: Refused) -> None:
+        """The toast of a refused request."""
+        self.notify(str(refusal), severity=refusal.severity)
 
     # The screens' requests (their buttons and keys), bubbled up to the app.
     @on(StartRequested)
-    def _start_requested(self) -> None:
+    def _start_requested(self, request: StartRequested) -> None:
+        self.start(request.config)
+
+    @on(StartChosenRequested)
+    def _start_chosen_requested(self) -> None:
         self.action_start()
 
     @on(PauseRequested)
@@ -173,72 +184,54 @@ class ResnetTuiApp(App):
         self.follow_run(request.store, request.run_id)
 
     def action_start(self) -> None:
-        if isinstance(self.screen, ModalScreen) or self.refuse_if_read_only("start training"):
+        """F5: start the config chosen in Configs, which the Configs screen puts in a StartRequested."""
+        if isinstance(self.screen, ModalScreen):
             return
-        if self.session is not None and self.session.active and not self.session.following:
-            self.notify(f"A run of {self.session.config.name} is {self.session.state}: "
-                        "stop it (F7) before starting another.", severity="warning")
-            return
-        config = self.get_screen("config").current_config()
-        if config is None:
-            self.notify("The config has problems: fix them in Configs (F2) first.", severity="error")
-            return
-        store = self.store if self.store_given else RunStore.from_values(config.values)
-        if self.session is not None and self.session.following and self.session.active:
-            watched = self.session.config.name
-            self.push_screen(ConfirmScreen(
-                f"You are watching {watched}, which another process is training.\n"
-                f"Start {config.name} here as well? Both would train at once on this machine.",
-                yes="Start it too", no="Keep watching"),
-                lambda yes: yes and self._start(config, store, f"Stopped watching {watched}; it goes on training elsewhere."))
-            return
-        self._start(config, store)
+        self.get_screen("config").post_message(ConfigWanted())
 
-    def _start(self, config: Config, store: RunStore, note: str | None = None) -> None:
-        if note:
-            self.notify(note)
-        self.session = TrainingSession(config, store)
-        self.training_worker = self.run_worker(self.session.run, name="training", group="training",
+    def start(self, config: Config | None) -> None:
+        """Train ``config`` here (None: it has problems), in a worker thread; while a watched run
+        goes on, ask first."""
+        try:
+            question = self.controller.check_start(config)
+        except Refused as refusal:
+            self.say(refusal)
+            return
+        assert config is not None  # check_start refuses None
+        if question is None:
+            self._train(self.controller.start(config))
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(question.note)
+                self._train(self.controller.start(config))
+
+        self.push_screen(ConfirmScreen(question.text, yes=question.yes, no=question.no), answered)
+
+    def _train(self, session: TrainingSession) -> None:
+        self.training_worker = self.run_worker(session.run, name="training", group="training",
                                                thread=True, exit_on_error=False)
         self.action_show("train")
 
     def resume_run(self, store: RunStore, run_id: str) -> None:
         """Continue a stopped or interrupted run under its own id, in a worker thread."""
-        if self.refuse_if_read_only("resume runs"):
-            return
-        if self.session is not None and self.session.active and not self.session.following:
-            self.notify(f"A run of {self.session.config.name} is {self.session.state}: "
-                        "stop it (F7) before resuming another.", severity="warning")
-            return
         try:
-            run = store.open_run(run_id)
-            problem = run.resume_problem()
-            config = None if problem else run_config(run)
-        except (OSError, ValueError, LookupError) as exc:
-            problem = str(exc)
-        if problem:
-            self.notify(f"Can't resume: {problem}", severity="error", markup=False)
+            session = self.controller.resume(store, run_id)
+        except Refused as refusal:
+            self.say(refusal)
             return
-        self.session = TrainingSession(config, store, resume_run_id=run.id)
-        self.training_worker = self.run_worker(self.session.run, name="training", group="training",
-                                               thread=True, exit_on_error=False)
-        self.action_show("train")
+        self._train(session)
 
     def follow_run(self, store: RunStore, run_id: str) -> None:
         """Watch a run that another process trains (its files, read as they grow)."""
-        if self.session is not None and self.session.started and self.session.started.run_id == run_id:
-            self.action_show("train")  # it is this dashboard's own run
-            return
-        if self.session is not None and self.session.active and not self.session.following:
-            self.notify(f"A run of {self.session.config.name} is training here: stop it (F7) first.",
-                        severity="warning")
-            return
         try:
-            self.session = TrainingSession.follow(store.open_run(run_id), store)
-        except (OSError, ValueError, LookupError) as exc:
-            self.notify(f"Can't watch {run_id}: {exc}", severity="error", markup=False)
+            session = self.controller.follow(store, run_id)
+        except Refused as refusal:
+            self.say(refusal)
             return
-        self.follow_worker = self._poll_follower(self.session)
+        if session is not None:  # None: it is this dashboard's own session, shown as it is
+            self.follow_worker = self._poll_follower(session)
         self.action_show("train")
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
@@ -249,30 +242,18 @@ class ResnetTuiApp(App):
         while not worker.is_cancelled and session.poll_follower():
             time.sleep(DRAIN_SECONDS)
 
-    def _refuse_if_followed(self) -> bool:
-        if self.session is not None and self.session.following and self.session.active:
-            self.notify(f"{self.session.config.name} is trained by another process: here it can only be watched.",
-                        severity="warning")
-            return True
-        return False
-
     def action_pause(self) -> None:
-        session = self.session
-        if self._refuse_if_followed():
-            return
-        if session is None or not session.active:
-            self.notify("No run is training.", severity="warning")
-        elif session.state == SessionState.PAUSED:
-            session.resume()
-        elif not session.pause():
-            self.notify(f"Can't pause while {session.state}.", severity="warning")
+        try:
+            self.controller.pause()
+        except Refused as refusal:
+            self.say(refusal)
         self._show_session(Changes.all())
 
     def action_stop(self) -> None:
-        if self._refuse_if_followed():
-            return
-        if self.session is None or not self.session.stop():
-            self.notify("No run is training.", severity="warning")
+        try:
+            self.controller.stop()
+        except Refused as refusal:
+            self.say(refusal)
         self._show_session(Changes.all())
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -305,7 +286,8 @@ class ResnetTuiApp(App):
             self.bell()  # the user may be on another screen, or away
         self._show_session(changes)
 
-    def watch_session(self, session: TrainingSession | None) -> None:
+    def _new_session(self, session: TrainingSession | None) -> None:
+        """The controller's session was replaced: a new one is drawn whole."""
         if self.follow_worker is not None and (session is None or not session.following):
             self.follow_worker.cancel()  # no run is watched any more (a new watch cancels it too)
         self._show_session(Changes.all())
@@ -337,36 +319,36 @@ class ResnetTuiApp(App):
     # -- quitting ---------------------------------------------------------------------
     def on_unmount(self) -> None:
         # However the app ends, the training thread must not outlive it unasked.
-        if self.session is not None and self.session.active and not self.session.following:
-            self.session.stop()
+        self.controller.stop_training()
 
     async def action_quit(self) -> None:
         if isinstance(self.screen, (ConfirmScreen, UnsavedEditsScreen)) or self.quitting:
             return
-        configs = self.get_screen("config")
-        if configs.is_dirty():  # edits are not dropped silently
-            configs.ask_about_edits("quitting", self.quit_unless_training)
-        else:
-            self.quit_unless_training()
+        # Edits are not dropped silently: the Configs screen asks about them, then QuitRequested.
+        self.get_screen("config").post_message(QuitAsked())
+
+    @on(QuitRequested)
+    def _quit_requested(self) -> None:
+        self.quit_unless_training()
 
     def quit_unless_training(self) -> None:
         """Quit; while this dashboard trains a run, ask first (and stop it cleanly)."""
-        if self.session is None or not self.session.active or self.session.following:
+        question = self.controller.quit_question()
+        if question is None:
             self.exit()
             return
+
         def answered(stop: bool | None) -> None:
             if stop:
                 self.stop_and_exit()
 
-        self.push_screen(ConfirmScreen(f"A run of {self.session.config.name} is training.\n"
-                                       "Stop it (it is recorded as stopped) and quit?",
-                                       yes="Stop and quit", no="Keep training"), answered)
+        self.push_screen(ConfirmScreen(question.text, yes=question.yes, no=question.no), answered)
 
     @work(group="quit")
     async def stop_and_exit(self) -> None:
         """Stop, wait for the trainer to save, then exit."""
         self.quitting = True
-        self.session.stop()
+        self.controller.stop_training()
         self.notify("Stopping the run and saving it…", timeout=30)
         self._show_session(Changes.all())
         if self.training_worker is not None:
@@ -432,7 +414,7 @@ def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.P
         try:
             app.run()
         finally:
-            if app.session is not None and app.session.active and not app.session.following:
+            if app.controller.training_here:
                 # The thread finishes its step and saves before the process can exit: say why we wait.
                 print("Stopping the training run (it is recorded as stopped)…", flush=True)
-                app.session.stop()
+                app.controller.stop_training()

@@ -33,7 +33,8 @@ from resnet_tui.config import (
     set_dotted,
 )
 from resnet_tui.report import format as fmt
-from resnet_tui.tui.messages import StartRequested, read_only_refusal
+from resnet_tui.tui.controller import read_only_refusal
+from resnet_tui.tui.messages import ConfigWanted, QuitAsked, QuitRequested, StartRequested
 from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.screens.dialogs import SaveAsScreen, UnsavedEditsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
@@ -114,7 +115,9 @@ def schedule_text(v: dict) -> str:
 
 
 class ConfigScreen(DashboardScreen):
-    """The editor. ``current_config()`` is what F5 starts (None while anything is invalid)."""
+    """The editor. ``current_config()`` is what F5 starts (None while anything is invalid): the
+    screen puts it in a ``StartRequested`` when its Start button is pressed or the app asks
+    (``ConfigWanted``, on F5 or the Training screen's Start)."""
 
     TITLE = "Configs"
     BINDINGS = [
@@ -408,7 +411,20 @@ class ConfigScreen(DashboardScreen):
     # -- actions --------------------------------------------------------------------
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
-        self.post_message(StartRequested())
+        self.post_message(StartRequested(self.current_config()))
+
+    @on(ConfigWanted)
+    def _config_wanted(self) -> None:
+        """F5 or Training's Start: the config to start is the one here now."""
+        self.post_message(StartRequested(self.current_config()))
+
+    @on(QuitAsked)
+    def _quit_asked(self) -> None:
+        """ctrl+q: edits are not dropped silently; then the app may quit."""
+        if self.is_dirty():
+            self.ask_about_edits("quitting", lambda: self.post_message(QuitRequested()))
+        else:
+            self.post_message(QuitRequested())
 
     @on(Button.Pressed, "#save-as")
     def _save_pressed(self) -> None:

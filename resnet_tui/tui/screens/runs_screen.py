@@ -23,6 +23,7 @@ from resnet_tui.report import format as fmt
 from resnet_tui.report.tables import STATUS_STYLES, confusion_report, per_class_comparison, result_table
 from resnet_tui.store.json_files import RunFileError
 from resnet_tui.store.runs import RunInfo, RunStore
+from resnet_tui.tui.controller import SessionController
 from resnet_tui.tui.history import RunHistory
 from resnet_tui.tui.messages import ChartOptionsChanged, ResumeRequested, SessionChanged, WatchRequested
 from resnet_tui.tui.screens.base import DashboardScreen
@@ -144,8 +145,9 @@ class RunsScreen(DashboardScreen):
         *CHART_BINDINGS,
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, controller: SessionController) -> None:
         super().__init__()
+        self.controller = controller  # read only: the session and where runs are (tui/messages.py)
         self.stores: dict[str, RunStore] = {}  # run id -> the store it lives in
         self.details: dict[str, RunDetail] = {}  # finished runs only: they don't change
         self.shown: list[RunDetail] = []
@@ -190,7 +192,7 @@ class RunsScreen(DashboardScreen):
         self.set_interval(REFRESH_SECONDS, self._refresh)
 
     def on_screen_resume(self) -> None:  # after on_mount, the first time too
-        session = self.app.session
+        session = self.controller.session
         if session is not None and session.started and session.started.run_id != self._announced:
             self._announced = session.started.run_id  # a run started since the last look: show it
             self._select = self._announced
@@ -213,7 +215,7 @@ class RunsScreen(DashboardScreen):
     # -- the table ----------------------------------------------------------------
     def reload(self) -> None:
         """List the runs again, in a thread: the table changes when the listing comes back."""
-        self._list_in_background(self.app.run_stores())
+        self._list_in_background(self.controller.run_stores())
 
     def _refresh(self) -> None:
         """Timer: while the screen is shown, list the runs again (new, finished, damaged runs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual import on
@@ -12,7 +13,14 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Header, Static, TabbedContent, TabPane
 
 from resnet_tui.report import format as fmt
-from resnet_tui.tui.messages import ChartOptionsChanged, PauseRequested, SessionChanged, StartRequested, StopRunRequested
+from resnet_tui.tui.controller import SessionController, trained_here
+from resnet_tui.tui.messages import (
+    ChartOptionsChanged,
+    PauseRequested,
+    SessionChanged,
+    StartChosenRequested,
+    StopRunRequested,
+)
 from resnet_tui.tui.screens.base import DashboardScreen
 from resnet_tui.tui.session import Changes, SessionState, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartGrid
@@ -29,6 +37,24 @@ CHART_SECONDS = 1.0
 CHART_BUDGET = 0.03
 LOG_STYLES = {"error": "bold red", "warning": "yellow", "info": ""}
 
+
+class ChartPace:
+    """When the live charts may redraw next: at most once every CHART_SECONDS, and less often when
+    a redraw costs more than CHART_BUDGET of the time between two. ``clock`` is time.monotonic
+    (a test gives its own)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.due = 0.0  # clock() from which the charts may redraw
+
+    def ready(self, now: float) -> bool:
+        return now >= self.due
+
+    def drawn(self, now: float, cost: float) -> None:
+        """The charts were redrawn at ``now``, and their last rebuild took ``cost`` seconds."""
+        self.due = now + max(CHART_SECONDS, cost / CHART_BUDGET)
+
+
 CHART_BINDINGS = [
     Binding("left_square_bracket", "app.smoothing(-1)", "Smooth-", key_display="["),
     Binding("right_square_bracket", "app.smoothing(1)", "Smooth+", key_display="]"),
@@ -42,18 +68,19 @@ QUIET_CHART_BINDINGS = [Binding(b.key, b.action, b.description, show=False, key_
 
 
 class TrainScreen(DashboardScreen):
-    """Draws the app's :class:`TrainingSession`: all of it when shown, then what each
-    :class:`SessionChanged` the app posts after a drain says moved."""
+    """Draws the app's :class:`TrainingSession`: all of it when shown (read from ``controller``),
+    then what each :class:`SessionChanged` the app posts after a drain says moved."""
 
     TITLE = "Training"
     BINDINGS = QUIET_CHART_BINDINGS
 
-    def __init__(self) -> None:
+    def __init__(self, controller: SessionController) -> None:
         super().__init__()
+        self.controller = controller  # read only (tui/messages.py)
         self.session: TrainingSession | None = None
         self._log_seq = 0
         self._controls_state: tuple | None = None
-        self._charts_due = 0.0  # time.monotonic() after which the live charts may redraw
+        self.chart_pace = ChartPace()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -75,19 +102,18 @@ class TrainScreen(DashboardScreen):
                 yield ModelSummary("The summary appears when the run has built its model.", id="train-summary")
 
     def on_mount(self) -> None:
-        self.show_session(self.app.session, Changes.all())
+        self.show_session(self.controller.session, Changes.all())
         self.set_interval(CHART_SECONDS / 4, self._charts_tick)
 
     def _charts_tick(self) -> None:
-        now = time.monotonic()
-        if self.session is None or not self.is_current or now < self._charts_due:
+        now = self.chart_pace.clock()
+        if self.session is None or not self.is_current or not self.chart_pace.ready(now):
             return
         if self.redraw_charts():  # a no-op unless the history moved
-            cost = sum(chart.render_seconds for chart in self.query(MetricChart))
-            self._charts_due = now + max(CHART_SECONDS, cost / CHART_BUDGET)
+            self.chart_pace.drawn(now, sum(chart.render_seconds for chart in self.query(MetricChart)))
 
     def on_screen_resume(self) -> None:  # after on_mount: messages wait for it
-        self.show_session(self.app.session, Changes.all())
+        self.show_session(self.controller.session, Changes.all())
 
     def on_resize(self) -> None:
         if self.is_mounted:  # the compact texts depend on the width
@@ -147,8 +173,7 @@ class TrainScreen(DashboardScreen):
         if state == self._controls_state:
             return
         self._controls_state = state
-        active = session is not None and session.active
-        controllable = active and not session.following  # a followed run belongs to another process
+        controllable = trained_here(session)  # a followed run belongs to another process
         pause = self.query_one("#pause", Button)
         pause.label = "Resume F6" if session and session.state == SessionState.PAUSED else "Pause F6"
         pause.disabled = not controllable or session.state == SessionState.STOPPING
@@ -158,7 +183,7 @@ class TrainScreen(DashboardScreen):
 
     @on(Button.Pressed, "#start")
     def _start(self) -> None:
-        self.post_message(StartRequested())
+        self.post_message(StartChosenRequested())
 
     @on(Button.Pressed, "#pause")
     def _pause(self) -> None:
