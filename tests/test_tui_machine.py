@@ -67,7 +67,7 @@ async def test_runs_show_the_machine_row_and_survive_a_damaged_machine_csv(tui_f
         run.append_machine(epoch_record(epoch, [sample(180.0, int(1.2 * GB), (gpu(0, 95.0, int(10.1 * GB)),))]))
     run.close()
     damaged = store.open_run("20250101-120000-m8_demo").paths.log / "machine.csv"
-    damaged.write_bytes(b"epoch,samples\n\xff\xfe,1\n")  # not UTF-8
+    damaged.write_bytes(b"ep\xff\xfeoch,samples\n1,1\n")  # a header that is not UTF-8 (a damaged row is skipped)
     app = make_app(tui_fake_runs)
     async with app.run_test(size=(160, 50)) as pilot:
         screen, table = await open_runs(pilot)
@@ -79,7 +79,7 @@ async def test_runs_show_the_machine_row_and_survive_a_damaged_machine_csv(tui_f
         await wait_for(pilot, lambda: screen.shown[0].info.run_id == "20250101-120000-m8_demo", 10, "the run")
         result = text_of(screen.query_one("#run-result"))
         assert "completed" in result and "CPU " not in result  # no machine row, the rest as ever
-        assert "machine: unreadable" in result  # said where problems are said
+        assert "machine.csv: its header is damaged" in result  # said where problems are said
         assert screen.query_one(RunsTable).row_count == 4
 
         table.move_cursor(row=[row.value for row in table.rows].index("20250103-080000-m8_demo"))

@@ -72,7 +72,10 @@ def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
             problem = str(exc) if isinstance(exc, RunFileError) else f"{name}: unreadable ({exc})"
             if problem not in info.problem:  # the listing said it already
                 detail.problems.append(problem)
-    detail.history = RunHistory.from_records(run.read_iterations(), run.read_epochs())
+    try:
+        detail.history = RunHistory.from_records(run.read_iterations(), run.read_epochs())
+    except (OSError, ValueError) as exc:  # a metrics file whose header is damaged: RunFileError says which
+        detail.problems.append(str(exc))
     return detail
 
 
