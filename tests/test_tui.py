@@ -435,3 +435,30 @@ def test_the_session_controller_decides_in_plain_python(tui_env):
     read_only = SessionController(tui_env.store, read_only=True)
     with pytest.raises(Refused, match="^Read-only dashboard: it does not resume runs"):
         read_only.resume(tui_env.store, "20250101-120000-m8_tiny")
+
+
+async def test_a_file_with_an_unknown_key_blocks_start_until_fixed_in_the_json_tab(tui_env):
+    """A typo'd key (EPOCH_COUNT for EPOCHS_COUNT) once showed "✓ valid" and F5 trained the defaults
+    (issue 22, item 1). The status names the key and where to fix it, F5 starts nothing, the JSON
+    tab holds the file's own text, and fixing the key there makes the config startable."""
+    typo = dict(tui_env.values)
+    typo["EPOCH_COUNT"] = typo.pop("EPOCHS_COUNT")
+    (tui_env.configs / "m8_typo.json").write_text(json.dumps(typo, indent=2), encoding="utf-8")
+    app = make_app(tui_env)
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
+        await select_config(pilot, "m8_typo")
+        screen = app.get_screen("config")
+        status = text_of(screen.query_one("#config-status"))
+        assert "EPOCH_COUNT: unknown key; did you mean 'EPOCHS_COUNT'? (fix it in the JSON tab)" in status, status
+        assert "valid" not in status and screen.query_one("#start", Button).disabled
+        await pilot.press("f5")
+        await pilot.pause(0.3)
+        assert app.session is None  # nothing trains the defaults
+
+        await pilot.press("ctrl+t", "ctrl+t")  # form -> differences -> JSON: the file as written, typo included
+        editor = screen.query_one("#config-json", TextArea)
+        await wait_for(pilot, lambda: '"EPOCH_COUNT"' in editor.text, 10, "the file's own text")
+        editor.load_text(editor.text.replace('"EPOCH_COUNT"', '"EPOCHS_COUNT"'))
+        await wait_for(pilot, lambda: not screen.query_one("#start", Button).disabled, 10, "the fix to validate")
+        assert screen.current_config().EPOCHS_COUNT == tui_env.values["EPOCHS_COUNT"]

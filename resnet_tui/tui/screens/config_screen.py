@@ -137,6 +137,10 @@ class ConfigScreen(DashboardScreen):
         self.original: dict | None = None  # its values as loaded (for the diff)
         self.errors: dict[str, str] = {}  # field key -> why refused
         self.general_errors: list[str] = []  # problems not tied to one field
+        # The file's own problems the form cannot show (an unknown key, a value that should be an
+        # object): they block Start until fixed in the JSON tab, which then holds the file's text.
+        self.file_problems: list[str] = []
+        self._file_text = ""
         self.warnings: list[str] = []
         self.json_error: str | None = None
         self._json_generated = ""  # the text we last put in the JSON editor
@@ -237,6 +241,7 @@ class ConfigScreen(DashboardScreen):
             raw = read_config_json(path)
         except ConfigError as exc:
             self.original = None
+            self.file_problems, self._file_text = [], ""
             self.general_errors = [str(exc)]
             self._update_status()
             return
@@ -246,7 +251,9 @@ class ConfigScreen(DashboardScreen):
                 value = get_dotted(raw, key, _MISSING)
                 if value is not _MISSING:
                     set_dotted(values, key, value)
-        resolved, _, _ = check_values(raw if isinstance(raw, dict) else {}, name)
+        resolved, issues, _ = check_values(raw if isinstance(raw, dict) else {}, name)
+        self.file_problems = [str(issue) for issue in issues if issue.key not in FIELDS]
+        self._file_text = path.read_text(encoding="utf-8") if self.file_problems else ""
         self.original = resolved
         self.query_one(ConfigForm).load(values)
         self.json_error = None
@@ -280,6 +287,7 @@ class ConfigScreen(DashboardScreen):
 
     def problems(self) -> list[str]:
         found = [f"{key}: {message}" for key, message in self.errors.items()] + self.general_errors
+        found += [f"{problem} (fix it in the JSON tab)" for problem in self.file_problems]
         if self.json_error:
             found.insert(0, f"JSON: {self.json_error}")
         if self.original is None and not found:
@@ -341,7 +349,8 @@ class ConfigScreen(DashboardScreen):
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-json" and not self.json_error:
             raw, _ = self.query_one(ConfigForm).read()
-            self._json_generated = json.dumps(raw, indent=2)
+            # The file's own text while it has problems the form cannot hold, so they can be fixed there.
+            self._json_generated = self._file_text if self.file_problems else json.dumps(raw, indent=2)
             editor = self.query_one("#config-json", TextArea)
             if editor.text != self._json_generated:
                 editor.load_text(self._json_generated)
@@ -371,6 +380,8 @@ class ConfigScreen(DashboardScreen):
         self.json_error = None
         _, issues, _ = check_values(raw, self.name_loaded or "")
         error.update("\n".join(f"✗ {i}" for i in issues))
+        self.file_problems = [str(issue) for issue in issues if issue.key not in FIELDS]
+        self._file_text = text if self.file_problems else ""
         values = default_values()
         for key in FIELDS:
             value = get_dotted(raw, key, _MISSING)
