@@ -462,3 +462,23 @@ async def test_a_file_with_an_unknown_key_blocks_start_until_fixed_in_the_json_t
         editor.load_text(editor.text.replace('"EPOCH_COUNT"', '"EPOCHS_COUNT"'))
         await wait_for(pilot, lambda: not screen.query_one("#start", Button).disabled, 10, "the fix to validate")
         assert screen.current_config().EPOCHS_COUNT == tui_env.values["EPOCHS_COUNT"]
+
+
+async def test_the_app_keys_work_while_the_json_editor_has_focus(tui_env):
+    """TextArea binds F6 (select line) and F7 (select all): in the JSON editor they once did that,
+    and vanished from the footer, so a run could not be stopped while editing (issue 22, item 5)."""
+    app = make_app(tui_env)
+    log = MessageLog()
+    async with app.run_test(size=SIZE, message_hook=log) as pilot:
+        await pilot.pause()
+        screen = app.get_screen("config")
+        await pilot.press("ctrl+t", "ctrl+t")  # to the JSON tab; the editor takes the focus
+        editor = screen.query_one("#config-json", TextArea)
+        await wait_for(pilot, lambda: editor.has_focus and editor.text, 10, "the JSON editor")
+        await pilot.pause()
+        footer = {key.render().plain.strip() for key in screen.query("FooterKey")}  # not exported by textual.widgets
+        assert {"F6 Pause", "F7 Stop"} <= footer, footer
+        before = len(log.notifications)
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: len(log.notifications) > before, 5, "the app to answer F7")
+        assert editor.selected_text == ""  # not TextArea's select-all

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
@@ -114,6 +114,14 @@ def schedule_text(v: dict) -> str:
     return "on plateau of " + v["SCHEDULE_MODE"]["monitor"] if name == "plateau" else "constant"
 
 
+class JsonEditor(TextArea, inherit_bindings=False):
+    """The raw JSON editor, without TextArea's own F6 (select line) and F7 (select all): on every
+    widget those keys are the app's Pause and Stop, so a run can be stopped while editing JSON."""
+
+    BINDINGS = [*(b for b in ScrollableContainer.BINDINGS if isinstance(b, Binding) and b.key.startswith("ctrl+page")),
+                *(b for b in TextArea.BINDINGS if not (isinstance(b, Binding) and b.key in ("f6", "f7")))]
+
+
 class ConfigScreen(DashboardScreen):
     """The editor. ``current_config()`` is what F5 starts (None while anything is invalid): the
     screen puts it in a ``StartRequested`` when its Start button is pressed or the app asks
@@ -162,7 +170,7 @@ class ConfigScreen(DashboardScreen):
                         with VerticalScroll():
                             yield Static("", id="config-diff")
                     with TabPane("JSON", id="tab-json"):
-                        yield TextArea("", language="json", show_line_numbers=True, id="config-json")
+                        yield JsonEditor("", language="json", show_line_numbers=True, id="config-json")
                         yield Static("", id="json-error", classes="field-error", markup=False)
                     with TabPane("Model", id="tab-model"):
                         yield ModelSummary("The model summary is built when this tab opens.", id="config-summary")
