@@ -10,8 +10,10 @@ the workers, the toasts and the dialogs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -88,6 +90,7 @@ class ResnetTuiApp(App):
         self.training_worker: Worker | None = None
         self.follow_worker: Worker | None = None  # reads a watched run's files
         self.chart_options = ChartOptions()
+        self.exit_code = 0  # 128 + the signal that ended the dashboard, if one did
         self.quitting = False
 
     def on_mount(self) -> None:
@@ -100,6 +103,21 @@ class ResnetTuiApp(App):
                 screen.title = f"{screen.TITLE} · read-only"
         self.push_screen("config")
         self.set_interval(DRAIN_SECONDS, self.drain)
+        # A dropped SSH session sends SIGHUP, a service manager SIGTERM: as in the CLI, the step under
+        # way finishes, the run is saved and recorded as stopped, the terminal restored, then exit.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                loop.add_signal_handler(sig, self.stop_for_signal, sig)
+
+    def stop_for_signal(self, sig: int) -> None:
+        if self.quitting:  # already stopping: the trainer is saving
+            return
+        self.exit_code = 128 + sig  # what a shell expects of a process ended by that signal
+        if self.controller.training_here:
+            self.stop_and_exit()
+        else:
+            self.exit(return_code=self.exit_code)
 
     def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
         """A toast, always plain text (``markup`` is ignored): messages carry config names, run ids,
@@ -355,7 +373,7 @@ class ResnetTuiApp(App):
             with contextlib.suppress(Exception):  # a failed worker has nothing left to wait for
                 await self.training_worker.wait()
         self.drain()
-        self.exit()
+        self.exit(return_code=self.exit_code)
 
 
 def not_writable(folder: Path) -> str | None:
@@ -395,8 +413,9 @@ def stderr_to_log(path: Path) -> Iterator[None]:
 
 
 def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.PathLike | None = None,
-            read_only: bool = False) -> None:
-    """Open the dashboard. ``artifact_dir`` puts runs under one folder instead of the configs' paths.
+            read_only: bool = False) -> int:
+    """Open the dashboard; returns the exit status (128 + N after signal N). ``artifact_dir`` puts
+    runs under one folder instead of the configs' paths.
 
     ``read_only`` (or a runs folder this process cannot write) opens it to browse and watch only.
     """
@@ -413,6 +432,7 @@ def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.P
         app = ResnetTuiApp(configs_dir, store=store, read_only=read_only)
         try:
             app.run()
+            return app.return_code or 0
         finally:
             if app.controller.training_here:
                 # The thread finishes its step and saves before the process can exit: say why we wait.
