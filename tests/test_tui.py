@@ -482,3 +482,25 @@ async def test_the_app_keys_work_while_the_json_editor_has_focus(tui_env):
         await pilot.press("f7")
         await wait_for(pilot, lambda: len(log.notifications) > before, 5, "the app to answer F7")
         assert editor.selected_text == ""  # not TextArea's select-all
+
+
+async def test_a_run_started_with_artifact_records_where_its_files_are(tui_env, tmp_path):
+    """`resnet-tui --artifact DIR`: the run's folders are under DIR, and its config.json says so
+    (it said "artifact/log" from the config file, and show and Compare named the wrong folders;
+    issue 22, item 4)."""
+    from resnet_tui.store.runs import RunStore
+    from resnet_tui.tui.app import ResnetTuiApp
+
+    elsewhere = RunStore.under(tmp_path / "elsewhere")
+    values = dict(tui_env.values, LOG_PATH="artifact/log", CHECKPOINT_PATH="artifact/checkpoint")
+    (tui_env.configs / "m8_tiny.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
+    app = ResnetTuiApp(tui_env.configs, store=elsewhere)
+    async with app.run_test(size=SIZE) as pilot:
+        await select_config(pilot, "m8_tiny")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: elsewhere.run_ids() and elsewhere.open_run(elsewhere.run_ids()[0]).read_config(),
+                       90, "the run's config.json")
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: app.session is not None and not app.session.active, 90, "the run to stop")
+    recorded = elsewhere.open_run(elsewhere.run_ids()[0]).read_config()
+    assert {key: recorded[key] for key in elsewhere.path_values()} == elsewhere.path_values()

@@ -479,6 +479,11 @@ class RunStore:
     def __init__(self, roots: dict[str, str | os.PathLike[str]]):
         self.roots = {name: Path(path) for name, path in roots.items()}
 
+    def path_values(self) -> dict[str, str]:
+        """The config keys (LOG_PATH, ...) that put a run's folders in this store: a run records
+        where its files really are, whatever its config file said."""
+        return {key: str(self.roots[name]) for name, key in self.ROOT_KEYS.items()}
+
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> RunStore:
         return cls({name: values[key] for name, key in cls.ROOT_KEYS.items()})

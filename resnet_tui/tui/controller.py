@@ -130,7 +130,9 @@ class SessionController:
     def start(self, config: Config) -> TrainingSession:
         """The session that trains ``config`` here, once :meth:`check_start` said yes (and the user,
         if asked). The app runs its ``run`` in a worker thread."""
-        store = self.store if self.store_given else RunStore.from_values(config.values)
+        if self.store_given:  # --artifact DIR: the run's folders, and what its config.json says, are there
+            config = config.with_values(self.store.path_values())
+        store = RunStore.from_values(config.values)
         session = TrainingSession(config, store)
         self.session = session
         return session
