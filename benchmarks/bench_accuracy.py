@@ -63,8 +63,8 @@ def main() -> int:
         start = time.perf_counter()
         result = Trainer(base.with_values(changes), sink=events.append).run()
         seconds = time.perf_counter() - start
-        if result["status"] != "completed":
-            print(f"{name}: {result['status']} ({result.get('error') or result['stop_reason']})")
+        if result.status != "completed":
+            print(f"{name}: {result.status} ({result.error or result.stop_reason})")
             continue
         iterations = [e for e in events if isinstance(e, IterationEnd)]
         epochs = [e for e in events if isinstance(e, EpochEnd)]

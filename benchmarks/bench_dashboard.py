@@ -337,7 +337,7 @@ def bench_training(pairs: int, root: Path) -> None:
 
     def headless() -> float:
         result = Trainer(config, store=store).run()
-        return rate(result["run_id"])
+        return rate(result.run_id)
 
     ui_shares = []
 

@@ -38,7 +38,7 @@ def child(epochs: int, steps: int, batch: int) -> None:
     from resnet_tui.models.resnet import dispatch_build_model
     from resnet_tui.store.recorder import RunRecorder
     from resnet_tui.store.runs import RunStore
-    from resnet_tui.training.callbacks import ControlCallback, StreamingCallback, TrainingControl
+    from resnet_tui.training.callbacks import IterationCounter, StreamingCallback, TrainingControl, stop_rules
     from resnet_tui.training.compile import compile_model
     from resnet_tui.training.schedules import IterationStepDecay
 
@@ -49,9 +49,10 @@ def child(epochs: int, steps: int, batch: int) -> None:
     schedule = IterationStepDecay(0.1, [32000, 48000], 0.1)
     compile_model(model, config, schedule)
     control = TrainingControl()
+    counter = IterationCounter()
     stream = StreamingCallback(RunRecorder(RunStore.from_values(config.values).create_run("m8_threads")),
-                               schedule.value_at, control)
-    callbacks = [stream, ControlCallback(control, 0, streaming=stream)]
+                               schedule.value_at, control, counter)
+    callbacks = [stream, *stop_rules(control, counter, 0, steps)]
     train = make_train_dataset(data, batch, True, 0).take(steps)
     rates = []
     for epoch in range(epochs + 1):

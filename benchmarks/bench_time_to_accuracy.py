@@ -73,8 +73,8 @@ def train(config) -> tuple[list, float, float]:
     start = time.perf_counter()
     result = Trainer(config, sink=events.append, capture_stderr=False).run()
     seconds = time.perf_counter() - start
-    if result["status"] != "completed":
-        raise SystemExit(f"{config.name}: {result['status']} ({result.get('error') or result['stop_reason']})")
+    if result.status != "completed":
+        raise SystemExit(f"{config.name}: {result.status} ({result.error or result.stop_reason})")
     rates = [e.images_per_sec for e in events if isinstance(e, IterationEnd)][1:] or [0.0]
     return [e for e in events if isinstance(e, EpochEnd)], seconds, statistics.median(rates)
 

@@ -120,7 +120,7 @@ def main() -> int:
     from resnet_tui.models.resnet import dispatch_build_model
     from resnet_tui.store.recorder import RunRecorder
     from resnet_tui.store.runs import RunStore
-    from resnet_tui.training.callbacks import ControlCallback, StreamingCallback, TrainingControl
+    from resnet_tui.training.callbacks import IterationCounter, StreamingCallback, TrainingControl, stop_rules
     from resnet_tui.training.compile import compile_model
     from resnet_tui.training.schedules import IterationStepDecay
 
@@ -148,8 +148,9 @@ def main() -> int:
             run = store.create_run(f"m8_bench_{len(runs)}")
             runs.append(run)
             control = TrainingControl()
-            stream = StreamingCallback(RunRecorder(run), schedule.value_at, control)
-            callbacks = [stream, ControlCallback(control, 0, streaming=stream)]
+            counter = IterationCounter()
+            stream = StreamingCallback(RunRecorder(run), schedule.value_at, control, counter)
+            callbacks = [stream, *stop_rules(control, counter, 0, steps)]
         train = make_train_dataset(data, args.batch, True, 0).take(steps)
         variants[name] = (model, callbacks, steps, train)
 

@@ -96,7 +96,7 @@ def main() -> int:
     from resnet_tui.models.resnet import dispatch_build_model
     from resnet_tui.store.recorder import RunRecorder
     from resnet_tui.store.runs import RunStore
-    from resnet_tui.training.callbacks import ControlCallback, StreamingCallback, TrainingControl
+    from resnet_tui.training.callbacks import IterationCounter, StreamingCallback, TrainingControl, stop_rules
     from resnet_tui.training.compile import compile_model
     from resnet_tui.training.schedules import IterationStepDecay
 
@@ -132,8 +132,9 @@ def main() -> int:
         callbacks = []
         if not name.startswith("plain"):
             control = TrainingControl()
-            stream = StreamingCallback(RunRecorder(store.create_run("m8_gpu_check")), schedule.value_at, control)
-            callbacks = [stream, ControlCallback(control, 0, streaming=stream)]
+            counter = IterationCounter()
+            stream = StreamingCallback(RunRecorder(store.create_run("m8_gpu_check")), schedule.value_at, control, counter)
+            callbacks = [stream, *stop_rules(control, counter, 0, args.steps)]
         train = make_train_dataset(data, args.batch, True, 0).take(args.steps)
         start = time.perf_counter()
         try:

@@ -37,8 +37,8 @@ def real_sample(seed: int) -> float:
         "DATASET.source": "npz", "DATA_PATH": str(SAMPLE_NPZ), "BATCH_SIZE": 128, "EPOCHS_COUNT": 2,
         "STEP_SCHEDULE.boundaries": [32000, 48000], "SEED": seed})
     result = Trainer(config_from_values(values, "m8_tiny"), capture_stderr=False).run()
-    assert result["status"] == "completed", result.get("error")
-    return result["best_val_accuracy"]
+    assert result.status == "completed", result.error
+    return result.best_val_accuracy
 
 
 def synthetic(seed: int) -> float:

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -32,6 +33,7 @@ from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.report import format as fmt
 from resnet_tui.report.console import CliConsole
 from resnet_tui.report.tables import confusion_report, machine_rows, result_table, runs_listing, stopping_message
+from resnet_tui.store.json_files import RunResult
 from resnet_tui.store.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 
 console = CliConsole()
@@ -113,16 +115,17 @@ class ProgressSink:
             self.progress.console.print(Text(f"{event.level}: {event.text}", style=style))
 
 
-def print_result(result: dict, run) -> None:
-    """The result table of a run that just ended (from its result dict: the disk may be full),
+def print_result(result: RunResult, run) -> None:
+    """The result table of a run that just ended (from its result: the disk may be full),
     where it was saved, and a failure's error, once, on stderr."""
-    info = RunInfo(result.get("run_id", "?"))
-    info.add_result(result)
+    record = asdict(result)
+    info = RunInfo(result.run_id)
+    info.add_result(record)
     console.print(result_table(info, saved=run, show_error=False, machine=machine_rows(run)))
-    if result.get("confusion"):
-        console.print(confusion_report(result))
-    if result["status"] == RunStatus.FAILED:
-        err_console.print(labelled("error:", "bold red", result["error"]))
+    if result.confusion:
+        console.print(confusion_report(record))
+    if result.status == RunStatus.FAILED:
+        err_console.print(labelled("error:", "bold red", result.error or ""))
         if run is not None:
             err_console.print(Text(f"full traceback: {run.paths.error / 'error.log'}"))
 
@@ -198,7 +201,7 @@ def train_with_progress(make_trainer) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print_result(result, trainer.run_record)
-    return 1 if result["status"] == RunStatus.FAILED else 0
+    return 1 if result.status == RunStatus.FAILED else 0
 
 
 def store_from_args(args) -> RunStore:

@@ -298,6 +298,8 @@ def test_one_step_on_two_replicas_matches_one_device(two_cpu_results):
 
 def _child_tiny_runs(tmp: str) -> dict:
     """A tiny mirrored run, a restore of its state as resume does it, and a refused batch size."""
+    from dataclasses import asdict
+
     from resnet_tui.events import IterationEnd, LogMessage, RunStarted
     from resnet_tui.models.resnet import dispatch_build_model
     from resnet_tui.store.runs import RunStore
@@ -327,7 +329,7 @@ def _child_tiny_runs(tmp: str) -> dict:
                                **{"DATASET.synthetic_train_count": 115, "DATASET.validation_count": 19,
                                   "DATASET.synthetic_test_count": 17})
     store = RunStore.from_values(config.values)
-    run_record = store.open_run(result["run_id"])
+    run_record = store.open_run(result.run_id)
     saved = json.loads((run_record.paths.result / "result.json").read_text())
     rows = run_record.read_iterations()
     state = TrainingState.read(run_record.paths.checkpoint)
@@ -351,16 +353,16 @@ def _child_tiny_runs(tmp: str) -> dict:
     return {
         "one_device": {"mirrored": _one_device_evaluation(config, result), "small": _one_device_evaluation(
             small_config, small)},
-        "small": small, "small_seen": small_seen,
+        "small": asdict(small), "small_seen": small_seen,
         "result": saved, "seen": seen, "rows": [r.iteration for r in rows],
         "epochs": [r.epoch for r in run_record.read_epochs()],
         "status": run_record.info().status, "state_iteration": state.iteration,
         "restored_ok": restored_ok, "restored_iterations": int(fresh.optimizer.iterations.numpy()),
-        "odd": odd,
+        "odd": asdict(odd),
     }
 
 
-def _one_device_evaluation(config: Config, result: dict) -> dict:
+def _one_device_evaluation(config: Config, result) -> dict:
     """The run's own figures next to a plain single-device ``evaluate`` of its final model."""
     import keras
 
@@ -369,18 +371,18 @@ def _one_device_evaluation(config: Config, result: dict) -> dict:
     from resnet_tui.store.runs import RunStore
     from resnet_tui.training.confusion import confusion_matrix
 
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    run = RunStore.from_values(config.values).open_run(result.run_id)
     model = keras.models.load_model(run.paths.model / "final.keras")  # no strategy scope: one device
     data = dispatch_load_dataset(8, config)
     test = model.evaluate(make_eval_dataset(data.x_test, data.y_test, data, 32), verbose=0, return_dict=True)
     predicted = model.predict(make_eval_dataset(data.x_test, data.y_test, data, 32), verbose=0).argmax(axis=1)
     val = model.evaluate(make_eval_dataset(data.x_val, data.y_val, data, 32), verbose=0, return_dict=True)
     last = run.read_epochs()[-1]
-    return {"counts": [len(data.y_train), len(data.y_val), len(data.y_test)], "status": result["status"],
-            "error": result.get("error"), "run_test": [result.get("test_loss"), result.get("test_accuracy")],
+    return {"counts": [len(data.y_train), len(data.y_val), len(data.y_test)], "status": result.status,
+            "error": result.error, "run_test": [result.test_loss, result.test_accuracy],
             "one_device_test": [test["loss"], test["accuracy"]],
             "run_val": [last.val_loss, last.val_accuracy], "one_device_val": [val["loss"], val["accuracy"]],
-            "run_matrix": (result.get("confusion") or {}).get("matrix"),
+            "run_matrix": (result.confusion or {}).get("matrix"),
             "one_device_matrix": confusion_matrix(data.y_test, predicted).tolist()}
 
 

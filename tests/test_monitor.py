@@ -116,12 +116,12 @@ def test_a_run_records_one_machine_row_per_epoch_and_stops_sampling_with_it(tiny
     config = tiny_config(EPOCHS_COUNT=3)
     events = []
     result = Trainer(config, sink=events.append, machine_interval=0.05).run()
-    assert result["status"] == "completed", result.get("error")
+    assert result.status == "completed", result.error
     assert not samplers_alive()
     assert isinstance(events[-1], RunFinished)
     assert [e.epoch for e in events if isinstance(e, MachineEpoch)] == [1, 2, 3]
     assert any(isinstance(e, MachineSample) for e in events)
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    run = RunStore.from_values(config.values).open_run(result.run_id)
     rows = run.read_machine()
     assert [r.epoch for r in rows] == [1, 2, 3] and all(r.samples >= 1 and r.rss_peak >= r.rss > 0 for r in rows)
     assert all(r.ram_total == psutil.virtual_memory().total for r in rows)
@@ -138,7 +138,7 @@ def test_a_failed_run_stops_its_sampler_too(tiny_config):
                 raise RuntimeError("the device fell off the bus")
 
     result = Trainer(tiny_config(), extra_callbacks=[Explode()], machine_interval=0.05).run()
-    assert result["status"] == "failed" and not samplers_alive()
+    assert result.status == "failed" and not samplers_alive()
 
 
 def test_a_runs_machine_summary_weighs_epochs_by_samples_and_names_several_gpus():

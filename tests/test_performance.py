@@ -122,7 +122,7 @@ def _run(tiny_config, **changes):
     events = Collect()
     config = tiny_config(**changes)
     result = Trainer(config, sink=events).run()
-    assert result["status"] == "completed", result.get("error")
+    assert result.status == "completed", result.error
     return config, result, events
 
 
@@ -141,9 +141,9 @@ def test_trainer_records_the_same_iterations_with_steps_per_execution(tiny_confi
     assert [e.val_accuracy for e in grouped.of(EpochEnd)] == pytest.approx(
         [e.val_accuracy for e in base.of(EpochEnd)], abs=1e-6)
 
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    run = RunStore.from_values(config.values).open_run(result.run_id)
     rows = run.read_iterations()
-    assert [r.iteration for r in rows] == list(range(1, 11)) and result["iterations"] == 10
+    assert [r.iteration for r in rows] == list(range(1, 11)) and result.iterations == 10
     assert [float(r.loss) for r in rows] == pytest.approx([e.loss for e in b], rel=1e-6)
 
 
@@ -151,14 +151,14 @@ def test_iteration_cap_with_steps_per_execution(tiny_config):
     # Executions end at iterations 4, 5 | 9, 10: a cap of 9 is exact, a cap of 6 is checked at 9.
     same = {"DATASET.synthetic_train_count": 200, "EPOCHS_COUNT": 5, "STEPS_PER_EXECUTION": 4}
     _, result, events = _run(tiny_config, MAX_ITERATIONS=9, **same)
-    assert result["iterations"] == 9 and result["stop_reason"] == "iteration cap (9 iterations)"
+    assert result.iterations == 9 and result.stop_reason == "iteration cap (9 iterations)"
     assert [e.iteration for e in events.of(IterationEnd)] == list(range(1, 10))
 
     config, result, events = _run(tiny_config, MAX_ITERATIONS=6, **same)
-    assert result["iterations"] == 9
-    assert result["stop_reason"] == ("iteration cap (6 iterations); reached at 9: "
+    assert result.iterations == 9
+    assert result.stop_reason == ("iteration cap (6 iterations); reached at 9: "
                                      "STEPS_PER_EXECUTION 4 checks once per execution")
     assert [e.iteration for e in events.of(IterationEnd)] == list(range(1, 10))  # all recorded
-    rows = RunStore.from_values(config.values).open_run(result["run_id"]).read_iterations()
+    rows = RunStore.from_values(config.values).open_run(result.run_id).read_iterations()
     assert [r.iteration for r in rows] == list(range(1, 10))
     assert events.of(RunFinished)[0].iterations == 9

@@ -110,7 +110,7 @@ def test_kill_9_then_resume_continues_the_same_run(tmp_path, extra_delay):
     trainer._external_sink = capture
     result = trainer.run()
 
-    assert result["status"] == "completed", result.get("error")
+    assert result.status == "completed", result.error
     started = events.of(RunStarted)[0]
     assert started.start_iteration == state.iteration
     # Momentum buffers and the iteration count come back exactly as saved.
@@ -124,7 +124,7 @@ def test_kill_9_then_resume_continues_the_same_run(tmp_path, extra_delay):
     assert first.lr == pytest.approx(IterationStepDecay(0.1, [4, 8], 0.1).value_at(state.iteration))
 
     total = started.steps_per_epoch * epochs
-    assert result["iterations"] == total and result["epochs"] == epochs
+    assert result.iterations == total and result.epochs == epochs
     rows = run.read_iterations()
     assert [r.iteration for r in rows] == list(range(1, total + 1))  # no duplicate, no gap
     assert [r.epoch for r in run.read_epochs()] == list(range(1, epochs + 1))
@@ -137,20 +137,20 @@ def test_stopped_run_resumes_and_still_ends_at_the_iteration_cap(tiny_config):
     trainer = Trainer(config, sink=lambda e: (first(e), isinstance(e, IterationEnd) and e.iteration == 6
                                               and trainer.stop()))
     result = trainer.run()
-    assert result["status"] == "stopped" and result["iterations"] == 6
+    assert result.status == "stopped" and result.iterations == 6
     store = RunStore.from_values(config.values)
-    assert store.open_run(result["run_id"]).info().status == "stopped"
+    assert store.open_run(result.run_id).info().status == "stopped"
 
-    resumed = Trainer.resuming(store, result["run_id"]).run()
-    assert resumed["run_id"] == result["run_id"]
-    assert resumed["status"] == "completed" and resumed["iterations"] == 12
-    assert resumed["stop_reason"] == "iteration cap (12 iterations)"
-    run = store.open_run(result["run_id"])
+    resumed = Trainer.resuming(store, result.run_id).run()
+    assert resumed.run_id == result.run_id
+    assert resumed.status == "completed" and resumed.iterations == 12
+    assert resumed.stop_reason == "iteration cap (12 iterations)"
+    run = store.open_run(result.run_id)
     assert [r.iteration for r in run.read_iterations()] == list(range(1, 13))
     # machine.csv is cut back with epochs.csv: a row per epoch, no duplicate.
     assert [m.epoch for m in run.read_machine()] == [e.epoch for e in run.read_epochs()] == [1, 2, 3]
     with pytest.raises(ResumeError, match="already completed"):
-        Trainer.resuming(store, result["run_id"])
+        Trainer.resuming(store, result.run_id)
 
 
 class FaultAfter(keras.callbacks.Callback):
@@ -185,13 +185,13 @@ def test_nan_loss_stops_at_once_and_keeps_the_last_good_state(tiny_config):
     trainer = Trainer(config, sink=events, extra_callbacks=[FaultAfter(7, poison_weights)])
     result = trainer.run()
     steps = events.of(RunStarted)[0].steps_per_epoch
-    assert result["status"] == "failed"
-    assert "non-finite loss (nan) at iteration 8" in result["error"]
-    assert result["iterations"] == 8  # stopped at once, not at the end of the run
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    assert result.status == "failed"
+    assert "non-finite loss (nan) at iteration 8" in result.error
+    assert result.iterations == 8  # stopped at once, not at the end of the run
+    run = RunStore.from_values(config.values).open_run(result.run_id)
     state = TrainingState.read(run.paths.checkpoint)
     assert state.epoch == 7 // steps and state.iteration == steps * (7 // steps)
-    assert "last good state" in result["error"]
+    assert "last good state" in result.error
     assert "non-finite" in run.read_error()
     assert not (run.paths.model / "final.keras").exists()
 
@@ -207,8 +207,8 @@ def test_unwritable_artifact_folder_fails_before_training(tiny_config, tmp_path)
 def test_disk_full_during_training_fails_the_run_with_what_was_saved(tiny_config):
     config = tiny_config(EPOCHS_COUNT=3)
     result = Trainer(config, extra_callbacks=[FaultAfter(5, full_disk)]).run()
-    assert result["status"] == "failed" and "No space left on device" in result["error"]
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    assert result.status == "failed" and "No space left on device" in result.error
+    run = RunStore.from_values(config.values).open_run(result.run_id)
     assert run.info().status == "failed"
     assert len(run.read_iterations()) >= 4
 
@@ -250,7 +250,7 @@ def test_a_mid_epoch_stop_then_resume_is_the_uninterrupted_run(tiny_config):
     config = tiny_config(EPOCHS_COUNT=3)
     store = RunStore.from_values(config.values)
     straight = Trainer(config).run()
-    steps = straight["iterations"] // 3
+    steps = straight.iterations // 3
     stop_at = steps + 2  # two steps into epoch 2
 
     stopped_events, stop_answers = Collect(), []
@@ -262,19 +262,19 @@ def test_a_mid_epoch_stop_then_resume_is_the_uninterrupted_run(tiny_config):
 
     trainer = Trainer(config, sink=stop_mid_epoch)
     stopped = trainer.run()
-    assert stopped["status"] == "stopped", stopped.get("error")
+    assert stopped.status == "stopped", stopped.error
     assert stop_answers == [stop_at]  # the stop named the iteration it ended at
-    assert stopped["iterations"] == stop_at and stopped["epochs"] == 1
-    assert stopped["stop_reason"] == (f"stopped by user at iteration {stop_at}; epoch 2 was not finished, "
+    assert stopped.iterations == stop_at and stopped.epochs == 1
+    assert stopped.stop_reason == (f"stopped by user at iteration {stop_at}; epoch 2 was not finished, "
                                       f"so a resume starts it again from iteration {steps}")
     assert [e.epoch for e in stopped_events.of(EpochEnd)] == [1]  # no validation of a half epoch
-    run = store.open_run(stopped["run_id"])
+    run = store.open_run(stopped.run_id)
     state = TrainingState.read(run.paths.checkpoint)
     assert (state.epoch, state.iteration) == (1, steps)
 
     resumed = Trainer.resuming(store, run.id).run()
-    assert resumed["status"] == "completed" and resumed["iterations"] == 3 * steps
-    want, got = store.open_run(straight["run_id"]), store.open_run(run.id)
+    assert resumed.status == "completed" and resumed.iterations == 3 * steps
+    want, got = store.open_run(straight.run_id), store.open_run(run.id)
     assert [r.iteration for r in got.read_iterations()] == list(range(1, 3 * steps + 1))
     np.testing.assert_allclose([r.loss for r in got.read_iterations()], [r.loss for r in want.read_iterations()],
                                rtol=1e-5)
@@ -297,7 +297,7 @@ def test_resume_keeps_the_plateau_cut_and_the_early_stopping_count(tiny_config):
     straight_events = Collect()
     straight = Trainer(config, sink=straight_events).run()
     # Nothing improves by 100: cuts after epochs 2, 3 and 4; early stopping ends epoch 4.
-    assert straight["stop_reason"] == "early stopping on loss" and straight["epochs"] == 4
+    assert straight.stop_reason == "early stopping on loss" and straight.epochs == 4
     lrs = [e.lr for e in straight_events.of(EpochEnd)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.001], rel=1e-6)
 
@@ -307,14 +307,14 @@ def test_resume_keeps_the_plateau_cut_and_the_early_stopping_count(tiny_config):
 
     trainer = Trainer(config, sink=stop_after_epoch_3)
     stopped = trainer.run()
-    assert stopped["status"] == "stopped" and stopped["epochs"] == 3, stopped.get("error")
+    assert stopped.status == "stopped" and stopped.epochs == 3, stopped.error
     resumed_events = Collect()
-    resumed = Trainer.resuming(store, stopped["run_id"], sink=resumed_events).run()
-    assert resumed["stop_reason"] == "early stopping on loss" and resumed["epochs"] == 4
+    resumed = Trainer.resuming(store, stopped.run_id, sink=resumed_events).run()
+    assert resumed.stop_reason == "early stopping on loss" and resumed.epochs == 4
     assert [e.lr for e in resumed_events.of(EpochEnd)] == pytest.approx([0.001], rel=1e-6)
-    assert [e.lr for e in resumed_events.of(IterationEnd)] == pytest.approx([0.001] * (straight["iterations"] // 4))
+    assert [e.lr for e in resumed_events.of(IterationEnd)] == pytest.approx([0.001] * (straight.iterations // 4))
     # Early stopping restored the same best weights (epoch 1's) in both.
-    want, got = store.open_run(straight["run_id"]), store.open_run(stopped["run_id"])
+    want, got = store.open_run(straight.run_id), store.open_run(stopped.run_id)
     for a, b in zip(final_weights(got), final_weights(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 

@@ -131,14 +131,14 @@ def test_tiny_run_writes_a_complete_run_record(tiny_config):
     events = Collect()
     result = Trainer(config, sink=events).run()
 
-    assert result["status"] == "completed", result.get("error")
-    assert result["stop_reason"] == "epoch limit (2 epochs)"
+    assert result.status == "completed", result.error
+    assert result.stop_reason == "epoch limit (2 epochs)"
     started = events.of(RunStarted)[0]
     assert isinstance(events[0], (RunStarted, LogMessage)) and isinstance(events[-1], RunFinished)
-    assert started.param_count == result["param_count"] < 400_000
+    assert started.param_count == result.param_count < 400_000
     assert "Total params" in started.model_summary
     steps = started.steps_per_epoch
-    assert started.total_iterations == 2 * steps == result["iterations"]
+    assert started.total_iterations == 2 * steps == result.iterations
     iterations = events.of(IterationEnd)
     assert [e.iteration for e in iterations] == list(range(1, 2 * steps + 1))
     # Boundaries [4, 8]: updates 1-4 at 0.1, 5-8 at 0.01, then 0.001.
@@ -146,7 +146,7 @@ def test_tiny_run_writes_a_complete_run_record(tiny_config):
     assert lrs[4] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.001)
 
     store = RunStore.from_values(config.values)
-    run = store.open_run(result["run_id"])
+    run = store.open_run(result.run_id)
     assert run.read_config() == config.values
     assert "stage3_block3_out" in run.read_summary()
     rows = run.read_iterations()
@@ -170,7 +170,7 @@ def test_tiny_run_writes_a_complete_run_record(tiny_config):
     assert np.trace(matrix) / 64 == pytest.approx(saved["test_accuracy"], abs=1e-6)
     assert confusion["accuracy"] == pytest.approx(saved["test_accuracy"], abs=1e-6)
     info = store.list_runs()[0]
-    assert (info.run_id, info.status, info.epochs) == (result["run_id"], "completed", 2)
+    assert (info.run_id, info.status, info.epochs) == (result.run_id, "completed", 2)
     assert not run.paths.error.exists()
 
 
@@ -203,7 +203,7 @@ def test_a_failing_watcher_never_fails_the_run_and_is_reported(tiny_config):
     watcher = FailingWatcher()
     result = Trainer(config, sink=watcher).run()
 
-    assert result["status"] == "completed" and result["error"] is None, result.get("error")
+    assert result.status == "completed" and result.error is None, result.error
     steps = watcher.of(RunStarted)[0].steps_per_epoch
     assert [e.iteration for e in watcher.of(IterationEnd)] == [i for i in range(1, 2 * steps + 1) if i != 3]
     assert watcher.of(EpochEnd) == [] and watcher.of(RunFinished)[0].status == "completed"
@@ -211,7 +211,7 @@ def test_a_failing_watcher_never_fails_the_run_and_is_reported(tiny_config):
     assert told == ["watcher FailingWatcher failed on IterationEnd (ValueError: int() argument must be a string, "
                     "not 'NoneType'); the run goes on, without it for that event (traceback in the run's train.log)",
                     "watcher FailingWatcher failed on 3 events in all"]
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    run = RunStore.from_values(config.values).open_run(result.run_id)
     assert json.loads((run.paths.result / "result.json").read_text())["status"] == "completed"
     assert [r.iteration for r in run.read_iterations()] == list(range(1, 2 * steps + 1))  # the record is whole
     log = (run.paths.log / "train.log").read_text()
@@ -221,9 +221,9 @@ def test_a_failing_watcher_never_fails_the_run_and_is_reported(tiny_config):
 
 def test_iteration_cap_ends_the_run_and_says_so(tiny_config):
     result = Trainer(tiny_config(EPOCHS_COUNT=5, MAX_ITERATIONS=7)).run()
-    assert result["status"] == "completed"
-    assert result["iterations"] == 7
-    assert result["stop_reason"] == "iteration cap (7 iterations)"
+    assert result.status == "completed"
+    assert result.iterations == 7
+    assert result.stop_reason == "iteration cap (7 iterations)"
 
 
 def test_stop_from_another_thread_finishes_the_step_and_records_stopped(tiny_config):
@@ -245,11 +245,12 @@ def test_stop_from_another_thread_finishes_the_step_and_records_stopped(tiny_con
     stopper.start()
     result = trainer.run()
     stopper.join()
-    assert result["status"] == "stopped" and result["stop_reason"].startswith("stopped by user at iteration 3;")
-    assert result["iterations"] == 3
-    assert result.get("test_accuracy") is None  # a stopped run is not evaluated on the test set
-    assert "confusion" not in result
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    assert result.status == "stopped" and result.stop_reason.startswith("stopped by user at iteration 3;")
+    assert result.iterations == 3
+    assert result.test_accuracy is None  # a stopped run is not evaluated on the test set
+    assert result.confusion is None
+    run = RunStore.from_values(config.values).open_run(result.run_id)
+    assert "confusion" not in run.read_result()  # result.json leaves out what the run never got to
     assert len(run.read_iterations()) == 3
     assert (run.paths.model / "final.keras").is_file()
 
@@ -298,9 +299,9 @@ def test_early_stopping_and_plateau_schedule_are_wired(tiny_config):
                             "SCHEDULE_MODE.patience": 0, "SCHEDULE_MODE.min_delta": 100.0})
     events = Collect()
     result = Trainer(config, sink=events).run()
-    assert result["status"] == "completed", result.get("error")
-    assert result["stop_reason"] == "early stopping on loss"
-    assert result["epochs"] == 3
+    assert result.status == "completed", result.error
+    assert result.stop_reason == "early stopping on loss"
+    assert result.epochs == 3
     lrs = [e.lr for e in events.of(EpochEnd)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01], rel=1e-6)
     assert [e.lr for e in events.of(IterationEnd) if e.epoch == 3] == pytest.approx([0.01] * 5, rel=1e-6)
@@ -337,14 +338,14 @@ def test_a_new_recipe_trains_reports_its_true_rate_and_saves_a_loadable_model(ti
     config = tiny_config(**RECIPES[recipe])
     trainer = Trainer(config, sink=events, extra_callbacks=[optimizer_rate])
     result = trainer.run()
-    assert result["status"] == "completed", result.get("error")
+    assert result.status == "completed", result.error
     steps, rates = events.of(RunStarted)[0].steps_per_epoch, optimizer_rate.rates
     reported = [e.lr for e in events.of(IterationEnd)]
     assert len(reported) == len(rates) == 2 * steps
     assert reported == pytest.approx(rates, rel=0, abs=4e-7 * max(rates))  # float32's resolution, as above
     assert all(a != b for a, b in zip(reported, reported[1:]))  # it moves every iteration
     assert [e.lr for e in events.of(EpochEnd)] == pytest.approx([rates[steps - 1], rates[-1]], rel=1e-6)
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    run = RunStore.from_values(config.values).open_run(result.run_id)
     loaded = keras.models.load_model(run.paths.model / "final.keras")
     assert type(loaded.optimizer) is type(trainer.model.optimizer)
     assert loaded.optimizer.weight_decay == pytest.approx(config.OPTIMIZER["weight_decay"])
@@ -391,11 +392,11 @@ def test_failure_is_recorded_not_raised(tiny_config):
     config = tiny_config()
     events = Collect()
     result = Trainer(config, sink=events, extra_callbacks=[Explode()]).run()
-    assert result["status"] == "failed"
-    assert result["error"] == "RuntimeError: the device fell off the bus"
+    assert result.status == "failed"
+    assert result.error == "RuntimeError: the device fell off the bus"
     finished = events.of(RunFinished)[0]
-    assert finished.status == "failed" and finished.error == result["error"]
-    run = RunStore.from_values(config.values).open_run(result["run_id"])
+    assert finished.status == "failed" and finished.error == result.error
+    run = RunStore.from_values(config.values).open_run(result.run_id)
     assert "Traceback" in run.read_error()
     assert run.info().status == "failed"
 
@@ -427,5 +428,5 @@ def test_real_cifar10_sample_beats_chance_clearly(tiny_config, sample_npz_path):
     config = tiny_config(**{"DATASET.source": "npz", "DATA_PATH": str(sample_npz_path), "BATCH_SIZE": 128,
                             "EPOCHS_COUNT": 2, "STEP_SCHEDULE.boundaries": [32000, 48000]})
     result = Trainer(config).run()
-    assert result["status"] == "completed", result.get("error")
-    assert result["best_val_accuracy"] > 0.20, result
+    assert result.status == "completed", result.error
+    assert result.best_val_accuracy > 0.20, result

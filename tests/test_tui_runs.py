@@ -242,7 +242,7 @@ async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
     trainer = Trainer(config, store=tui_env.store,  # stopped at the first step of epoch 2
                       sink=lambda e: isinstance(e, IterationEnd) and e.epoch == 2 and trainer.stop())
     stopped = trainer.run()
-    assert stopped["status"] == "stopped"
+    assert stopped.status == "stopped"
     app = make_app(tui_env)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f4")
@@ -251,14 +251,14 @@ async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
         table.focus()
         await pilot.press("r")
         session = pilot.app.session
-        assert session is not None and session.resume_run_id == stopped["run_id"]
+        assert session is not None and session.resume_run_id == stopped.run_id
         await wait_for(pilot, lambda: session.state == "completed", 240, "the resumed run to finish")
         steps = session.started.steps_per_epoch
-        assert stopped["iterations"] == steps + 1  # stopped in epoch 2: resumed from the end of epoch 1
-        assert session.started.run_id == stopped["run_id"] and session.started.start_iteration == steps
+        assert stopped.iterations == steps + 1  # stopped in epoch 2: resumed from the end of epoch 1
+        assert session.started.run_id == stopped.run_id and session.started.start_iteration == steps
         total = session.started.total_iterations
         assert list(session.history.iterations["iteration"]) == list(range(1, total + 1))  # old curve + new, no gap
-    run = tui_env.store.open_run(stopped["run_id"])
+    run = tui_env.store.open_run(stopped.run_id)
     assert run.info().status == "completed"
     assert [r.iteration for r in run.read_iterations()] == list(range(1, total + 1))
 

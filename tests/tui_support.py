@@ -90,9 +90,9 @@ def tui_finished_run(tmp_path_factory):
     config = config_from_values(values, "m8_tiny")
     store = RunStore.from_values(values)
     result = Trainer(config, store=store).run()
-    assert result["status"] == "completed", result.get("error")
+    assert result.status == "completed", result.error
     configs = write_configs(root / "configs", values)
-    return SimpleNamespace(root=root, configs=configs, values=values, store=store, run_id=result["run_id"])
+    return SimpleNamespace(root=root, configs=configs, values=values, store=store, run_id=result.run_id)
 
 
 # -- hand-written runs with fixed values (deterministic screens) ---------------------------

@@ -1,9 +1,18 @@
-"""Keras callbacks that turn model.fit into plain events, and obey stop/pause.
+"""Keras callbacks that turn model.fit into plain events, and end or pause it by rule.
+
+One rule per callback, as Keras' own ``TerminateOnNaN`` and ``EarlyStopping``
+are written: :class:`StreamingCallback` streams the events and counts the
+iterations; :class:`TerminateOnNonFinite`, :class:`IterationCap` and
+:class:`UserControl` each end the fit for one reason and say why in their
+``stop_reason``. They share one :class:`IterationCounter` (where the fit is)
+rather than reading each other's attributes; the streaming callback goes
+before them, so the count they read is the iteration just done.
 
 ``on_train_batch_end`` runs once per execution (once per iteration unless
 STEPS_PER_EXECUTION is above 1; 64,000 times in a full run): keep it to one
 read of the step log, arithmetic on Python floats and one sink call per
-iteration.
+iteration, and the rules to a comparison each (UserControl: the control's lock,
+twice, as ever).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from resnet_tui.training.steplog import StepLog
 
 
 class StopRequested(Exception):
-    """Raised by ControlCallback to leave ``fit`` in the middle of an epoch: Keras would
+    """Raised by UserControl to leave ``fit`` in the middle of an epoch: Keras would
     otherwise validate the half epoch and every epoch-end callback would save it as whole."""
 
 
@@ -37,7 +46,7 @@ class TrainingControl:
         self._running.set()
         self.lock = threading.Lock()
         self.stop_at: int | None = None  # the iteration a requested stop ends at
-        self.next_stop: Callable[[], int] | None = None  # set by ControlCallback while fit runs
+        self.next_stop: Callable[[], int] | None = None  # set by UserControl while fit runs
         self.paused_total = 0.0  # seconds spent paused, for timings that exclude pauses
 
     def stop(self) -> int | None:
@@ -73,8 +82,27 @@ class TrainingControl:
         self.paused_total += time.perf_counter() - start
 
 
+class IterationCounter:
+    """Where a fit is, shared by its callbacks; the streaming callback keeps it.
+
+    ``iteration`` counts every step from the StepLog rows (so it is exact when
+    STEPS_PER_EXECUTION runs several steps per callback), ``completed_epochs``
+    the epochs ended, and ``first_non_finite`` is the first iteration whose own
+    batch loss was NaN or infinite (the logs' running mean only says that one
+    of the execution's steps was). A resumed run's counter starts where its
+    saved state is.
+    """
+
+    __slots__ = ("iteration", "completed_epochs", "first_non_finite")
+
+    def __init__(self, iteration: int = 0, completed_epochs: int = 0):
+        self.iteration = iteration
+        self.completed_epochs = completed_epochs
+        self.first_non_finite: int | None = None
+
+
 class StreamingCallback(keras.callbacks.Callback):
-    """Emits IterationEnd per iteration and EpochEnd per epoch to ``sink``.
+    """Emits IterationEnd per iteration and EpochEnd per epoch to ``sink``, and keeps ``counter``.
 
     Keras 3 batch logs are running means over the epoch, and with
     ``steps_per_execution`` k > 1 they arrive once per k steps. The values come
@@ -87,16 +115,14 @@ class StreamingCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, sink: Sink, lr_at: Callable[[int], float] | None, control: TrainingControl,
-                 start_iteration: int = 0, start_epoch: int = 0, elapsed_before: float = 0.0):
+                 counter: IterationCounter | None = None, elapsed_before: float = 0.0):
         super().__init__()
         self.sink = sink
         self.lr_at = lr_at  # iteration count before the update -> lr; None: read the optimizer
         self.control = control
-        self.iteration = start_iteration
-        self.epoch = start_epoch
-        self.completed_epochs = start_epoch
+        self.counter = counter or IterationCounter()
+        self.epoch = self.counter.completed_epochs
         self.elapsed_before = elapsed_before  # training seconds of earlier processes, when resumed
-        self.first_non_finite: int | None = None  # first iteration whose batch loss was NaN or infinite
         self.step_log: StepLog | None = None
         self._t0: float | None = None  # when fit began training
 
@@ -135,6 +161,7 @@ class StreamingCallback(keras.callbacks.Callback):
         rows = self.step_log.take().tolist()  # one row per step of this execution
         if not rows:
             return
+        counter = self.counter
         images = rows[-1][1] - self._sums[1]
         rate = images / seconds if seconds > 0 else 0.0
         end = self._elapsed(now)
@@ -144,11 +171,11 @@ class StreamingCallback(keras.callbacks.Callback):
             batch_loss = (loss_total - loss_total0) / (loss_count - loss_count0)
             batch_acc = (acc_total - acc_total0) / (acc_count - acc_count0)
             loss_total0, loss_count0, acc_total0, acc_count0 = loss_total, loss_count, acc_total, acc_count
-            lr = self.lr_at(self.iteration) if self.lr_at else self._epoch_lr
-            self.iteration += 1
-            if self.first_non_finite is None and not math.isfinite(batch_loss):
-                self.first_non_finite = self.iteration
-            self.sink(IterationEnd(self.iteration, self.epoch, batch_loss, batch_acc, lr, rate,
+            lr = self.lr_at(counter.iteration) if self.lr_at else self._epoch_lr
+            counter.iteration += 1
+            if counter.first_non_finite is None and not math.isfinite(batch_loss):
+                counter.first_non_finite = counter.iteration
+            self.sink(IterationEnd(counter.iteration, self.epoch, batch_loss, batch_acc, lr, rate,
                                    loss_total / loss_count, acc_total / acc_count,
                                    start + seconds * k / len(rows)))
         self._sums = (loss_total0, loss_count0, acc_total0, acc_count0)
@@ -156,10 +183,11 @@ class StreamingCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         now = time.perf_counter()
-        self.completed_epochs = epoch + 1
-        lr = self.lr_at(max(self.iteration - 1, 0)) if self.lr_at else self._epoch_lr
+        iteration = self.counter.iteration
+        self.counter.completed_epochs = epoch + 1
+        lr = self.lr_at(max(iteration - 1, 0)) if self.lr_at else self._epoch_lr
         self.sink(EpochEnd(
-            epoch=epoch + 1, iteration=self.iteration,
+            epoch=epoch + 1, iteration=iteration,
             loss=float(logs.get("loss", float("nan"))), accuracy=float(logs.get("accuracy", float("nan"))),
             val_loss=_maybe_float(logs.get("val_loss")), val_accuracy=_maybe_float(logs.get("val_accuracy")),
             lr=lr, duration=now - self._epoch_start - (self.control.paused_total - self._epoch_paused),
@@ -170,8 +198,59 @@ def _maybe_float(value) -> float | None:
     return None if value is None else float(value)
 
 
-class ControlCallback(keras.callbacks.Callback):
-    """Stops on a non-finite loss, at the iteration cap or on request; pauses between steps.
+class TerminateOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss, like Keras' TerminateOnNaN.
+
+    The logs' loss is the epoch's running mean, non-finite from the first bad
+    batch on; ``non_finite_at`` is that batch's iteration (the counter's
+    ``first_non_finite``: exact within an execution of several steps).
+    """
+
+    def __init__(self, counter: IterationCounter):
+        super().__init__()
+        self.counter = counter
+        self.non_finite_at: int | None = None
+        self.stop_reason: str | None = None
+
+    def diverged(self) -> bool:
+        """Whether this fit has ended on a non-finite loss (nothing of that epoch is to be kept)."""
+        return self.non_finite_at is not None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = logs["loss"]
+        if not math.isfinite(loss):
+            self.non_finite_at = self.counter.first_non_finite or self.counter.iteration
+            self.stop_reason = f"non-finite loss ({loss}) at iteration {self.non_finite_at}"
+            self.model.stop_training = True
+
+
+class IterationCap(keras.callbacks.Callback):
+    """Ends training once ``max_iterations`` (MAX_ITERATIONS; 0: no cap) iterations are done.
+
+    The epoch under way ends there as usual (the run is complete). With
+    STEPS_PER_EXECUTION k > 1 the check comes once per execution, so a cap
+    that is not a whole number of executions into its epoch is overshot by up
+    to k-1 iterations (all of them recorded; the stop reason says so).
+    """
+
+    def __init__(self, max_iterations: int, counter: IterationCounter):
+        super().__init__()
+        self.max_iterations = max_iterations
+        self.counter = counter
+        self.stop_reason: str | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        iteration = self.counter.iteration
+        if self.max_iterations and iteration >= self.max_iterations:
+            self.stop_reason = f"{StopReason.ITERATION_CAP} ({self.max_iterations} iterations)"
+            if iteration > self.max_iterations:
+                self.stop_reason += (f"; reached at {iteration}: STEPS_PER_EXECUTION "
+                                     f"{self.model.steps_per_execution} checks once per execution")
+            self.model.stop_training = True
+
+
+class UserControl(keras.callbacks.Callback):
+    """Stops on request and pauses between steps (TrainingControl); goes after the other rules.
 
     A requested stop takes effect where Keras next gives control back: after
     the execution under way (one step unless STEPS_PER_EXECUTION k > 1), or
@@ -179,26 +258,22 @@ class ControlCallback(keras.callbacks.Callback):
     usual (validated and saved); anywhere else :class:`StopRequested` leaves
     ``fit`` at once, so the saved state stays at the last whole epoch and a
     resumed run redoes the unfinished one from its start, exactly as an
-    uninterrupted run would. The iteration cap instead ends the epoch under
-    way (the run is complete there); with k > 1 a cap that is not a whole
-    number of executions into its epoch is overshot by up to k-1 iterations
-    (all of them recorded; the stop reason says so). Given the ``streaming``
-    callback (placed before this one), the iteration count and the first
-    non-finite iteration are exact.
+    uninterrupted run would. A stop asked for at the same step as the
+    iteration cap still wins; a non-finite loss (``diverged``) ends the fit
+    with no pause and no stop.
     """
 
-    def __init__(self, control: TrainingControl, max_iterations: int, steps_per_epoch: int,
-                 start_iteration: int = 0, streaming: StreamingCallback | None = None):
+    def __init__(self, control: TrainingControl, steps_per_epoch: int, counter: IterationCounter,
+                 diverged: Callable[[], bool] = lambda: False):
         super().__init__()
         self.control = control
-        self.max_iterations = max_iterations  # 0: no cap
         self.steps_per_epoch = steps_per_epoch
-        self.iteration = start_iteration
-        self.streaming = streaming
+        self.counter = counter
+        self.diverged = diverged
+        self.iteration = counter.iteration  # as of the last check: what a stop asked for now counts from
         self.stop_reason: str | None = None
-        self.non_finite_at: int | None = None
         self.stopped_mid_epoch = False
-        self._epoch_end = start_iteration  # the iteration the epoch under way ends at
+        self._epoch_end = counter.iteration  # the iteration the epoch under way ends at
         self._stepping = False  # an execution is under way: the next check comes at its end
 
     def _next_stop(self) -> int:
@@ -220,17 +295,9 @@ class ControlCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         with self.control.lock:
-            if self.streaming is not None:
-                self.iteration = self.streaming.iteration  # every step of the execution counted
-            else:
-                self.iteration += 1
+            self.iteration = self.counter.iteration  # every step of the execution counted
             self._stepping = False
-        loss = logs["loss"]  # the epoch's running mean: non-finite from the first bad batch on
-        if not math.isfinite(loss):
-            first = self.streaming.first_non_finite if self.streaming is not None else None
-            self.non_finite_at = first or self.iteration
-            self.stop_reason = f"non-finite loss ({loss}) at iteration {self.non_finite_at}"
-            self.model.stop_training = True
+        if self.diverged():
             return
         self.control.wait_while_paused()
         with self.control.lock:
@@ -240,18 +307,20 @@ class ControlCallback(keras.callbacks.Callback):
                     self.stopped_mid_epoch = True
                     raise StopRequested
                 self.model.stop_training = True  # the epoch's last step: it ends whole
-            elif self.max_iterations and self.iteration >= self.max_iterations:
-                self.stop_reason = f"{StopReason.ITERATION_CAP} ({self.max_iterations} iterations)"
-                if self.iteration > self.max_iterations:
-                    self.stop_reason += (f"; reached at {self.iteration}: STEPS_PER_EXECUTION "
-                                         f"{self.model.steps_per_execution} checks once per execution")
-                self.model.stop_training = True
-            else:
-                self._stepping = self.iteration < self._epoch_end
+            else:  # the next check comes after the next execution, unless another rule ended the fit here
+                self._stepping = not self.model.stop_training and self.iteration < self._epoch_end
 
     def on_epoch_end(self, epoch, logs=None):
         # A stop asked for during validation takes effect here, the epoch whole.
         with self.control.lock:
-            if self.control.stop_requested and self.non_finite_at is None:
+            if self.control.stop_requested and not self.diverged():
                 self.stop_reason = f"{StopReason.USER} at iteration {self.iteration}"
                 self.model.stop_training = True
+
+
+def stop_rules(control: TrainingControl, counter: IterationCounter, max_iterations: int,
+               steps_per_epoch: int) -> tuple[TerminateOnNonFinite, IterationCap, UserControl]:
+    """The rules that end a fit, in their order (after the streaming callback that keeps ``counter``)."""
+    non_finite = TerminateOnNonFinite(counter)
+    return (non_finite, IterationCap(max_iterations, counter),
+            UserControl(control, steps_per_epoch, counter, diverged=non_finite.diverged))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from resnet_tui.store.atomic import write_atomic, write_json_atomic
 from resnet_tui.store.layout import STATE_FILE
 from resnet_tui.store.runs import StorageError
 from resnet_tui.store.state import TrainingState
+from resnet_tui.training.callbacks import IterationCounter
 
 # What Keras' epoch-end callbacks count across epochs; their on_train_begin resets it all.
 COUNTERS = {"early_stopping": ("wait", "best", "best_epoch"),
@@ -44,17 +46,21 @@ class StateCheckpoint(keras.callbacks.Callback):
     Goes last in the callback list, so it saves what the others decided at
     that epoch's end (a learning-rate cut, a patience count). Restores the
     ``counting`` callbacks' counters at the start of a resumed fit, after
-    their own ``on_train_begin`` reset them. Skips the save when the epoch
-    ended on a non-finite loss, so the last good state survives.
+    their own ``on_train_begin`` reset them. Skips the save when ``skip_save()``
+    says so (the epoch ended on a non-finite loss), so the last good state
+    survives. The iteration comes from ``counter``, the training seconds from
+    ``elapsed()``.
     """
 
-    def __init__(self, folder: Path, streaming, control_callback, best_val_accuracy: float | None = None,
+    def __init__(self, folder: Path, counter: IterationCounter, elapsed: Callable[[], float],
+                 skip_save: Callable[[], bool] = lambda: False, best_val_accuracy: float | None = None,
                  best_epoch: int | None = None, counting: dict[str, keras.callbacks.Callback | None] | None = None,
                  resumed: TrainingState | None = None):
         super().__init__()
         self.folder = folder
-        self.streaming = streaming
-        self.control_callback = control_callback
+        self.counter = counter
+        self.elapsed = elapsed
+        self.skip_save = skip_save
         self.best_val_accuracy = best_val_accuracy  # the best so far, and its epoch: the run's result keeps them
         self.best_epoch = best_epoch
         self.counting = {name: cb for name, cb in (counting or {}).items() if cb is not None}
@@ -74,7 +80,7 @@ class StateCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.control_callback.non_finite_at is not None:
+        if self.skip_save():
             return
         val = logs.get("val_accuracy")
         if val is not None and math.isfinite(val) and (self.best_val_accuracy is None or val > self.best_val_accuracy):
@@ -82,8 +88,8 @@ class StateCheckpoint(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         weights = f"state-epoch{epoch + 1}.weights.h5"
         write_atomic(self.folder / weights, self.model.save_weights)  # includes the optimizer's state
-        state = TrainingState(epoch + 1, self.streaming.iteration, self.best_val_accuracy,
-                              self.streaming.elapsed_now(), weights, self.best_epoch, self._counters(epoch + 1))
+        state = TrainingState(epoch + 1, self.counter.iteration, self.best_val_accuracy,
+                              self.elapsed(), weights, self.best_epoch, self._counters(epoch + 1))
         write_json_atomic(self.folder / STATE_FILE, asdict(state))
         self.saved = state
         keep = {weights, state.callbacks.get("early_stopping", {}).get("best_weights")}

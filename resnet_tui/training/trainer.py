@@ -13,14 +13,26 @@ import math
 import platform
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from resnet_tui.config import Config
 from resnet_tui.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
 from resnet_tui.machine.info import cpu_line
 from resnet_tui.machine.sampler import INTERVAL, MachineMonitor
 from resnet_tui.machine.stderr import fd2_to
+from resnet_tui.store.json_files import FinishedStatus, RunResult
 from resnet_tui.store.runs import ResumeError, Run, RunStore
+
+if TYPE_CHECKING:  # these import keras and TensorFlow: the trainer imports them when it runs
+    import keras
+
+    from resnet_tui.data.dataset import Dataset
+    from resnet_tui.store.state import TrainingState
+    from resnet_tui.training.callbacks import IterationCap, IterationCounter, StreamingCallback, TerminateOnNonFinite, UserControl
+    from resnet_tui.training.checkpoint import StateCheckpoint
+    from resnet_tui.training.distribute import Distribution
 
 
 @dataclass
@@ -63,6 +75,97 @@ def library_versions() -> dict[str, str]:
             "keras": keras.__version__, "numpy": numpy.__version__}
 
 
+@dataclass
+class Placement:
+    """Where a run trains (DISTRIBUTE: none or MirroredStrategy) and the plan its replicas allow."""
+
+    distribution: Distribution
+    plan: TrainingPlan
+
+
+@dataclass
+class Callbacks:
+    """A fit's callbacks in their order (``all``), and those the trainer reads once it ends.
+
+    The order: the strategy's, tests' extras, streaming (it keeps ``counter``),
+    the stop rules (non-finite loss, iteration cap, user control), the best
+    checkpoint, early stopping, plateau, and last the state checkpoint, so it
+    saves what the others decided at the epoch's end.
+    """
+
+    all: list[keras.callbacks.Callback]
+    counter: IterationCounter
+    streaming: StreamingCallback
+    non_finite: TerminateOnNonFinite
+    iteration_cap: IterationCap
+    user_control: UserControl
+    state_checkpoint: StateCheckpoint
+    early_stopping: keras.callbacks.EarlyStopping | None
+    distribution_callbacks: list[keras.callbacks.Callback]
+
+
+@dataclass
+class Outcome:
+    """How a run ended: its status, what ended it in words, and a failure's error."""
+
+    status: RunStatus
+    reason: str
+    error: str | None = None
+
+
+@dataclass
+class Start:
+    """When a run started (``started``: its first start, kept by a resume), and this process's start."""
+
+    started: float
+    began: float
+    resumed_at: list[float]  # [began] when this process resumes the run
+
+
+@dataclass
+class Environment:
+    """What a run trains with: library versions, device, and its dataset's record."""
+
+    versions: dict[str, str]
+    device: str
+    dataset: dict[str, Any]
+
+
+@dataclass
+class Progress:
+    """What a run's steps have made, each recorded as it returns, so a run that fails keeps
+    what came before the failure (None or False: not reached). The result is built from it;
+    result.json leaves out what the run never got to, as it always has."""
+
+    environment: Environment | None = None
+    distribute: dict[str, Any] | None = None
+    param_count: int | None = None
+    streaming: StreamingCallback | None = None  # made first of the callbacks: from then on, how far it got
+    callbacks: Callbacks | None = None
+    fitted: bool = False  # fit ended (or had nothing to do): the best validation accuracy is known
+    test: dict[str, Any] | None = None  # evaluate_on_test's figures
+
+    def unreached(self) -> set[str]:
+        """The RunResult fields of what the run never got to."""
+        missing = set()
+        if self.environment is None:
+            missing.add("dataset")
+        if self.distribute is None:
+            missing.add("distribute")
+        if self.param_count is None:
+            missing.add("param_count")
+        if not self.fitted:
+            missing |= {"best_val_accuracy", "best_epoch"}
+        if self.test is None:
+            missing |= {"test_loss", "test_accuracy", "confusion"}
+        return missing
+
+
+def result_record(result: RunResult, leave_out: Collection[str] = ()) -> dict[str, Any]:
+    """What result.json holds: ``result``'s fields, less ``leave_out``."""
+    return {key: value for key, value in asdict(result).items() if key not in leave_out}
+
+
 class Trainer:
     """Runs one training run of ``config``, recording it in ``store``.
 
@@ -71,7 +174,8 @@ class Trainer:
     """
 
     def __init__(self, config: Config, sink: Sink | None = None, store: RunStore | None = None,
-                 capture_stderr: bool = True, resume_run: Run | None = None, extra_callbacks: list | None = None,
+                 capture_stderr: bool = True, resume_run: Run | None = None,
+                 extra_callbacks: list[keras.callbacks.Callback] | None = None,
                  machine_interval: float | None = INTERVAL):
         from resnet_tui.training.callbacks import TrainingControl  # imports keras
 
@@ -80,10 +184,11 @@ class Trainer:
         self.control = TrainingControl()
         self.capture_stderr = capture_stderr
         self.run_record: Run | None = resume_run
-        self.resume_state = None
-        self.model = None
+        self.resume_state: TrainingState | None = None
+        self.model: keras.Model | None = None
         self.extra_callbacks = extra_callbacks or []  # e.g. fault injection in tests
         self._external_sink = sink
+        self.sink: Sink = _ignore  # while it runs: the watchers, then also the run's recorder
         self.machine_interval = machine_interval  # seconds between machine samples; None: none (benchmarks)
         self._monitor: MachineMonitor | None = None
 
@@ -120,8 +225,8 @@ class Trainer:
         return self.control.paused
 
     # The run ---------------------------------------------------------------
-    def run(self) -> dict:
-        """Train to the end; returns the result dict (also written to result.json).
+    def run(self) -> RunResult:
+        """Train to the end; returns the result (also written to result.json).
 
         Raises only before the run exists (storage not writable, dataset missing or
         malformed, run busy); any failure inside the run is recorded as failed and returned.
@@ -132,80 +237,88 @@ class Trainer:
         self.sink = _ignore if self._external_sink is None else self._external_sink
         keras.utils.set_random_seed(self.config.SEED)
         # Loaded before the run exists, so a typo in DATA_PATH leaves no failed run behind.
-        self._dataset = self._load_data()
+        dataset = self._load_data()
         resumed = self.run_record is not None
         run = self.run_record or self.store.create_run(self.config.name)
         self.run_record = run
         run.acquire_lock()
         try:
-            self._begin(run, resumed)
-            status, reason, error = self._train_recording_failures(run)
-            return self._finish(run, status, reason, error)
+            start = self._begin(run, resumed, dataset)
+            progress = Progress()
+            outcome = self._train_recording_failures(run, start, dataset, progress)
+            return self._finish(run, start, progress, outcome)
         finally:
             self._stop_monitor()
             run.release_lock()
 
-    def _begin(self, run: Run, resumed: bool) -> None:
+    def _begin(self, run: Run, resumed: bool, dataset: Dataset) -> Start:
         """Claim the run's files, start recording, say what is about to happen."""
         from resnet_tui.store.recorder import RunRecorder
 
+        state = self.resume_state
         run.write_meta(self.config.name, resumed=resumed)
         if resumed:
-            run.begin_resume(self.resume_state.epoch, self.resume_state.iteration)
+            run.begin_resume(state.epoch, state.iteration)
         else:
             run.write_config(self.config.values)
         self.sink = SinkFanout([RunRecorder(run)], watchers=[] if self._external_sink is None else [self._external_sink])
         if self.machine_interval is not None:  # samples from now; each epoch's means follow its EpochEnd
             self.sink = self._monitor = MachineMonitor(self.sink, self.machine_interval).start()
         now = time.time()
-        self._t_begin = now
-        self._streaming = None
-        self._state_checkpoint = None
-        self._result = {"run_id": run.id, "config_name": self.config.name, "started": now}
+        start = Start(started=now, began=now, resumed_at=[])
         if resumed:
-            self._result["started"] = (run.read_meta() or {}).get("started", now)
-            self._result["resumed_at"] = [now]
+            start = Start(started=(run.read_meta() or {}).get("started", now), began=now, resumed_at=[now])
         for warning in self.config.warnings:
             self.sink(LogMessage("warning", warning))
-        self.sink(LogMessage("info", self._dataset.description))
+        self.sink(LogMessage("info", dataset.description))
         if resumed:
-            self.sink(LogMessage("info", f"resuming {run.id} after epoch {self.resume_state.epoch}, "
-                                         f"iteration {self.resume_state.iteration}"))
+            self.sink(LogMessage("info", f"resuming {run.id} after epoch {state.epoch}, "
+                                         f"iteration {state.iteration}"))
+        return start
 
-    def _train_recording_failures(self, run: Run) -> tuple[RunStatus, str, str | None]:
-        """(status, stop reason, error): any exception becomes a failed run, not a raise
+    def _train_recording_failures(self, run: Run, start: Start, dataset: Dataset, progress: Progress) -> Outcome:
+        """How the run ended: any exception becomes a failed run, not a raise
         (the caller may be a UI thread)."""
         try:
             with fd2_to(run.paths.train_log) if self.capture_stderr else contextlib.nullcontext():
-                status, reason = self._train()
-            return status, reason, (reason if status == RunStatus.FAILED else None)
+                return self._train(run, start, dataset, progress)
         except Exception as exc:
             error = f"{exc.__class__.__name__}: {exc}"
             _try(run.write_error, traceback.format_exc())
             _try(run.log, f"[error] {error}")
             self.sink(LogMessage("error", error))
-            return RunStatus.FAILED, f"{StopReason.ERROR}: {exc.__class__.__name__}", error
+            return Outcome(RunStatus.FAILED, f"{StopReason.ERROR}: {exc.__class__.__name__}", error)
 
-    def _finish(self, run: Run, status: RunStatus, reason: str, error: str | None) -> dict:
-        """Write result.json (and error.log for a failure) and tell the watchers."""
+    def _finish(self, run: Run, start: Start, progress: Progress, outcome: Outcome) -> RunResult:
+        """The result: written to result.json (and error.log for a failure), told to the watchers."""
         self._stop_monitor()  # no sample after RunFinished
-        result, streaming, state = self._result, self._streaming, self.resume_state
+        streaming, callbacks, state = progress.streaming, progress.callbacks, self.resume_state
         if streaming is not None:
-            duration, iterations, epochs = streaming.elapsed_now(), streaming.iteration, streaming.completed_epochs
+            duration = streaming.elapsed_now()
+            iterations, epochs = streaming.counter.iteration, streaming.counter.completed_epochs
         elif state is not None:
             duration, iterations, epochs = state.elapsed, state.iteration, state.epoch
         else:
-            duration, iterations, epochs = time.time() - self._t_begin, 0, 0
-        result.update(status=status, stop_reason=reason, error=error, finished=time.time(), duration=duration,
-                      iterations=iterations, epochs=epochs)
-        result.setdefault("versions", _safe(library_versions))
-        result.setdefault("device", _safe(describe_device))
-        if status == RunStatus.FAILED and not run.paths.error_log.exists():
-            _try(run.write_error, error + "\n")
-        _try(run.write_result, result)
+            duration, iterations, epochs = time.time() - start.began, 0, 0
+        best = callbacks.state_checkpoint if callbacks is not None and progress.fitted else None
+        test, environment = progress.test or {}, progress.environment
+        status = cast("FinishedStatus", outcome.status)  # a RunStatus, a str enum: RunResult's type names its values
+        result = RunResult(
+            status=status, run_id=run.id, config_name=self.config.name, started=start.started, finished=time.time(),
+            resumed_at=start.resumed_at, stop_reason=outcome.reason, error=outcome.error,
+            duration=duration, iterations=iterations, epochs=epochs, param_count=progress.param_count or 0,
+            best_val_accuracy=best.best_val_accuracy if best else None, best_epoch=best.best_epoch if best else None,
+            test_loss=test.get("test_loss"), test_accuracy=test.get("test_accuracy"), confusion=test.get("confusion"),
+            versions=environment.versions if environment else _safe(library_versions),
+            device=environment.device if environment else _safe(describe_device),
+            dataset=environment.dataset if environment else {}, distribute=progress.distribute or {})
+        if outcome.status == RunStatus.FAILED and not run.paths.error_log.exists():
+            _try(run.write_error, f"{outcome.error}\n")
+        leave_out = progress.unreached() | (set() if start.resumed_at else {"resumed_at"})
+        _try(run.write_result, result_record(result, leave_out))
         try:
-            self.sink(RunFinished(run.id, status, reason, iterations, epochs, duration, result.get("test_loss"),
-                                  result.get("test_accuracy"), result.get("best_val_accuracy"), error))
+            self.sink(RunFinished(run.id, outcome.status, result.stop_reason, iterations, epochs, duration,
+                                  result.test_loss, result.test_accuracy, result.best_val_accuracy, result.error))
         except OSError:  # the disk may be full; the result above is what could be saved
             pass
         return result
@@ -214,40 +327,45 @@ class Trainer:
         if self._monitor is not None:
             self._monitor.stop()
 
-    def _train(self) -> tuple[RunStatus, str]:
-        """The steps of a run: data, placement, model, pipelines, callbacks, fit, outcome."""
-        dataset = self._dataset
-        self._result["versions"] = library_versions()
-        self._result["device"] = describe_device()
-        self._result["dataset"] = {"source": dataset.source, "description": dataset.description, **dataset.stats()}
-        distribution, plan = self._place(len(dataset.y_train))
-        model, schedule = self._build_model(distribution, plan)
-        train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
-        self._announce(model, dataset, plan)
-        callbacks = self._callbacks(train_ds, val_ds is not None, distribution, schedule, plan)
-        self._fit(model, train_ds, val_ds, callbacks, plan)
-        status, reason = self._outcome(plan)
-        if status != RunStatus.FAILED:
-            self._save_and_test(model, test_ds, status)
-        return status, reason
+    def _train(self, run: Run, start: Start, dataset: Dataset, progress: Progress) -> Outcome:
+        """The steps of a run: environment, placement, model, pipelines, callbacks, fit, outcome,
+        save and test; each one's product goes to the next, and into ``progress``."""
+        from resnet_tui.models.summary import count_params
+        from resnet_tui.training.distribute import Distribution
 
-    def _load_data(self):
+        progress.environment = Environment(library_versions(), describe_device(), {
+            "source": dataset.source, "description": dataset.description, **dataset.stats()})
+        distribution = Distribution.from_config(self.config)
+        progress.distribute = distribution.record()
+        placement = self._place(distribution, len(dataset.y_train))
+        model, schedule = self._build_model(run, placement)
+        param_count = progress.param_count = count_params(model)
+        train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
+        self._announce(run, model, dataset, placement.plan, param_count, start.started)
+        streaming = progress.streaming = self._streaming(schedule)
+        callbacks = progress.callbacks = self._callbacks(run, train_ds, val_ds is not None, placement, streaming)
+        self._fit(model, train_ds, val_ds, callbacks, placement.plan)
+        progress.fitted = True
+        outcome = self._outcome(run, callbacks, placement.plan)
+        if outcome.status != RunStatus.FAILED:
+            progress.test = self._save_and_test(run, model, test_ds, dataset, outcome.status)
+        return outcome
+
+    def _load_data(self) -> Dataset:
         from resnet_tui.data.load import dispatch_load_dataset
         from resnet_tui.events import DatasetProgress
 
         return dispatch_load_dataset(self.config.model_number, self.config,
                                      progress=lambda done, total: self.sink(DatasetProgress(done, total)))
 
-    def _place(self, train_count: int):
-        """The devices (DISTRIBUTE: none or MirroredStrategy) and the plan they allow."""
+    def _place(self, distribution: Distribution, train_count: int) -> Placement:
+        """The plan ``distribution``'s devices allow, once its messages are out and the config is checked."""
         import keras
 
         from resnet_tui.training.compile import mixed_precision_warning
-        from resnet_tui.training.distribute import DistributeError, Distribution
+        from resnet_tui.training.distribute import DistributeError
 
         config = self.config
-        distribution = Distribution.from_config(config)
-        self._result["distribute"] = distribution.record()
         for text in distribution.messages:
             self.sink(LogMessage("info", text))
         for text in distribution.check_batches(config.BATCH_SIZE, train_count):
@@ -262,29 +380,28 @@ class Trainer:
         slow = mixed_precision_warning(config.get("MIXED_PRECISION") or "float32")
         if slow:
             self.sink(LogMessage("warning", slow))
-        return distribution, plan_training(config, train_count, distribution.replicas)
+        return Placement(distribution, plan_training(config, train_count, distribution.replicas))
 
-    def _build_model(self, distribution, plan: TrainingPlan):
-        """m8 compiled with its schedule, its variables created where the strategy wants them;
-        a resumed run's weights and optimizer state restored."""
+    def _build_model(self, run: Run, placement: Placement) -> tuple[keras.Model, Any]:
+        """m8 compiled with its schedule (None: a constant rate), its variables created where
+        the strategy wants them; a resumed run's weights and optimizer state restored."""
         from resnet_tui.models.resnet import dispatch_build_model
-        from resnet_tui.models.summary import count_params
         from resnet_tui.training.checkpoint import restore
         from resnet_tui.training.compile import compile_model
         from resnet_tui.training.schedules import make_schedule
 
         config = self.config
-        schedule = make_schedule(config, plan.total_iterations)
-        with distribution.scope():
+        schedule = make_schedule(config, placement.plan.total_iterations)
+        with placement.distribution.scope():
             model = self.model = dispatch_build_model(config.model_number, config)
             compile_model(model, config, schedule or config.OPTIMIZER["learning_rate"])
             if self.resume_state:
-                restore(model, self.run_record.paths.checkpoint, self.resume_state)
-        self._result["param_count"] = count_params(model)
+                restore(model, run.paths.checkpoint, self.resume_state)
         return model, schedule
 
-    def _pipelines(self, dataset, replicas: int):
-        """tf.data pipelines: training (shuffled, augmented per epoch), validation, test."""
+    def _pipelines(self, dataset: Dataset, replicas: int) -> tuple[Any, Any, Any]:
+        """tf.data pipelines: training (shuffled, augmented per epoch), validation (None: no
+        validation split), test."""
         from resnet_tui.data.pipeline import make_eval_dataset, make_train_dataset
 
         config, start_epoch = self.config, self.resume_state.epoch if self.resume_state else 0
@@ -295,35 +412,41 @@ class Trainer:
         test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE, replicas)
         return train_ds, val_ds, test_ds
 
-    def _announce(self, model, dataset, plan: TrainingPlan) -> None:
+    def _announce(self, run: Run, model: keras.Model, dataset: Dataset, plan: TrainingPlan, param_count: int,
+                  started: float) -> None:
         from resnet_tui.models.summary import model_summary_text
 
-        config, run = self.config, self.run_record
+        config = self.config
         self.sink(RunStarted(
             run_id=run.id, config_name=config.name, config=config.values, model_summary=model_summary_text(model),
-            param_count=self._result["param_count"], steps_per_epoch=plan.steps_per_epoch,
+            param_count=param_count, steps_per_epoch=plan.steps_per_epoch,
             total_iterations=plan.total_iterations, epochs=plan.epochs, batch_size=config.BATCH_SIZE,
             train_count=len(dataset.y_train), val_count=len(dataset.y_val), test_count=len(dataset.y_test),
-            start_iteration=self.resume_state.iteration if self.resume_state else 0, time=self._result["started"]))
+            start_iteration=self.resume_state.iteration if self.resume_state else 0, time=started))
 
-    def _callbacks(self, train_ds, validates: bool, distribution, schedule, plan: TrainingPlan) -> list:
-        """In order: the strategy's, tests' extras, streaming, control, best checkpoint, early stop,
-        plateau, and last the state checkpoint (so it saves what the others decided at the epoch's end)."""
+    def _streaming(self, schedule: Any) -> StreamingCallback:
+        """The streaming callback, with the run's iteration counter (a resumed run's starts at its state)."""
+        from resnet_tui.training.callbacks import IterationCounter, StreamingCallback
+
+        state = self.resume_state
+        counter = IterationCounter(state.iteration, state.epoch) if state else IterationCounter()
+        return StreamingCallback(self.sink, schedule.value_at if schedule else None, self.control, counter,
+                                 elapsed_before=state.elapsed if state else 0.0)
+
+    def _callbacks(self, run: Run, train_ds: Any, validates: bool, placement: Placement,
+                   streaming: StreamingCallback) -> Callbacks:
+        """The fit's callbacks, in the order Callbacks describes."""
         import keras
 
-        from resnet_tui.training.callbacks import ControlCallback, StreamingCallback
+        from resnet_tui.training.callbacks import stop_rules
         from resnet_tui.training.checkpoint import EnoughSpace, StateCheckpoint
 
-        config, run, state = self.config, self.run_record, self.resume_state
-        start_iteration, start_epoch = (state.iteration, state.epoch) if state else (0, 0)
-        streaming = self._streaming = StreamingCallback(
-            self.sink, schedule.value_at if schedule else None, self.control,
-            start_iteration=start_iteration, start_epoch=start_epoch, elapsed_before=state.elapsed if state else 0.0)
-        control = self._control_callback = ControlCallback(
-            self.control, config.MAX_ITERATIONS, plan.steps_per_epoch, start_iteration=start_iteration,
-            streaming=streaming)
-        self._distribution_callbacks = distribution.callbacks(train_ds)
-        callbacks = [*self._distribution_callbacks, *self.extra_callbacks, streaming, control]
+        config, state, counter = self.config, self.resume_state, streaming.counter
+        non_finite, iteration_cap, user_control = stop_rules(self.control, counter, config.MAX_ITERATIONS,
+                                                             placement.plan.steps_per_epoch)
+        distribution_callbacks = placement.distribution.callbacks(train_ds)
+        callbacks = [*distribution_callbacks, *self.extra_callbacks, streaming, non_finite, iteration_cap,
+                     user_control]
         best = state.best_val_accuracy if state else None
         # Room for a best-weights file and the next state's, next to the state kept until then.
         callbacks.append(EnoughSpace(run.paths.checkpoint, "CHECKPOINT_PATH", files=2 if validates else 1))
@@ -333,13 +456,13 @@ class Trainer:
             callbacks.append(keras.callbacks.ModelCheckpoint(
                 str(run.paths.best_weights), monitor="val_accuracy", mode="max",
                 save_best_only=True, save_weights_only=True, initial_value_threshold=best))
-        self._early_stopping = None
+        early_stopping = None
         if config.EARLY_STOP_MODE["enabled"]:
             es = config.EARLY_STOP_MODE
-            self._early_stopping = keras.callbacks.EarlyStopping(
+            early_stopping = keras.callbacks.EarlyStopping(
                 monitor=es["monitor"], patience=es["patience"], min_delta=es["min_delta"], verbose=es["verbose"],
                 restore_best_weights=es["restore_best_weights"])
-            callbacks.append(self._early_stopping)
+            callbacks.append(early_stopping)
         plateau = None
         if config.SCHEDULE_MODE["enabled"]:
             sm = config.SCHEDULE_MODE
@@ -347,69 +470,77 @@ class Trainer:
                 monitor=sm["monitor"], factor=sm["factor"], patience=sm["patience"], min_delta=sm["min_delta"],
                 min_lr=sm["min_lr"])
             callbacks.append(plateau)
-        self._state_checkpoint = StateCheckpoint(
-            run.paths.checkpoint, streaming, control, best, state.best_epoch if state else None,
-            counting={"early_stopping": self._early_stopping, "reduce_lr_on_plateau": plateau}, resumed=state)
-        callbacks.append(self._state_checkpoint)
-        return callbacks
+        state_checkpoint = StateCheckpoint(
+            run.paths.checkpoint, counter, streaming.elapsed_now, skip_save=non_finite.diverged,
+            best_val_accuracy=best, best_epoch=state.best_epoch if state else None,
+            counting={"early_stopping": early_stopping, "reduce_lr_on_plateau": plateau}, resumed=state)
+        callbacks.append(state_checkpoint)
+        return Callbacks(callbacks, counter, streaming, non_finite, iteration_cap, user_control, state_checkpoint,
+                         early_stopping, distribution_callbacks)
 
-    def _fit(self, model, train_ds, val_ds, callbacks: list, plan: TrainingPlan) -> None:
+    def _capped_at_start(self) -> bool:
+        """A resumed run already at MAX_ITERATIONS: nothing is left to fit."""
+        start_iteration = self.resume_state.iteration if self.resume_state else 0
+        return bool(self.config.MAX_ITERATIONS) and start_iteration >= self.config.MAX_ITERATIONS
+
+    def _fit(self, model: keras.Model, train_ds: Any, val_ds: Any, callbacks: Callbacks, plan: TrainingPlan) -> None:
         """Keras' fit, unless a resumed run has nothing left to do. A stop in the middle of an
         epoch leaves fit at once; the strategy's callbacks still get their end of training."""
         from resnet_tui.training.callbacks import StopRequested
 
-        state = self.resume_state
-        start_iteration, start_epoch = (state.iteration, state.epoch) if state else (0, 0)
-        self._capped = bool(self.config.MAX_ITERATIONS) and start_iteration >= self.config.MAX_ITERATIONS
-        if self._capped or start_epoch >= plan.epochs:
+        start_epoch = self.resume_state.epoch if self.resume_state else 0
+        if self._capped_at_start() or start_epoch >= plan.epochs:
             return
         try:
             model.fit(train_ds, epochs=plan.epochs, initial_epoch=start_epoch, validation_data=val_ds,
-                      callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles itself
+                      callbacks=callbacks.all, verbose=0, shuffle=False)  # the tf.data pipeline shuffles itself
         except StopRequested:
-            for callback in self._distribution_callbacks:
+            for callback in callbacks.distribution_callbacks:
                 callback.on_train_end()  # replicas' statistics averaged before the final save
 
-    def _outcome(self, plan: TrainingPlan) -> tuple[RunStatus, str]:
-        """The run's status and, in words, what ended it."""
-        control, config, best = self._control_callback, self.config, self._state_checkpoint
-        self._result["best_val_accuracy"], self._result["best_epoch"] = best.best_val_accuracy, best.best_epoch
-        if control.non_finite_at is not None:
-            return RunStatus.FAILED, f"{StopReason.DIVERGED}: {control.stop_reason}; {kept_state_note(self.run_record)}"
-        if control.stop_reason and control.stop_reason.startswith(StopReason.USER):
-            return RunStatus.STOPPED, self._stop_note(control)
-        if control.stop_reason or self._capped:
-            return RunStatus.COMPLETED, control.stop_reason or f"{StopReason.ITERATION_CAP} ({config.MAX_ITERATIONS} iterations)"
-        if self._early_stopping is not None and self._early_stopping.stopped_epoch > 0:
-            return RunStatus.COMPLETED, f"{StopReason.EARLY_STOPPING} on {config.EARLY_STOP_MODE['monitor']}"
-        return RunStatus.COMPLETED, f"{StopReason.EPOCH_LIMIT} ({plan.epochs} epochs)"
+    def _outcome(self, run: Run, callbacks: Callbacks, plan: TrainingPlan) -> Outcome:
+        """The run's status and, in words, what ended it: the first rule that did, in this order."""
+        config, non_finite, early_stopping = self.config, callbacks.non_finite, callbacks.early_stopping
+        if non_finite.diverged():
+            reason = f"{StopReason.DIVERGED}: {non_finite.stop_reason}; {kept_state_note(run)}"
+            return Outcome(RunStatus.FAILED, reason, error=reason)
+        if callbacks.user_control.stop_reason:
+            return Outcome(RunStatus.STOPPED, self._stop_note(callbacks))
+        cap_reason = callbacks.iteration_cap.stop_reason
+        if cap_reason or self._capped_at_start():
+            return Outcome(RunStatus.COMPLETED,
+                           cap_reason or f"{StopReason.ITERATION_CAP} ({config.MAX_ITERATIONS} iterations)")
+        if early_stopping is not None and early_stopping.stopped_epoch > 0:
+            return Outcome(RunStatus.COMPLETED, f"{StopReason.EARLY_STOPPING} on {config.EARLY_STOP_MODE['monitor']}")
+        return Outcome(RunStatus.COMPLETED, f"{StopReason.EPOCH_LIMIT} ({plan.epochs} epochs)")
 
-    def _stop_note(self, control) -> str:
+    def _stop_note(self, callbacks: Callbacks) -> str:
         """What a stop kept, in words: where it stopped and where a resume starts."""
-        note = control.stop_reason
-        if control.stopped_mid_epoch:
-            saved = self._state_checkpoint.saved
-            note += (f"; epoch {self._streaming.completed_epochs + 1} was not finished, "
+        user_control = callbacks.user_control
+        note = user_control.stop_reason or ""
+        if user_control.stopped_mid_epoch:
+            saved = callbacks.state_checkpoint.saved
+            note += (f"; epoch {callbacks.counter.completed_epochs + 1} was not finished, "
                      f"so a resume starts it again from iteration {saved.iteration if saved else 0}")
         return note
 
-    def _save_and_test(self, model, test_ds, status: RunStatus) -> None:
+    def _save_and_test(self, run: Run, model: keras.Model, test_ds: Any, dataset: Dataset,
+                       status: RunStatus) -> dict[str, Any] | None:
         """Save the final model; evaluate it on the test set if the run completed: loss, accuracy,
         per-class accuracy and confusion matrix (a stopped run is unfinished: its test figures would
-        mean little and cost a wait; `resnet-tui evaluate` gives them on demand)."""
+        mean little and cost a wait; `resnet-tui evaluate` gives them on demand). Returns those
+        figures (None: not evaluated)."""
         from resnet_tui.store.atomic import write_atomic
         from resnet_tui.training.checkpoint import ensure_space, weights_file_size
 
-        run = self.run_record
         ensure_space(run.paths.model, "MODEL_PATH", weights_file_size(model))
         write_atomic(run.paths.final_model, model.save)
-        if status == RunStatus.COMPLETED:
-            from resnet_tui.training.evaluate import evaluate_on_test
+        if status != RunStatus.COMPLETED:
+            return None
+        from resnet_tui.training.evaluate import evaluate_on_test
 
-            dataset = self._dataset
-            self.sink(LogMessage("info", f"evaluating on {len(dataset.y_test)} test images"))
-            self._result.update(evaluate_on_test(model, test_ds, dataset.y_test, dataset.class_names,
-                                                 source="end of training"))
+        self.sink(LogMessage("info", f"evaluating on {len(dataset.y_test)} test images"))
+        return evaluate_on_test(model, test_ds, dataset.y_test, dataset.class_names, source="end of training")
 
 
 def kept_state_note(run: Run) -> str:

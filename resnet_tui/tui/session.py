@@ -34,6 +34,7 @@ from resnet_tui.tui.history import RunHistory
 
 if TYPE_CHECKING:  # pragma: no cover
     from resnet_tui.store.follow import RunFollower
+    from resnet_tui.store.json_files import RunResult
     from resnet_tui.training.trainer import Trainer
 
 
@@ -143,7 +144,7 @@ class TrainingSession:
         return self.follower is not None
 
     # -- the training thread ------------------------------------------------
-    def run(self) -> dict:
+    def run(self) -> RunResult:
         """Body of the thread worker: import the trainer (and TensorFlow), train."""
         from resnet_tui.training.trainer import Trainer
 
