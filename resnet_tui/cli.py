@@ -20,7 +20,6 @@ import signal
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -33,7 +32,7 @@ from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.report import format as fmt
 from resnet_tui.report.console import CliConsole
 from resnet_tui.report.tables import confusion_report, machine_rows, result_table, runs_listing, stopping_message
-from resnet_tui.store.json_files import RunResult
+from resnet_tui.store.json_files import RunFileError, RunResult
 from resnet_tui.store.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 
 console = CliConsole()
@@ -133,7 +132,7 @@ def print_result(result: RunResult, run) -> None:
 def cmd_train(args) -> int:
     config = load_with_overrides(args.config, args.set)
     if getattr(args, "artifact", None):  # every run folder under DIR, as --artifact means for runs, show, ...
-        config = config.with_values({key: str(Path(args.artifact) / name) for name, key in RunStore.ROOT_KEYS.items()})
+        config = config.with_values(RunStore.under(args.artifact).path_values())
     for warning in config.warnings:
         err_console.print(labelled("warning:", "yellow", warning))
     import_tensorflow_quietly()
@@ -215,7 +214,12 @@ def store_from_args(args) -> RunStore:
 
 
 def cmd_runs(args) -> int:
-    infos = store_from_args(args).list_runs()
+    store = store_from_args(args)
+    if args.artifact and not store.roots["log"].is_dir():  # a typo in --artifact is not "no runs yet"
+        err_console.print(labelled("error:", "bold red", f"{store.roots['log']} does not exist: no run was ever "
+                                                         "written there (check --artifact or the config's LOG_PATH)"))
+        return 2
+    infos = store.list_runs()
     if not infos:
         console.print("no runs yet; start one with `resnet-tui train configs/m8_light.json`")
         return 0
@@ -287,8 +291,11 @@ def cmd_export(args) -> int:
     run.require_readable()  # a damaged run file: one line, exit 2
     try:
         if args.csv:
-            rows = export_csv(run, args.csv)
-            console.print(labelled("csv:", "green", f"{args.csv}: {rows} iterations joined with their epoch's values"))
+            to_stdout = args.csv == "-"  # the table on stdout, what was written said on stderr
+            rows = export_csv(run, sys.stdout if to_stdout else args.csv)
+            (err_console if to_stdout else console).print(
+                labelled("csv:", "green", f"{'stdout' if to_stdout else args.csv}: {rows} iterations joined "
+                                          "with their epoch's values"))
         if args.tensorboard:
             import_tensorflow_quietly()
             from resnet_tui.report.export import export_tensorboard
@@ -443,12 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         from resnet_tui.tui.app import run_app
 
-        run_app(configs_dir=args.configs, artifact_dir=args.artifact, read_only=args.read_only)
-        return 0
+        return run_app(configs_dir=args.configs, artifact_dir=args.artifact, read_only=args.read_only)
     try:
         return args.func(args)
     except (ConfigError, DatasetError, RunNotFoundError, RunBusyError, RunCorruptError, StorageError,
-            ResumeError) as exc:
+            ResumeError, RunFileError) as exc:
         err_console.print(labelled("error:", "bold red", str(exc)))
         return 2
     except KeyboardInterrupt:
