@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
+    from rich.console import JustifyMethod
 
 
-SUMMARY_COLUMNS = (("Layer (type)", 0.3, "left"), ("Output Shape", 0.56, "left"),
-                   ("Param #", 0.74, "right"), ("Connected to", 1.0, "left"))
+SUMMARY_COLUMNS: tuple[tuple[str, float, JustifyMethod], ...] = (
+    ("Layer (type)", 0.3, "left"), ("Output Shape", 0.56, "left"), ("Param #", 0.74, "right"), ("Connected to", 1.0, "left"))
 """Keras' model.summary() layout for a functional model: header, right edge (fraction of the line), justify."""
 
 

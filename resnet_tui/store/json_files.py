@@ -22,15 +22,16 @@ from pathlib import Path
 from types import NoneType, UnionType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from resnet_tui.events import RunStarted
+from resnet_tui.events import RunStarted, RunStatus
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T", bound="DataclassInstance")
 
-# The values of the RunStatus members that are ``finished``, written out so that a type checker can read them.
-FinishedStatus = Literal["completed", "stopped", "failed"]
+# The RunStatus members that are ``finished``. A str enum: result.json's "completed" is one of them
+# (read_json compares the values), and a type checker takes the trainer's RunStatus.COMPLETED.
+FinishedStatus = Literal[RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.FAILED]
 
 
 class RunFileError(ValueError):

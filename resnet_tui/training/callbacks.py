@@ -139,6 +139,7 @@ class StreamingCallback(keras.callbacks.Callback):
         self._paused0 = self.control.paused_total
 
     def _elapsed(self, now: float) -> float:
+        assert self._t0 is not None  # on_train_begin set it: Keras calls it before any batch or epoch ends
         return self.elapsed_before + now - self._t0 - (self.control.paused_total - self._paused0)
 
     def elapsed_now(self) -> float:

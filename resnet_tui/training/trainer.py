@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from resnet_tui.config import Config
 from resnet_tui.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
@@ -108,7 +108,7 @@ class Callbacks:
 class Outcome:
     """How a run ended: its status, what ended it in words, and a failure's error."""
 
-    status: RunStatus
+    status: FinishedStatus
     reason: str
     error: str | None = None
 
@@ -258,6 +258,7 @@ class Trainer:
         state = self.resume_state
         run.write_meta(self.config.name, resumed=resumed)
         if resumed:
+            assert state is not None  # Trainer.resuming() sets the run and its state together
             run.begin_resume(state.epoch, state.iteration)
         else:
             run.write_config(self.config.values)
@@ -272,6 +273,7 @@ class Trainer:
             self.sink(LogMessage("warning", warning))
         self.sink(LogMessage("info", dataset.description))
         if resumed:
+            assert state is not None
             self.sink(LogMessage("info", f"resuming {run.id} after epoch {state.epoch}, "
                                          f"iteration {state.iteration}"))
         return start
@@ -302,9 +304,8 @@ class Trainer:
             duration, iterations, epochs = time.time() - start.began, 0, 0
         best = callbacks.state_checkpoint if callbacks is not None and progress.fitted else None
         test, environment = progress.test or {}, progress.environment
-        status = cast("FinishedStatus", outcome.status)  # a RunStatus, a str enum: RunResult's type names its values
         result = RunResult(
-            status=status, run_id=run.id, config_name=self.config.name, started=start.started, finished=time.time(),
+            status=outcome.status, run_id=run.id, config_name=self.config.name, started=start.started, finished=time.time(),
             resumed_at=start.resumed_at, stop_reason=outcome.reason, error=outcome.error,
             duration=duration, iterations=iterations, epochs=epochs, param_count=progress.param_count or 0,
             best_val_accuracy=best.best_val_accuracy if best else None, best_epoch=best.best_epoch if best else None,

@@ -276,6 +276,7 @@ class ResnetTuiApp(App):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is self.follow_worker and event.state == WorkerState.ERROR and self.session is not None:
+            assert event.worker.error is not None  # a worker in the ERROR state has its error
             self.session.worker_failed(event.worker.error)  # its files could not be read
             self.notify(f"Can't watch {self.session.config.name}: {event.worker.error}", severity="error", timeout=10)
             self._show_session(Changes.all())
@@ -284,6 +285,7 @@ class ResnetTuiApp(App):
             return
         if event.state == WorkerState.ERROR:
             error = event.worker.error
+            assert error is not None
             self.session.worker_failed(error)
             self.notify(f"Training could not run: {error}", severity="error", timeout=10)
             self._show_session(Changes.all())
@@ -402,14 +404,16 @@ def stderr_to_log(path: Path) -> Iterator[None]:
             yield
             return
         saved_dunder = sys.__stderr__
-        sys.__stderr__ = os.fdopen(terminal, "w", encoding=getattr(saved_dunder, "encoding", None) or "utf-8",
+        # typeshed marks sys.__stderr__ Final; Textual draws on it, so it is swapped on purpose.
+        sys.__stderr__ = os.fdopen(terminal, "w",  # type: ignore[misc]
+                                   encoding=getattr(saved_dunder, "encoding", None) or "utf-8",
                                    errors="replace", closefd=False)
         try:
             yield
         finally:
             with contextlib.suppress(Exception):
                 sys.__stderr__.flush()
-            sys.__stderr__ = saved_dunder
+            sys.__stderr__ = saved_dunder  # type: ignore[misc]  # put back (Final in typeshed)
 
 
 def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.PathLike | None = None,

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.binding import ActiveBinding
 from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from resnet_tui.tui.app import ResnetTuiApp
 
 
 class DashboardScreen(Screen):
     """A screen whose footer shows the app's F-keys first and ^q last, and between them as
     many of the screen's own keys as the width leaves room for, whole: a narrow terminal
     never cuts F5/F6/F7, and F1 lists every key."""
+
+    if TYPE_CHECKING:  # the app the screens read (chart_options): typed only, Textual's property at run time
+        app = getters.app(ResnetTuiApp)
 
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:

@@ -219,8 +219,9 @@ class ConfigScreen(DashboardScreen):
         """Unsaved edits: save as a new config, discard them (then ``go()``), or cancel (the cursor
         goes back to the config being edited)."""
         edited = self.name_loaded
+        assert edited is not None  # only dirty edits are asked about, and load_path names them first
 
-        def answered(choice: str) -> None:
+        def answered(choice: str | None) -> None:
             if choice == "discard":
                 go()
                 return

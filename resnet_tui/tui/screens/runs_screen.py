@@ -105,7 +105,7 @@ def config_table(config: dict | None) -> Table | Text:
     return table
 
 
-def compare_view(details: list[RunDetail]) -> Group | Text:
+def compare_view(details: list[RunDetail]) -> Group | Table | Text:
     """The config keys that differ, then the per-class test accuracy side by side."""
     configs = compare_table(details)
     if len(details) < 2:
@@ -318,7 +318,7 @@ class RunsScreen(DashboardScreen):
             self.notify(f"{run_id} is {info.status}{why}: only a running run can be watched; its curves are here.",
                         severity="warning", markup=False)
             return
-        self.post_message(WatchRequested(self.stores[run_id], run_id))
+        self.post_message(WatchRequested(self.stores[info.run_id], info.run_id))
 
     @on(DataTable.RowSelected, "#runs-table")
     def _open(self, event: DataTable.RowSelected) -> None:

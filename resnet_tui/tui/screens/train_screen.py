@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Header, Static, TabbedContent, TabPane
 
@@ -63,8 +64,8 @@ CHART_BINDINGS = [
     Binding("o", "app.toggle_outliers", "Outliers"),
 ]
 # The training screen prints these keys in its chart-options line instead of the footer.
-QUIET_CHART_BINDINGS = [Binding(b.key, b.action, b.description, show=False, key_display=b.key_display)
-                        for b in CHART_BINDINGS]
+QUIET_CHART_BINDINGS: list[BindingType] = [
+    Binding(b.key, b.action, b.description, show=False, key_display=b.key_display) for b in CHART_BINDINGS]
 
 
 class TrainScreen(DashboardScreen):
@@ -72,7 +73,7 @@ class TrainScreen(DashboardScreen):
     then what each :class:`SessionChanged` the app posts after a drain says moved."""
 
     TITLE = "Training"
-    BINDINGS = QUIET_CHART_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = QUIET_CHART_BINDINGS
 
     def __init__(self, controller: SessionController) -> None:
         super().__init__()
@@ -174,10 +175,11 @@ class TrainScreen(DashboardScreen):
             return
         self._controls_state = state
         controllable = trained_here(session)  # a followed run belongs to another process
+        stopping = session is not None and session.state == SessionState.STOPPING
         pause = self.query_one("#pause", Button)
         pause.label = "Resume F6" if session and session.state == SessionState.PAUSED else "Pause F6"
-        pause.disabled = not controllable or session.state == SessionState.STOPPING
-        self.query_one("#stop", Button).disabled = not controllable or session.state == SessionState.STOPPING
+        pause.disabled = not controllable or stopping
+        self.query_one("#stop", Button).disabled = not controllable or stopping
         self.query_one("#start", Button).disabled = controllable
         self.query_one("#chart-options", Static).update(self.app.chart_options.describe(self.size.width < fmt.WIDE))
 
