@@ -23,13 +23,15 @@ def sample_npz_path() -> Path:
 
 
 def tiny_values(tmp_path: Path, **changes) -> dict:
-    """A tiny offline m8 config (synthetic data) whose run output goes under tmp_path."""
+    """A tiny offline config of m1, the tiny registered CNN (synthetic data), whose run output goes
+    under tmp_path. Tests about ResNet-20 itself pass ``MODEL_NUMBER=8``."""
     from resnet_tui.config import PATH_KEYS, default_values, set_dotted
 
     values = default_values()
     for key in PATH_KEYS:
         values[key] = str(tmp_path / "artifact" / key.split("_")[0].lower())
     settings = {
+        "MODEL_NUMBER": 1,
         "DATASET.source": "synthetic", "DATASET.synthetic_train_count": 192, "DATASET.synthetic_test_count": 64,
         "DATASET.validation_count": 64, "EPOCHS_COUNT": 2, "BATCH_SIZE": 32, "MAX_ITERATIONS": 0,
         "STEP_SCHEDULE.boundaries": [4, 8],
@@ -45,7 +47,33 @@ def tiny_config(tmp_path):
     """Factory: ``tiny_config(**{"EPOCHS_COUNT": 3})`` -> a validated Config."""
     from resnet_tui.config import config_from_values
 
-    def make(name: str = "m8_tiny", **changes):
+    def make(name: str = "m1_tiny", **changes):
         return config_from_values(tiny_values(tmp_path, **changes), name)
 
     return make
+
+
+# -- the dashboard's (tests/tui_support.py builds them) ---------------------------------------------
+
+@pytest.fixture
+def tui_env(tmp_path):
+    """A configs folder (the repository's plus ``tiny``) and a run store, both under tmp_path."""
+    from tui_support import dashboard_env
+
+    return dashboard_env(tmp_path)
+
+
+@pytest.fixture
+def tui_fake_runs(tmp_path):
+    """Four runs written by hand: completed, failed, interrupted (half-written), a second completed."""
+    from tui_support import fake_runs_env
+
+    return fake_runs_env(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tui_finished_run(tmp_path_factory):
+    """One real tiny training run, made once per test session by the Trainer itself."""
+    from tui_support import finished_run_env
+
+    return finished_run_env(tmp_path_factory.mktemp("finished"))

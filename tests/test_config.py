@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support import REPO
 
 from resnet_tui.config import (
     FIELDS,
@@ -18,7 +19,6 @@ from resnet_tui.config import (
     schedule_name,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 SEED_KEYS = ("CONFIG_PATH", "DATA_PATH", "LOG_PATH", "CHECKPOINT_PATH", "RESULT_PATH", "MODEL_PATH", "ERROR_PATH",
              "LIGHT_MODE", "AUGMENT_MODE", "L2_MODE", "DROPOUT_MODE", "OPTIMIZER", "SCHEDULE_MODE",
              "EARLY_STOP_MODE", "EPOCHS_COUNT", "BATCH_SIZE")

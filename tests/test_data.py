@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import REPO
 
 from resnet_tui.config import config_from_values, default_values, set_dotted
 from resnet_tui.data import cifar10, npz, torchvision_source
 from resnet_tui.data.dataset import CIFAR10_CLASSES, Dataset, DatasetError, channel_stats
 from resnet_tui.data.load import dispatch_load_dataset
 from resnet_tui.data.pipeline import make_eval_dataset, make_train_dataset
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def make_config(**values):
@@ -106,7 +105,7 @@ def write_cifar_folder(root: Path, per_batch=4, test_count=3) -> dict:
 # --------------------------------------------------------------------------- dispatch
 
 def test_unknown_model_lists_known_ones():
-    with pytest.raises(DatasetError, match="known models: m8"):
+    with pytest.raises(DatasetError, match="known models: m1 .*, m8 "):
         dispatch_load_dataset(3, make_config(DATASET__source="synthetic"))
 
 
@@ -444,6 +443,7 @@ def test_torchvision_missing_says_how_to_install(tmp_path, monkeypatch):
         dispatch_load_dataset(8, make_config(DATASET__source="torchvision", DATA_PATH=str(tmp_path)))
 
 
+@pytest.mark.slow
 def test_torchvision_loads_the_same_files(tmp_path, monkeypatch):
     """torchvision runs in a child process (torch imported after TensorFlow segfaults)."""
     if importlib.util.find_spec("torchvision") is None:  # not importorskip: torch must stay out of this process

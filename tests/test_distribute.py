@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import tiny_values
+from support import REPO
 
 from resnet_tui.config import FIELDS, Config, ConfigError, config_from_values, load_config
 
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
+TESTS = REPO / "tests"
 
 # One SGD step of m8 (L2 on, momentum 0.9, lr 0.1) on the same global batch of 32,
 # from the same initial weights: 2 replicas with synchronized batch norm vs one
@@ -266,6 +266,7 @@ def _child_replica_slices() -> dict:
     return slices
 
 
+@pytest.mark.slow
 def test_no_replica_ever_gets_an_empty_batch(two_cpu_results):
     """The test of the cause, whatever this CPU does with an empty batch (oneDNN on
     AVX-512 fails on one; AVX2 runs it): every slice holds images, and each first
@@ -286,6 +287,7 @@ def two_cpu_results(tmp_path_factory):
     return _in_two_cpu_child("_child_all", str(tmp_path_factory.mktemp("two-cpus")), timeout=420)
 
 
+@pytest.mark.slow
 def test_one_step_on_two_replicas_matches_one_device(two_cpu_results):
     out = two_cpu_results["one_step"]
     assert out["replicas"] == 2 and out["devices"] == ["/device:CPU:0", "/device:CPU:1"]
@@ -311,7 +313,7 @@ def _child_tiny_runs(tmp: str) -> dict:
 
     def run(folder, **changes):
         events = []
-        config = config_from_values(tiny_values(Path(tmp) / folder, **changes), "m8_tiny")
+        config = config_from_values(tiny_values(Path(tmp) / folder, **{"MODEL_NUMBER": 8, **changes}), "m8_tiny")
         result = Trainer(config, sink=events.append, capture_stderr=False).run()
         started = [e for e in events if isinstance(e, RunStarted)]
         return config, result, {
@@ -386,6 +388,7 @@ def _one_device_evaluation(config: Config, result) -> dict:
             "one_device_matrix": confusion_matrix(data.y_test, predicted).tolist()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, counts", [("mirrored", [96, 19, 17]), ("small", [97, 3, 2])])
 def test_mirrored_evaluation_equals_one_device_for_any_count(two_cpu_results, name, counts):
     """Validation and test counts 19, 17, 3 and 2 (= the replicas) on 2 replicas: the run
@@ -401,6 +404,7 @@ def test_mirrored_evaluation_equals_one_device_for_any_count(two_cpu_results, na
     assert out["run_matrix"] == out["one_device_matrix"]
 
 
+@pytest.mark.slow
 def test_a_last_batch_under_the_replica_count_sits_out(two_cpu_results):
     small, seen = two_cpu_results["runs"]["small"], two_cpu_results["runs"]["small_seen"]
     assert (seen["train_count"], seen["steps_per_epoch"]) == (97, 3)
@@ -408,6 +412,7 @@ def test_a_last_batch_under_the_replica_count_sits_out(two_cpu_results):
     assert any("each epoch trains on 96 of the 97 images" in t for t in seen["logs"] if t.startswith("warning"))
 
 
+@pytest.mark.slow
 def test_tiny_mirrored_run_on_two_cpus_keeps_a_full_record(two_cpu_results):
     out = two_cpu_results["runs"]
     result, seen = out["result"], out["seen"]

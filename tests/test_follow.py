@@ -5,24 +5,18 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from conftest import tiny_values
+from support import cli_train_process, write_config
 
 from resnet_tui.events import EpochEnd, IterationEnd, RunFinished, RunStarted
 from resnet_tui.store.follow import RunFollower
 from resnet_tui.store.runs import RunStore
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def test_follower_sees_a_headless_run_live_and_to_the_end(tmp_path):
     values = tiny_values(tmp_path, EPOCHS_COUNT=3)
-    path = tmp_path / "m8_remote.json"
-    path.write_text(json.dumps(values))
-    proc = subprocess.Popen([sys.executable, "-m", "resnet_tui.cli", "train", str(path)], cwd=REPO,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = cli_train_process(write_config(tmp_path, "m1_remote", values))
     store = RunStore.from_values(values)
     events, follower = [], None
     deadline = time.monotonic() + 240

@@ -166,5 +166,5 @@ def test_summary_text_leaves_the_environment_alone_and_is_as_wide_as_asked(model
 
 
 def test_unknown_model_lists_known_models():
-    with pytest.raises(UnknownModelError, match=r"no model m3; known models: m8 \(ResNet-20"):
+    with pytest.raises(UnknownModelError, match=r"no model m3; known models: m1 \(A tiny CNN.*\), m8 \(ResNet-20"):
         dispatch_build_model(3, config_from_values({}, "m8_x"))

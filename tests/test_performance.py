@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import tiny_values
+from support import Collect
 
 from resnet_tui.config import FIELDS, ConfigError, config_from_values
 from resnet_tui.events import EpochEnd, IterationEnd, RunFinished
@@ -15,14 +16,6 @@ from resnet_tui.training.callbacks import StreamingCallback, TrainingControl
 from resnet_tui.training.compile import compile_model
 from resnet_tui.training.steplog import StepLog
 from resnet_tui.training.trainer import Trainer
-
-
-class Collect(list):
-    def __call__(self, event):
-        self.append(event)
-
-    def of(self, cls):
-        return [e for e in self if isinstance(e, cls)]
 
 
 # -- config -----------------------------------------------------------------------

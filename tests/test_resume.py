@@ -1,11 +1,9 @@
 """Runs survive kill -9, divergence, full disks and each other."""
 
-import contextlib
 import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import tiny_values
+from support import Collect, cli_train, cli_train_process, small_disk, wait_until, write_config
 
 from resnet_tui.config import config_from_values
 from resnet_tui.events import EpochEnd, IterationEnd, RunStarted
@@ -27,37 +26,11 @@ from resnet_tui.training.compile import compile_model
 from resnet_tui.training.schedules import IterationStepDecay
 from resnet_tui.training.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-class Collect(list):
-    def __call__(self, event):
-        self.append(event)
-
-    def of(self, cls):
-        return [e for e in self if isinstance(e, cls)]
-
 
 def start_cli_run(tmp_path: Path, stdout=subprocess.DEVNULL, **changes) -> tuple[subprocess.Popen, RunStore, Path]:
     values = tiny_values(tmp_path, **changes)
-    path = tmp_path / "m8_killme.json"
-    path.write_text(json.dumps(values))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen([sys.executable, "-m", "resnet_tui.cli", "train", str(path)], cwd=REPO, env=env,
-                            stdout=stdout, stderr=subprocess.DEVNULL, text=True)
-    return proc, RunStore.from_values(values), path
-
-
-def wait_for(predicate, timeout=180.0, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the training process ended early with code {proc.returncode}")
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    path = write_config(tmp_path, "m1_killme", values)
+    return cli_train_process(path, stdout=stdout), RunStore.from_values(values), path
 
 
 def saved_state(store: RunStore):
@@ -71,19 +44,20 @@ def saved_state(store: RunStore):
 
 def optimizer_values_in(config, folder: Path, state: TrainingState) -> list[np.ndarray]:
     """The optimizer state as saved, read into a fresh model independently of the trainer."""
-    model = dispatch_build_model(8, config)
+    model = dispatch_build_model(config.model_number, config)
     compile_model(model, config, IterationStepDecay(0.1, config.STEP_SCHEDULE["boundaries"], 0.1))
     model.optimizer.build(model.trainable_variables)
     model.load_weights(folder / state.weights)
     return [v.numpy() for v in model.optimizer.variables]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra_delay", [0.0, 0.7, 1.6])
 def test_kill_9_then_resume_continues_the_same_run(tmp_path, extra_delay):
     epochs = 6
     proc, store, _ = start_cli_run(tmp_path, EPOCHS_COUNT=epochs)
     try:
-        run, _state = wait_for(lambda: saved_state(store), proc=proc)
+        run, _state = wait_until(lambda: saved_state(store), proc=proc)
         # A run with a live owner is not resumable twice.
         with pytest.raises(ResumeError, match="still running"):
             Trainer.resuming(store, run.id)
@@ -319,32 +293,12 @@ def test_resume_keeps_the_plateau_cut_and_the_early_stopping_count(tiny_config):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@contextlib.contextmanager
-def small_disk(folder: Path, size_kb: int, leave_kb: int | None = None):
-    """A tmpfs of ``size_kb`` at ``folder`` (filled to ``leave_kb`` free); skips where mounting is not allowed."""
-    folder.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or mounted.returncode})")
-    try:
-        if leave_kb is not None:
-            (folder / "filler").write_bytes(b"x" * (shutil.disk_usage(folder).free - leave_kb * 1024))
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
 def train_in_a_process(tmp_path: Path, **changes) -> tuple[subprocess.CompletedProcess, RunStore]:
     values = tiny_values(tmp_path, **changes)
-    path = tmp_path / "m8_full.json"
-    path.write_text(json.dumps(values))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", "resnet_tui.cli", "train", str(path)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
-    return done, RunStore.from_values(values)
+    return cli_train(write_config(tmp_path, "m1_full", values)), RunStore.from_values(values)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key, size_kb, leave_kb", [("CHECKPOINT_PATH", 3 * 1024, None), ("LOG_PATH", 256, 12)])
 def test_a_full_disk_fails_the_run_with_the_folder_named_and_no_partial_file(tmp_path, key, size_kb, leave_kb):
     with small_disk(tmp_path / "small", size_kb, leave_kb) as disk:
@@ -361,11 +315,12 @@ def test_a_full_disk_fails_the_run_with_the_folder_named_and_no_partial_file(tmp
         assert TrainingState.read(run.paths.checkpoint) is None  # no state a resume could mistake for whole
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_a_cli_run_where_it_says(tmp_path, signum):
     proc, store, _ = start_cli_run(tmp_path, EPOCHS_COUNT=50, stdout=subprocess.PIPE)
     try:
-        wait_for(lambda: store.run_ids() and len(store.open_run(store.run_ids()[0]).read_iterations()) >= 3, proc=proc)
+        wait_until(lambda: store.run_ids() and len(store.open_run(store.run_ids()[0]).read_iterations()) >= 3, proc=proc)
         proc.send_signal(signum)
         out, _ = proc.communicate(timeout=120)
     finally:

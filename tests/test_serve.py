@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from support import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 TOKEN = "test-token-7f3a9c"
@@ -242,6 +242,7 @@ async def browse(url: str, screenshot: Path, debug_port: int) -> str:
     return "".join(received)
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_serve_shows_the_dashboard_in_a_browser(served, tmp_path):
     """The tokened URL the banner prints; the page's own WebSocket carries the token in

@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from support import Collect
 
 from resnet_tui.data.load import dispatch_load_dataset
 from resnet_tui.events import EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, SinkFanout
@@ -16,14 +17,6 @@ from resnet_tui.training.callbacks import StreamingCallback, TrainingControl
 from resnet_tui.training.evaluate import evaluate_run
 from resnet_tui.training.schedules import IterationStepDecay
 from resnet_tui.training.trainer import Trainer, plan_training
-
-
-class Collect(list):
-    def __call__(self, event):
-        self.append(event)
-
-    def of(self, cls):
-        return [e for e in self if isinstance(e, cls)]
 
 
 # -- schedule -----------------------------------------------------------------
@@ -127,7 +120,8 @@ def test_per_batch_values_are_derived_exactly_from_running_means():
 
 # -- trainer end to end ---------------------------------------------------------
 def test_tiny_run_writes_a_complete_run_record(tiny_config):
-    config = tiny_config()
+    """m8 itself, end to end in this process: its record, summary and parameter count."""
+    config = tiny_config("m8_tiny", MODEL_NUMBER=8)
     events = Collect()
     result = Trainer(config, sink=events).run()
 
@@ -410,10 +404,12 @@ def test_a_dataset_that_fails_to_load_raises_before_the_run_exists(tiny_config, 
     assert RunStore.from_values(config.values).run_ids() == []  # no failed run for a typo
 
 
-def test_dropout_warning_reaches_the_sink(tiny_config):
+def test_a_configs_warnings_reach_the_sink(tiny_config):
+    """A config's warnings (here: SYNC_BATCH_NORM without mirroring; m8's ignored dropout is
+    another, tested in test_config) are the run's first log lines."""
     events = Collect()
-    Trainer(tiny_config(**{"DROPOUT_MODE.enabled": True, "MAX_ITERATIONS": 1}), sink=events).run()
-    assert any(e.level == "warning" and "no dropout" in e.text for e in events.of(LogMessage))
+    Trainer(tiny_config(**{"SYNC_BATCH_NORM": True, "MAX_ITERATIONS": 1}), sink=events).run()
+    assert any(e.level == "warning" and "SYNC_BATCH_NORM has an effect only" in e.text for e in events.of(LogMessage))
 
 
 @pytest.mark.slow
@@ -425,7 +421,8 @@ def test_real_cifar10_sample_beats_chance_clearly(tiny_config, sample_npz_path):
     and off) on an AVX2 EPYC was 0.3035-0.4370 (SEED 42: 0.3555 / 0.3410); the
     lowest seen anywhere is 0.297 (SEED 42 on an AVX-512 EPYC). 0.20 is a third
     under that and still twice chance."""
-    config = tiny_config(**{"DATASET.source": "npz", "DATA_PATH": str(sample_npz_path), "BATCH_SIZE": 128,
+    config = tiny_config("m8_sample", **{"MODEL_NUMBER": 8, "DATASET.source": "npz", "DATA_PATH": str(sample_npz_path),
+                                         "BATCH_SIZE": 128,
                             "EPOCHS_COUNT": 2, "STEP_SCHEDULE.boundaries": [32000, 48000]})
     result = Trainer(config).run()
     assert result.status == "completed", result.error

@@ -6,16 +6,7 @@ import json
 
 import pytest
 from textual.widgets import Button, Input, TextArea
-from tui_support import (  # noqa: F401
-    MessageLog,
-    make_app,
-    select_config,
-    text_of,
-    tui_env,
-    tui_fake_runs,
-    wait_for,
-    write_fake_run,
-)
+from tui_support import MessageLog, make_app, select_config, text_of, wait_for, write_fake_run
 
 from resnet_tui.tui.screens.dialogs import HelpScreen, SaveAsScreen
 from resnet_tui.tui.widgets.config_form import ConfigForm
@@ -381,16 +372,16 @@ async def test_a_start_while_watching_starts_the_config_its_request_names(tui_fa
             await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), 10, "the question gone")
             assert app.session is watched
 
-            # A request for m8_tiny, the Configs cursor still on m8_base: m8_tiny is asked about and started.
-            wanted = config_from_values(tui_fake_runs.values, "m8_tiny")
+            # A request for tiny, the Configs cursor still on m8_base: tiny is asked about and started.
+            wanted = config_from_values(tui_fake_runs.values, "tiny")
             app.screen.post_message(StartRequested(wanted))
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10, "the question")
-            assert "Start m8_tiny here as well?" in question()
+            assert "Start tiny here as well?" in question()
             await pilot.press("y")
             await wait_for(pilot, lambda: app.session is not watched and isinstance(app.screen, TrainScreen),
                            10, "the start")
             assert app.session.config is wanted and not app.session.following
-            assert app.screen.sub_title == "m8_tiny"  # what the Training screen shows
+            assert app.screen.sub_title == "tiny"  # what the Training screen shows
             assert ("information", "Stopped watching m8_demo; it goes on training elsewhere.") in log.notifications
     finally:
         run.release_lock()
@@ -417,14 +408,14 @@ def test_the_session_controller_decides_in_plain_python(tui_env):
     assert refusal.value.severity == "error"
     with pytest.raises(Refused, match="^No run is training.$"):
         controller.pause()
-    config = config_from_values(tui_env.values, "m8_tiny")
+    config = config_from_values(tui_env.values, "tiny")
     assert controller.check_start(config) is None and controller.quit_question() is None
     session = controller.start(config)  # no thread: the app runs session.run in a worker
     assert replaced == [session] and controller.training_here and controller.session.store is tui_env.store
-    with pytest.raises(Refused, match="A run of m8_tiny is starting: stop it \\(F7\\) before starting another."):
+    with pytest.raises(Refused, match="A run of tiny is starting: stop it \\(F7\\) before starting another."):
         controller.check_start(config)
     with pytest.raises(Refused, match="before resuming another"):
-        controller.resume(tui_env.store, "20250101-120000-m8_tiny")
+        controller.resume(tui_env.store, "20250101-120000-tiny")
     assert "Stop it (it is recorded as stopped) and quit?" in controller.quit_question().text
     controller.pause()
     assert session.state == "paused"
@@ -434,7 +425,7 @@ def test_the_session_controller_decides_in_plain_python(tui_env):
 
     read_only = SessionController(tui_env.store, read_only=True)
     with pytest.raises(Refused, match="^Read-only dashboard: it does not resume runs"):
-        read_only.resume(tui_env.store, "20250101-120000-m8_tiny")
+        read_only.resume(tui_env.store, "20250101-120000-tiny")
 
 
 async def test_a_file_with_an_unknown_key_blocks_start_until_fixed_in_the_json_tab(tui_env):
@@ -493,10 +484,10 @@ async def test_a_run_started_with_artifact_records_where_its_files_are(tui_env, 
 
     elsewhere = RunStore.under(tmp_path / "elsewhere")
     values = dict(tui_env.values, LOG_PATH="artifact/log", CHECKPOINT_PATH="artifact/checkpoint")
-    (tui_env.configs / "m8_tiny.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
+    (tui_env.configs / "tiny.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
     app = ResnetTuiApp(tui_env.configs, store=elsewhere)
     async with app.run_test(size=SIZE) as pilot:
-        await select_config(pilot, "m8_tiny")
+        await select_config(pilot, "tiny")
         await pilot.press("f5")
         await wait_for(pilot, lambda: elsewhere.run_ids() and elsewhere.open_run(elsewhere.run_ids()[0]).read_config(),
                        90, "the run's config.json")

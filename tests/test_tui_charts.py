@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tui_support import MessageLog, make_app, screen_text, tui_env, wait_for  # noqa: F401
+from tui_support import MessageLog, make_app, screen_text, wait_for
 
 from resnet_tui.config import config_from_values
 from resnet_tui.events import EpochEnd, IterationEnd, LogMessage, RunStarted
@@ -116,14 +116,14 @@ async def test_64k_iterations_through_the_ui_path_stay_bounded(tui_env):
     steps, total = 500, 64_000
     log = MessageLog()
     async with app.run_test(size=(160, 50), message_hook=log) as pilot:
-        session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
+        session = TrainingSession(config_from_values(tui_env.values, "tiny"), tui_env.store)
         session.state = "running"
         app.session = session  # as action_start does, without a training thread
         await pilot.press("f3")
         screen = app.screen
         charts = list(screen.query(MetricChart))
         sink = session.buffer  # what the trainer calls, from its thread
-        sink(RunStarted("run", "m8_tiny", {}, "summary", 274_042, steps, total, total // steps, 128,
+        sink(RunStarted("run", "tiny", {}, "summary", 274_042, steps, total, total // steps, 128,
                         45_000, 5_000, 10_000, time=0.0))
         drains = 0
         per_tick = 4000  # 16 timer ticks: what a fast GPU run would pile up between redraws, and then some
@@ -185,10 +185,10 @@ async def test_live_charts_pace_themselves_by_their_cost(tui_env):
         screen = app.screen
         now = [1000.0]
         screen.chart_pace.clock = lambda: now[0]
-        session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
+        session = TrainingSession(config_from_values(tui_env.values, "tiny"), tui_env.store)
         session.state = "running"
         app.session = session  # as the app's start does, without a training thread
-        session.buffer(RunStarted("run", "m8_tiny", {}, "summary", 274_042, 10, 100, 10, 128, 1280, 0, 0, time=0.0))
+        session.buffer(RunStarted("run", "tiny", {}, "summary", 274_042, 10, 100, 10, 128, 1280, 0, 0, time=0.0))
         charts = [chart for chart in screen.query(MetricChart) if chart.display]
 
         def feed(first: int) -> None:
@@ -311,7 +311,7 @@ async def test_demo_outlier_is_clipped_marked_and_toggled_with_o(tui_env):
     o shows the whole range; ticks are integers, %, powers of ten; one x range on every chart."""
     app = make_app(tui_env)
     async with app.run_test(size=(160, 50)) as pilot:
-        session = TrainingSession(config_from_values(tui_env.values, "m8_tiny"), tui_env.store)
+        session = TrainingSession(config_from_values(tui_env.values, "tiny"), tui_env.store)
         session.history = demo_history()
         app.session = session
         await pilot.press("f3")

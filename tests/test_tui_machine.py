@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from test_monitor import GB, gpu, sample
-from tui_support import make_app, open_runs, select_config, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
+from tui_support import make_app, open_runs, select_config, text_of, wait_for
 
 from resnet_tui.machine.sampler import epoch_record
 from resnet_tui.tui.screens.train_screen import TrainScreen
@@ -37,7 +37,7 @@ async def test_a_run_shows_its_machine_live_and_its_means_in_runs(tui_env):
     """A real tiny run: the Training screen's line while it trains and after; Runs' Result tab after."""
     app = make_app(tui_env)
     async with app.run_test(size=(80, 30)) as pilot:
-        await select_config(pilot, "m8_tiny")
+        await select_config(pilot, "tiny")
         await pilot.press("f5")
         await pilot.pause()
         screen = app.screen

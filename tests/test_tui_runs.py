@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from tui_support import make_app, open_runs, text_of, tui_env, tui_fake_runs, wait_for  # noqa: F401
+from tui_support import make_app, open_runs, text_of, wait_for
 
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 from resnet_tui.tui.widgets.runs_table import RunsTable
@@ -238,7 +238,7 @@ async def test_resume_a_stopped_run_from_the_runs_browser(tui_env):
     from resnet_tui.events import IterationEnd
     from resnet_tui.training.trainer import Trainer
 
-    config = config_from_values(dict(tui_env.values, EPOCHS_COUNT=3), "m8_tiny")
+    config = config_from_values(dict(tui_env.values, EPOCHS_COUNT=3), "tiny")
     trainer = Trainer(config, store=tui_env.store,  # stopped at the first step of epoch 2
                       sink=lambda e: isinstance(e, IterationEnd) and e.epoch == 2 and trainer.stop())
     stopped = trainer.run()

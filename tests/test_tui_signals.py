@@ -27,7 +27,7 @@ from resnet_tui.tui.app import ResnetTuiApp
 app = ResnetTuiApp(Path({configs!r}), store=RunStore.under({artifact!r}))
 
 async def start(pilot):
-    await select_config(pilot, "m8_tiny")
+    await select_config(pilot, "tiny")
     await pilot.press("f5")
 
 app.run(headless=True, size=(120, 40), auto_pilot=start)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import Footer
-from tui_support import make_app, open_runs, toast_texts, tui_env, tui_fake_runs, wait_for  # noqa: F401
+from tui_support import make_app, open_runs, toast_texts, wait_for
 
 from resnet_tui.tui.widgets.metric_chart import MetricChart
 

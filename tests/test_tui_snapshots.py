@@ -9,7 +9,7 @@ import time
 
 import pytest
 from textual.widgets import TabbedContent
-from tui_support import make_app, open_runs, select_config, tui_env, tui_fake_runs, wait_for  # noqa: F401
+from tui_support import make_app, open_runs, select_config, wait_for
 
 from resnet_tui.tui.widgets.config_form import ConfigForm
 
@@ -133,7 +133,7 @@ def demo_events():
     from resnet_tui.events import EpochEnd, GpuSample, IterationEnd, LogMessage, MachineSample, RunStarted
 
     steps, epochs, done = 15, 6, 60
-    yield RunStarted("20250101-120000-m8_demo", "m8_tiny", {}, "Model: \"resnet20\"\n(summary)", 274_042, steps,
+    yield RunStarted("20250101-120000-m8_demo", "tiny", {}, "Model: \"resnet20\"\n(summary)", 274_042, steps,
                      steps * epochs, epochs, 128, 2000, 500, 500, time=1735732800.0)
     for i in range(1, done + 1):
         wiggle = 0.04 * (((i * 7919) % 13) / 13 - 0.5)
@@ -156,7 +156,7 @@ async def training_mid_run(pilot, env) -> None:
 
     await settled(pilot)
     app = pilot.app
-    session = TrainingSession(config_from_values(env.values, "m8_tiny"), env.store)
+    session = TrainingSession(config_from_values(env.values, "tiny"), env.store)
     session.state = "running"
     app.session = session  # as action_start does, without a training thread
     for event in demo_events():

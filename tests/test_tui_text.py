@@ -7,16 +7,7 @@ import re
 from types import SimpleNamespace
 
 from textual.widgets import TextArea
-from tui_support import (
-    make_app,
-    screen_text,
-    select_config,
-    tiny_values,
-    toast_texts,
-    wait_for,
-    write_configs,
-    write_fake_run,
-)
+from tui_support import make_app, screen_text, select_config, tiny_values, toast_texts, wait_for, write_configs, write_fake_run
 
 from resnet_tui.store.runs import RunStore
 from resnet_tui.tui.widgets.runs_table import RunsTable

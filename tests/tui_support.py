@@ -1,7 +1,6 @@
 """Helpers and fixtures for the dashboard tests (tests/test_tui*.py).
 
-Kept out of conftest.py so the dashboard's test scaffolding stays in one place;
-the test modules import the fixtures they use from here.
+The fixtures that use them (tui_env, tui_fake_runs, tui_finished_run) are in conftest.py.
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from conftest import tiny_values as conftest_tiny_values
+from support import REPO
 
 from resnet_tui.config import config_from_values
 from resnet_tui.events import EpochEnd, IterationEnd
@@ -21,8 +20,6 @@ from resnet_tui.store.atomic import write_json_atomic
 from resnet_tui.store.layout import CSV_FILES
 from resnet_tui.store.records import columns, to_row
 from resnet_tui.store.runs import RunStore
-
-REPO = Path(__file__).resolve().parents[1]
 
 # The dashboard's tiny run, a few seconds on CPU: conftest's tiny config with
 # 6 steps of 32 per epoch (192 training images after 64 for validation).
@@ -33,7 +30,7 @@ def tiny_values(root: Path, **changes) -> dict:
     return conftest_tiny_values(root, **{**DASHBOARD_RUN, **changes})
 
 
-def write_configs(folder: Path, values: dict, name: str = "m8_tiny") -> Path:
+def write_configs(folder: Path, values: dict, name: str = "tiny") -> Path:
     """The repository's configs plus ``<name>.json`` holding ``values``."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in sorted((REPO / "configs").glob("*.json")):
@@ -66,9 +63,8 @@ async def select_config(pilot, name: str) -> None:
     await pilot.pause()
 
 
-@pytest.fixture
-def tui_env(tmp_path):
-    """A configs folder (the repo's + m8_tiny) and a store, both under tmp_path."""
+def dashboard_env(tmp_path: Path) -> SimpleNamespace:
+    """A configs folder (the repo's + tiny) and a store, both under tmp_path (fixture ``tui_env``)."""
     values = tiny_values(tmp_path)
     configs = write_configs(tmp_path / "configs", values)
     return SimpleNamespace(root=tmp_path, configs=configs, values=values, store=RunStore.from_values(values))
@@ -80,14 +76,12 @@ def make_app(env):
     return ResnetTuiApp(env.configs, store=env.store)
 
 
-@pytest.fixture(scope="session")
-def tui_finished_run(tmp_path_factory):
-    """One real tiny training run, made once per test session by the Trainer itself."""
+def finished_run_env(root: Path) -> SimpleNamespace:
+    """One real tiny training run under ``root``, made by the Trainer itself (fixture ``tui_finished_run``)."""
     from resnet_tui.training.trainer import Trainer
 
-    root = tmp_path_factory.mktemp("finished")
     values = tiny_values(root)
-    config = config_from_values(values, "m8_tiny")
+    config = config_from_values(values, "tiny")
     store = RunStore.from_values(values)
     result = Trainer(config, store=store).run()
     assert result.status == "completed", result.error
@@ -171,9 +165,9 @@ def fake_confusion(skill: int) -> dict:
     return record
 
 
-@pytest.fixture
-def tui_fake_runs(tmp_path):
-    """Four runs written by hand: completed, failed, interrupted (half-written) and a second completed."""
+def fake_runs_env(tmp_path: Path) -> SimpleNamespace:
+    """Four runs written by hand: completed, failed, interrupted (half-written) and a second completed
+    (fixture ``tui_fake_runs``)."""
     values = tiny_values(tmp_path)
     store = RunStore.from_values(values)
     configs = write_configs(tmp_path / "configs", values)

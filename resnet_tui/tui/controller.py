@@ -130,9 +130,11 @@ class SessionController:
     def start(self, config: Config) -> TrainingSession:
         """The session that trains ``config`` here, once :meth:`check_start` said yes (and the user,
         if asked). The app runs its ``run`` in a worker thread."""
-        if self.store_given:  # --artifact DIR: the run's folders, and what its config.json says, are there
-            config = config.with_values(self.store.path_values())
-        store = RunStore.from_values(config.values)
+        store = self.store if self.store_given else RunStore.from_values(config.values)
+        paths = store.path_values()
+        if any(config.get(key) != folder for key, folder in paths.items()):
+            # --artifact DIR: the run's folders are there, and its config.json must say so
+            config = config.with_values(paths)
         session = TrainingSession(config, store)
         self.session = session
         return session
