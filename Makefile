@@ -34,7 +34,7 @@ run: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --maxprocesses=4
 
 # The slow lane: subprocess kills, m8 end to end, the real CIFAR-10 sample, Chromium, mirrored training.
 test-slow: install-test
