@@ -213,3 +213,33 @@ def test_the_state_checkpoint_saves_the_counters_iteration_unless_told_to_skip(t
     assert (state["best_val_accuracy"], state["best_epoch"]) == (0.5, 4)
     assert (tmp_path / state["weights"]).is_file() and checkpoint.saved.iteration == 12
 
+
+
+# -- BestWeights ---------------------------------------------------------------------
+def test_best_weights_are_replaced_whole_and_only_by_a_better_epoch(tmp_path):
+    """Keras' ModelCheckpoint rewrote best.weights.h5 in place: a kill during the write left a torn
+    file and no best at all (issue 22, item 18). A save that dies half-way leaves the previous best."""
+    from resnet_tui.training.checkpoint import BestWeights
+
+    path = tmp_path / "best.weights.h5"
+    best = attached(BestWeights(path, best=0.40))
+    best.on_epoch_end(0, {"val_accuracy": 0.30})  # under the resumed run's best: nothing written
+    assert not path.exists()
+    best.on_epoch_end(1, {"val_accuracy": 0.50})
+    saved = path.read_bytes()
+    best.on_epoch_end(2, {"val_accuracy": NAN})
+    best.on_epoch_end(3, {"val_accuracy": 0.50})  # not better
+    assert path.read_bytes() == saved and best.best == 0.50
+
+    real_save = best.model.save_weights
+
+    def dies_half_way(filepath, **kwargs):
+        real_save(filepath, **kwargs)
+        with open(filepath, "r+b") as fh:
+            fh.truncate(96)  # what a kill mid-write leaves
+        raise KeyboardInterrupt  # the process goes down here
+
+    best.model.save_weights = dies_half_way
+    with pytest.raises(KeyboardInterrupt):
+        best.on_epoch_end(4, {"val_accuracy": 0.90})
+    assert path.read_bytes() == saved and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -4,6 +4,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from conftest import tiny_values
 from support import Collect, cli_train, cli_train_process, small_disk, wait_until, write_config
 
 from resnet_tui.config import config_from_values
-from resnet_tui.events import EpochEnd, IterationEnd, RunStarted
+from resnet_tui.events import EpochEnd, IterationEnd, RunFinished, RunStarted
 from resnet_tui.models.resnet import dispatch_build_model
 from resnet_tui.store.runs import ResumeError, RunBusyError, RunStore, StorageError
 from resnet_tui.training.checkpoint import TrainingState
@@ -334,3 +335,22 @@ def test_a_signal_stops_a_cli_run_where_it_says(tmp_path, signum):
     assert info.test_accuracy is None and info.result["stop_reason"].startswith(
         f"stopped by user at iteration {info.iterations}")
     assert re.search(rf"resume\s+resnet-tui resume {info.run_id}", out)  # the result says how to go on
+
+
+def test_a_result_folder_that_fills_during_the_run_fails_it_naming_the_folder(tiny_config, tmp_path):
+    """RESULT_PATH full at the end (issue 22, item 13): the run said completed while result.json was
+    never written and a 0-byte temporary file stayed. It fails, naming the folder; nothing is half-written."""
+    with small_disk(tmp_path / "results", 512) as disk:
+        config = tiny_config(EPOCHS_COUNT=2, RESULT_PATH=str(disk / "result"))
+
+        def fill(model):
+            (disk / "filler").write_bytes(b"x" * shutil.disk_usage(disk).free)
+
+        events = Collect()
+        result = Trainer(config, sink=events, extra_callbacks=[FaultAfter(3, fill)]).run()
+        run = RunStore.from_values(config.values).open_run(result.run_id)
+        assert result.status == "failed"
+        assert result.error == f"cannot write to {run.paths.result} (RESULT_PATH): No space left on device"
+        assert events.of(RunFinished)[-1].status == "failed"
+        assert "No space left on device" in run.read_error()
+        assert [p.name for p in disk.rglob("*") if p.is_file()] == ["filler"]  # no partial result

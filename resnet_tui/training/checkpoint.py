@@ -113,6 +113,24 @@ class StateCheckpoint(keras.callbacks.Callback):
         return saved
 
 
+class BestWeights(keras.callbacks.Callback):
+    """The weights of the epoch with the best validation accuracy so far (``best.weights.h5``),
+    written whole: Keras' ModelCheckpoint rewrites the file in place, so a kill during that write
+    left a torn file and the previous best was gone. ``best``: a resumed run's best so far."""
+
+    def __init__(self, path: Path, best: float | None = None):
+        super().__init__()
+        self.path = path
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get("val_accuracy")
+        if value is None or not math.isfinite(value) or (self.best is not None and value <= self.best):
+            return
+        self.best = float(value)
+        write_atomic(self.path, self.model.save_weights)
+
+
 class EnoughSpace(keras.callbacks.Callback):
     """Placed before the epoch-end saves: fails the run with a clear message, and no
     partial file, while ``folder`` still has room for ``files`` weight files."""

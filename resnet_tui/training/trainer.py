@@ -14,7 +14,7 @@ import platform
 import time
 import traceback
 from collections.abc import Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from resnet_tui.config import Config
@@ -23,7 +23,7 @@ from resnet_tui.machine.info import cpu_line
 from resnet_tui.machine.sampler import INTERVAL, MachineMonitor
 from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.store.json_files import FinishedStatus, RunResult
-from resnet_tui.store.runs import ResumeError, Run, RunStore
+from resnet_tui.store.runs import ResumeError, Run, RunStore, StorageError
 
 if TYPE_CHECKING:  # these import keras and TensorFlow: the trainer imports them when it runs
     import keras
@@ -316,9 +316,18 @@ class Trainer:
         if outcome.status == RunStatus.FAILED and not run.paths.error_log.exists():
             _try(run.write_error, f"{outcome.error}\n")
         leave_out = progress.unreached() | (set() if start.resumed_at else {"resumed_at"})
-        _try(run.write_result, result_record(result, leave_out))
         try:
-            self.sink(RunFinished(run.id, outcome.status, result.stop_reason, iterations, epochs, duration,
+            run.write_result(result_record(result, leave_out))
+        except OSError as exc:  # without result.json the run's figures are lost: it failed, and says where
+            error = str(StorageError.writing(run.paths.result, "RESULT_PATH", exc))
+            result = replace(result, status=RunStatus.FAILED, error=error,
+                                         stop_reason=f"{StopReason.ERROR}: the result could not be saved")
+            _try(run.write_error, f"{error}\n")
+            _try(run.log, f"[error] {error}")
+            with contextlib.suppress(OSError):
+                self.sink(LogMessage("error", error))
+        try:
+            self.sink(RunFinished(run.id, result.status, result.stop_reason, iterations, epochs, duration,
                                   result.test_loss, result.test_accuracy, result.best_val_accuracy, result.error))
         except OSError:  # the disk may be full; the result above is what could be saved
             pass
@@ -440,7 +449,7 @@ class Trainer:
         import keras
 
         from resnet_tui.training.callbacks import stop_rules
-        from resnet_tui.training.checkpoint import EnoughSpace, StateCheckpoint
+        from resnet_tui.training.checkpoint import BestWeights, EnoughSpace, StateCheckpoint
 
         config, state, counter = self.config, self.resume_state, streaming.counter
         non_finite, iteration_cap, user_control = stop_rules(self.control, counter, config.MAX_ITERATIONS,
@@ -451,12 +460,8 @@ class Trainer:
         best = state.best_val_accuracy if state else None
         # Room for a best-weights file and the next state's, next to the state kept until then.
         callbacks.append(EnoughSpace(run.paths.checkpoint, "CHECKPOINT_PATH", files=2 if validates else 1))
-        if validates:
-            run.paths.checkpoint.mkdir(parents=True, exist_ok=True)
-            # initial_value_threshold: a resumed run must not forget its best so far.
-            callbacks.append(keras.callbacks.ModelCheckpoint(
-                str(run.paths.best_weights), monitor="val_accuracy", mode="max",
-                save_best_only=True, save_weights_only=True, initial_value_threshold=best))
+        if validates:  # from the best so far: a resumed run must not forget it
+            callbacks.append(BestWeights(run.paths.best_weights, best))
         early_stopping = None
         if config.EARLY_STOP_MODE["enabled"]:
             es = config.EARLY_STOP_MODE
