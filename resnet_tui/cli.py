@@ -31,7 +31,14 @@ from resnet_tui.events import RunStatus
 from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.report import format as fmt
 from resnet_tui.report.console import CliConsole
-from resnet_tui.report.tables import confusion_report, machine_rows, result_table, runs_listing, stopping_message
+from resnet_tui.report.tables import (
+    confusion_report,
+    machine_rows,
+    result_table,
+    resume_command,
+    runs_listing,
+    stopping_message,
+)
 from resnet_tui.store.json_files import RunFileError, RunResult
 from resnet_tui.store.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 
@@ -183,12 +190,15 @@ def train_with_progress(make_trainer) -> int:
     progress = make_progress()
     trainer = make_trainer(ProgressSink(progress))
 
+    signalled: list[int] = []
+
     def on_interrupt(signum, frame):
         # First Ctrl-C (or SIGTERM, SIGHUP from a dropped SSH session): finish the
-        # current step, save, record the run as stopped. A second one aborts.
+        # current step, save, record the run as stopped, by which signal. A second one aborts.
         if trainer.control.stop_requested:
             raise KeyboardInterrupt
-        message = stopping_message(trainer.stop())
+        signalled.append(signum)
+        message = stopping_message(trainer.stop(None if signum == signal.SIGINT else signal.Signals(signum).name))
         progress.console.print(Text(f"{message} (Ctrl-C again to abort)", style="yellow"))
 
     handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
@@ -200,7 +210,10 @@ def train_with_progress(make_trainer) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print_result(result, trainer.run_record)
-    return 1 if result.status == RunStatus.FAILED else 0
+    if result.status == RunStatus.FAILED:
+        return 1
+    # Stopped by a signal: a shell (or a service manager) expects 128 + its number (130, 143, 129).
+    return 128 + signalled[0] if signalled and result.status == RunStatus.STOPPED else 0
 
 
 def store_from_args(args) -> RunStore:
@@ -248,7 +261,7 @@ def cmd_show(args) -> int:
                           fmt.number(e.val_loss), fmt.percent(e.val_accuracy), fmt.lr(e.lr), f"{e.duration:.1f}")
         console.print(table)
     if info.result:
-        console.print(result_table(info, machine=machine_rows(run)))
+        console.print(result_table(info, machine=machine_rows(run), store=run.store))
         if info.result.get("confusion"):
             console.print(confusion_report(info.result))
         elif run.paths.final_model.is_file():
@@ -354,12 +367,12 @@ def cmd_watch(args) -> int:
         except KeyboardInterrupt:
             return 130
     if not finished.status.finished:  # interrupted, or corrupt: no result to show
-        hint = f" (resume it with `resnet-tui resume {run.id}`)" if finished.status == RunStatus.INTERRUPTED else ""
+        hint = f" (resume it with `{resume_command(run.id, run.store)}`)" if finished.status == RunStatus.INTERRUPTED else ""
         console.print(Text(f"run {run.id} is {finished.status}: {finished.stop_reason}{hint}", style="yellow"))
         return 1
     info = run.info()
     if info.result:
-        console.print(result_table(info, machine=machine_rows(run)))
+        console.print(result_table(info, machine=machine_rows(run), store=run.store))
     return 0 if finished.status != RunStatus.FAILED else 1
 
 

@@ -404,3 +404,22 @@ def test_on_a_terminal_tables_fit_and_messages_are_left_to_the_terminal_to_fold(
     table.add_row("LOG_PATH", path)
     console.print(table)
     assert max(len(line) for line in screen.getvalue().splitlines()) <= 40
+
+
+def test_the_resume_hint_works_as_pasted_when_the_run_lives_elsewhere(tmp_path, capsys):
+    """A run under --artifact DIR: the hint named `resnet-tui resume ID` alone, which, pasted,
+    looked under artifact/log and failed (issue 22, item 8)."""
+    import shlex
+
+    from tui_support import write_fake_run
+
+    elsewhere = tmp_path / "elsewhere folder"
+    store = RunStore.under(elsewhere)
+    write_fake_run(store, "20250101-120000-m8_demo", tiny_values(tmp_path), status="stopped", iterations=12)
+    code, out, _ = run_cli(capsys, "show", "20250101", "--artifact", str(elsewhere))
+    hint = re.search(r"resume (resnet-tui resume .*?) \(r on", out)
+    assert code == 0 and hint, out
+    argv = shlex.split(hint.group(1))
+    assert argv == ["resnet-tui", "resume", "20250101-120000-m8_demo", "--artifact", str(elsewhere)]
+    code, out, _ = run_cli(capsys, "show", *argv[2:])  # the same arguments find the same run
+    assert code == 0 and "20250101-120000-m8_demo" in out

@@ -330,10 +330,12 @@ def test_a_signal_stops_a_cli_run_where_it_says(tmp_path, signum):
                      out)
     assert said, out[-2000:]
     info = store.open_run(store.run_ids()[0]).info()
-    assert proc.returncode == 0 and info.status == "stopped"
+    # 128 + the signal, as shells expect (issue 22, item 10: it was 0), and the reason names it
+    assert proc.returncode == 128 + signum and info.status == "stopped"
     assert info.iterations == int(said.group(1))  # it stopped where it said
+    by = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
     assert info.test_accuracy is None and info.result["stop_reason"].startswith(
-        f"stopped by user at iteration {info.iterations}")
+        f"stopped by user{by} at iteration {info.iterations}")
     assert re.search(rf"resume\s+resnet-tui resume {info.run_id}", out)  # the result says how to go on
 
 

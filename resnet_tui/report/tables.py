@@ -4,6 +4,7 @@ its result table, and its confusion matrix as a heatmap."""
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable, Sequence
 
 from rich.color import Color
@@ -12,17 +13,30 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from resnet_tui.config import default_values
 from resnet_tui.events import MachineEpoch, RunStatus
 from resnet_tui.report import format as fmt
-from resnet_tui.store.runs import Run, RunInfo
+from resnet_tui.store.runs import Run, RunInfo, RunStore
 
 STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red", "running": "cyan",
                  "interrupted": "magenta", "corrupt": "bold magenta"}
 
 
+def resume_command(run_id: str, store: RunStore | None = None) -> str:
+    """The command that resumes ``run_id`` of ``store``, as it works when pasted: with
+    ``--artifact`` when the run is under a folder other than the default one."""
+    command = f"resnet-tui resume {run_id}"
+    if store is None or store.roots == RunStore.from_values(default_values()).roots:
+        return command
+    artifact = store.roots["log"].parent
+    if store.roots == RunStore.under(artifact).roots:
+        return f"{command} --artifact {shlex.quote(str(artifact))}"
+    return command
+
+
 def result_rows(info: RunInfo, result: dict | None = None, problems: Sequence[str] = (),
                 saved: Run | None = None, show_error: bool = True,
-                machine: Sequence[MachineEpoch] = ()) -> list[tuple[str, Text | str]]:
+                machine: Sequence[MachineEpoch] = (), store: RunStore | None = None) -> list[tuple[str, Text | str]]:
     """(label, value) rows describing a run, from its listing info and its result.json (default: the info's);
     with ``saved``, where its files are; ``show_error=False`` when the caller prints the error itself;
     ``machine``, its machine.csv rows (none for a run older than it: no row)."""
@@ -50,7 +64,8 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: Sequence[st
     if machine:
         rows.append(("machine", machine_summary(machine)))
     if info.status in (RunStatus.STOPPED, RunStatus.INTERRUPTED):
-        rows.append(("resume", f"resnet-tui resume {info.run_id}  (r on the dashboard's Runs screen)"))
+        where = store or (saved.store if saved is not None else None)
+        rows.append(("resume", f"{resume_command(info.run_id, where)}  (r on the dashboard's Runs screen)"))
     if saved is not None:
         rows.append(("saved in", str(saved.paths.log)))
         final = saved.paths.final_model
@@ -124,11 +139,12 @@ def stopping_message(stop_at: int | None) -> str:
 
 
 def result_table(info: RunInfo, result: dict | None = None, problems: Sequence[str] = (),
-                 saved: Run | None = None, show_error: bool = True, machine: Sequence[MachineEpoch] = ()) -> Table:
+                 saved: Run | None = None, show_error: bool = True, machine: Sequence[MachineEpoch] = (),
+                 store: RunStore | None = None) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column()
-    for label, value in result_rows(info, result, problems, saved, show_error, machine):
+    for label, value in result_rows(info, result, problems, saved, show_error, machine, store):
         table.add_row(label, Text(value) if isinstance(value, str) else value)  # values as typed, never markup
     return table
 

@@ -48,13 +48,20 @@ class TrainingControl:
         self.stop_at: int | None = None  # the iteration a requested stop ends at
         self.next_stop: Callable[[], int] | None = None  # set by UserControl while fit runs
         self.paused_total = 0.0  # seconds spent paused, for timings that exclude pauses
+        self.cause: str | None = None  # what asked for the stop, when not a person (a signal's name)
 
-    def stop(self) -> int | None:
+    def stopped_by(self) -> str:
+        """The stop reason's words: "stopped by user", with the signal that asked, if one did."""
+        return f"{StopReason.USER} ({self.cause})" if self.cause else str(StopReason.USER)
+
+    def stop(self, cause: str | None = None) -> int | None:
         """Ask for a stop after the step under way; returns the iteration training ends at
-        (None when training has not started: it then ends before its first step)."""
+        (None when training has not started: it then ends before its first step). ``cause``
+        names what asked when it was not a person's key, e.g. "SIGTERM"."""
         with self.lock:
             if not self._stop.is_set():
                 self.stop_at = self.next_stop() if self.next_stop else None
+                self.cause = cause
                 self._stop.set()
             self._running.set()  # a paused run must wake up to stop
             return self.stop_at
@@ -289,7 +296,7 @@ class UserControl(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         with self.control.lock:
             if self.control.stop_requested:
-                self.stop_reason = f"{StopReason.USER} at iteration {self.iteration}"
+                self.stop_reason = f"{self.control.stopped_by()} at iteration {self.iteration}"
                 raise StopRequested  # before the epoch's first step: nothing of it is lost
             self._epoch_end = self.iteration + self.steps_per_epoch
             self._stepping = True
@@ -303,7 +310,7 @@ class UserControl(keras.callbacks.Callback):
         self.control.wait_while_paused()
         with self.control.lock:
             if self.control.stop_requested:
-                self.stop_reason = f"{StopReason.USER} at iteration {self.iteration}"
+                self.stop_reason = f"{self.control.stopped_by()} at iteration {self.iteration}"
                 if self.iteration < self._epoch_end:
                     self.stopped_mid_epoch = True
                     raise StopRequested
@@ -315,7 +322,7 @@ class UserControl(keras.callbacks.Callback):
         # A stop asked for during validation takes effect here, the epoch whole.
         with self.control.lock:
             if self.control.stop_requested and not self.diverged():
-                self.stop_reason = f"{StopReason.USER} at iteration {self.iteration}"
+                self.stop_reason = f"{self.control.stopped_by()} at iteration {self.iteration}"
                 self.model.stop_training = True
 
 

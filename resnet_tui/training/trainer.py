@@ -209,10 +209,10 @@ class Trainer:
         return trainer
 
     # Thread-safe controls ------------------------------------------------
-    def stop(self) -> int | None:
-        """Finish the step under way, save, and record the run as stopped; returns the
-        iteration training ends at (None before training starts: it ends before its first step)."""
-        return self.control.stop()
+    def stop(self, cause: str | None = None) -> int | None:
+        """Finish the step under way, save, and record the run as stopped (by ``cause``, e.g. a
+        signal's name); returns the iteration training ends at (None before training starts)."""
+        return self.control.stop(cause)
 
     def pause(self) -> None:
         self.control.pause()
