@@ -292,7 +292,7 @@ def test_watch_ends_when_the_writer_died_without_a_result(tmp_path, capsys):
     code, out, err = run_cli(capsys, "watch", run.id, "--artifact", str(artifact), "--interval", "0.05")
     assert code == 1, (out, err)
     assert (f"run {run.id} is interrupted: its process ended without writing a result "
-            f"(resume it with `resnet-tui resume {run.id}`)") in out
+            f"(resume it with `resnet-tui resume {run.id} --artifact {artifact}`)") in out  # works as pasted
 
 
 def test_evaluate_refuses_a_run_without_a_final_model_and_show_points_to_it(tmp_path, capsys):

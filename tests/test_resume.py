@@ -356,3 +356,49 @@ def test_a_result_folder_that_fills_during_the_run_fails_it_naming_the_folder(ti
         assert events.of(RunFinished)[-1].status == "failed"
         assert "No space left on device" in run.read_error()
         assert [p.name for p in disk.rglob("*") if p.is_file()] == ["filler"]  # no partial result
+
+
+def test_a_run_stopped_in_its_first_epoch_resumes_from_the_start(tiny_config):
+    """The stop note promised "a resume starts it again from iteration 0" and resume answered "has
+    no saved state" (issue 22, item 9): it resumes from the start under its own id, as uninterrupted."""
+    config = tiny_config(EPOCHS_COUNT=2)
+    store = RunStore.from_values(config.values)
+    straight = Trainer(config).run()
+
+    def stop_at_2(event):
+        if isinstance(event, IterationEnd) and event.iteration == 2:
+            trainer.stop()
+
+    trainer = Trainer(config, sink=stop_at_2)
+    stopped = trainer.run()
+    assert stopped.status == "stopped" and stopped.stop_reason.endswith("a resume starts it again from iteration 0")
+    run = store.open_run(stopped.run_id)
+    assert run.resume_problem() is None
+    resumed = Trainer.resuming(store, run.id).run()
+    assert resumed.status == "completed" and resumed.run_id == run.id
+    want = store.open_run(straight.run_id)
+    assert [r.iteration for r in run.read_iterations()] == list(range(1, straight.iterations + 1))
+    np.testing.assert_allclose([r.loss for r in run.read_iterations()], [r.loss for r in want.read_iterations()],
+                               rtol=1e-5)
+
+
+def test_a_resume_that_waited_while_another_finished_the_run_touches_nothing(tiny_config):
+    """Two resumes of one run, the first held up after reading its state (Ctrl-Z) while the second
+    finishes it (issue 22, item 14): the first used to cut iterations.csv back to its stale state
+    and set the result aside. It now re-checks under the lock and refuses, losing nothing."""
+    config = tiny_config(EPOCHS_COUNT=3)
+    store = RunStore.from_values(config.values)
+
+    def stop_in_epoch_2(event):
+        if isinstance(event, IterationEnd) and event.iteration == 7:
+            trainer.stop()
+
+    trainer = Trainer(config, sink=stop_in_epoch_2)
+    run = store.open_run(trainer.run().run_id)
+    waiting = Trainer.resuming(store, run.id)  # has read the state, not yet claimed the run
+    finished = Trainer.resuming(store, run.id).run()
+    assert finished.status == "completed"
+    rows, result = run.read_iterations(), run.read_result()
+    with pytest.raises(ResumeError, match="was completed by another process while this resume waited"):
+        waiting.run()
+    assert run.read_iterations() == rows and run.read_result() == result and run.info().status == "completed"

@@ -391,9 +391,9 @@ class Run:
             state = TrainingState.read(self.paths.checkpoint)
         except RunFileError as exc:
             return f"run {self.id} is corrupt: {exc}"
-        if state is None:
-            return f"run {self.id} has no saved state (it ended before its first epoch did)"
-        if not (self.paths.checkpoint / state.weights).is_file():
+        if state is None and info.status == RunStatus.FAILED:
+            return f"run {self.id} failed before its first epoch ended: nothing to resume; start its config again"
+        if state is not None and not (self.paths.checkpoint / state.weights).is_file():
             return f"run {self.id}: its saved weights file {self.paths.checkpoint / state.weights} is missing"
         if self.read_file("config") is None:
             return f"run {self.id}: its config.json is missing ({self.file_path('config')})"

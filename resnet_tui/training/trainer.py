@@ -243,6 +243,8 @@ class Trainer:
         self.run_record = run
         run.acquire_lock()
         try:
+            if resumed:  # under the lock: what this resume read may have changed while it waited
+                self._recheck_resume(run)
             start = self._begin(run, resumed, dataset)
             progress = Progress()
             outcome = self._train_recording_failures(run, start, dataset, progress)
@@ -251,15 +253,26 @@ class Trainer:
             self._stop_monitor()
             run.release_lock()
 
+    def _recheck_resume(self, run: Run) -> None:
+        """ResumeError if another process resumed or finished the run since :meth:`resuming` read
+        its state: acting on the old state would cut away what that process recorded."""
+        from resnet_tui.store.state import TrainingState
+
+        result = run.read_result()
+        if result is not None and result.get("status") == RunStatus.COMPLETED:
+            raise ResumeError(f"run {run.id} was completed by another process while this resume waited")
+        if TrainingState.read(run.paths.checkpoint) != self.resume_state:
+            raise ResumeError(f"run {run.id} was resumed by another process while this resume waited: "
+                              f"its saved state moved on; resume it again if it is not running")
+
     def _begin(self, run: Run, resumed: bool, dataset: Dataset) -> Start:
         """Claim the run's files, start recording, say what is about to happen."""
         from resnet_tui.store.recorder import RunRecorder
 
         state = self.resume_state
         run.write_meta(self.config.name, resumed=resumed)
-        if resumed:
-            assert state is not None  # Trainer.resuming() sets the run and its state together
-            run.begin_resume(state.epoch, state.iteration)
+        if resumed:  # from its saved state; with none (no epoch had ended), from the start
+            run.begin_resume(state.epoch if state else 0, state.iteration if state else 0)
         else:
             run.write_config(self.config.values)
         self.sink = SinkFanout([RunRecorder(run)], watchers=[] if self._external_sink is None else [self._external_sink])
@@ -273,9 +286,8 @@ class Trainer:
             self.sink(LogMessage("warning", warning))
         self.sink(LogMessage("info", dataset.description))
         if resumed:
-            assert state is not None
-            self.sink(LogMessage("info", f"resuming {run.id} after epoch {state.epoch}, "
-                                         f"iteration {state.iteration}"))
+            self.sink(LogMessage("info", f"resuming {run.id} after epoch {state.epoch}, iteration {state.iteration}"
+                                 if state else f"resuming {run.id} from the start: no epoch had ended"))
         return start
 
     def _train_recording_failures(self, run: Run, start: Start, dataset: Dataset, progress: Progress) -> Outcome:
