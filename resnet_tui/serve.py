@@ -20,6 +20,12 @@ rather than forking it:
 
 Every refusal happens before an app process starts. Static files (textual-serve's
 own JS, CSS and fonts) stay public.
+
+On Linux an app process dies with the server, even a server killed with
+``kill -9`` (see ``dashboard_command``). The server's log never holds the
+token, and an exception is logged as one line, never as a traceback with its
+locals (textual-serve installs Rich tracebacks with locals, which printed a
+malformed request whole, cookie and all).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import errno
 import hmac
 import logging
 import os
+import re
 import secrets
 import shlex
 import socket
@@ -36,8 +43,9 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from rich.logging import RichHandler
 from rich.markup import escape
-from textual_serve.server import Server, to_int
+from textual_serve.server import LogHighlighter, Server, to_int
 
 from resnet_tui.report.console import CliConsole
 
@@ -67,7 +75,7 @@ def serve(*, host: str, port: int, artifact: str | None = None, read_only: bool 
             f"[yellow]warning:[/] serving on {escape(host)}: anyone who can reach this port and has the "
             "token can start and stop training, and the token travels unencrypted (no TLS). Prefer an SSH "
             "tunnel to a loopback server, or --read-only.")
-    server = DashboardServer(dashboard_command(artifact, read_only), host=host, port=port, token=token,
+    server = DashboardServer(dashboard_command(artifact, read_only, os.getpid()), host=host, port=port, token=token,
                              allowed_origins=allowed_origins, max_sessions=max_sessions)
     server.serve()
 
@@ -105,14 +113,38 @@ def check_can_listen(host: str, port: int) -> None:
                 raise ServeError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
 
 
-def dashboard_command(artifact: str | None, read_only: bool) -> str:
-    """The shell command each browser tab's app process runs."""
+# Run by the app process before it becomes the dashboard: ask the kernel for SIGTERM when the
+# server dies (PR_SET_PDEATHSIG = 1), then make sure the server had not died already, then
+# exec the dashboard. The setting survives exec (it is only cleared on fork), so the app keeps it.
+# SIGTERM rather than SIGKILL: a dashboard that is training saves the run and records it as
+# stopped (SIGTERM), as it does for a service manager.
+DIE_WITH_SERVER = """\
+import ctypes, os, signal, sys
+server, argv = int(sys.argv[1]), sys.argv[2:]
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0) != 0:
+    sys.exit("resnet-tui serve: prctl(PR_SET_PDEATHSIG) failed: " + os.strerror(ctypes.get_errno()))
+if os.getppid() != server:
+    sys.exit("resnet-tui serve: the server has gone; not starting the dashboard")
+os.execv(argv[0], argv)
+"""
+
+
+def dashboard_command(artifact: str | None, read_only: bool, server_pid: int | None = None) -> str:
+    """The shell command each browser tab's app process runs.
+
+    textual-serve runs it with ``sh -c``; ``exec`` replaces that shell with the app, so no
+    shell is left behind. On Linux, with the server's pid, the app first asks to be sent
+    SIGTERM when the server dies, however it dies: a process group the server kills on its
+    way out would not cover ``kill -9``, and such an app would go on under init."""
     command = [sys.executable, "-m", "resnet_tui.cli"]
     if artifact:
         command += ["--artifact", artifact]
     if read_only:
         command.append("--read-only")
-    return shlex.join(command)
+    if server_pid is not None and sys.platform.startswith("linux"):
+        # -I: the launcher imports only the standard library, never a module from the cwd.
+        command = [sys.executable, "-I", "-c", DIE_WITH_SERVER, str(server_pid), *command]
+    return "exec " + shlex.join(command)
 
 
 def url_host(host: str) -> str:
@@ -204,9 +236,15 @@ class DashboardServer(Server):
         return f"http://{url_host(self.host)}:{self.port}/?token={quote(self.token, safe='')}"
 
     def initialize_logging(self) -> None:
-        super().initialize_logging()
-        # aiohttp's access log prints each request line, query string and all.
-        logging.getLogger("aiohttp.access").addFilter(TokenRedactor(self.token))
+        """textual-serve's Rich log, without its tracebacks: they showed each frame's locals, and
+        a malformed request's locals hold the request whole, the token cookie included. Every
+        record, aiohttp's and asyncio's too, passes through ``TokenRedactor`` on the handler:
+        the access log prints each request line, query string and all."""
+        handler = RichHandler(show_path=False, show_time=False, rich_tracebacks=False,
+                              tracebacks_show_locals=False, highlighter=LogHighlighter(), console=self.console)
+        handler.addFilter(TokenRedactor(self.token))
+        logging.basicConfig(level="DEBUG" if self.debug else "INFO", format="%(message)s", handlers=[handler],
+                            force=True)
 
     async def on_startup(self, app: web.Application) -> None:
         self.console.print(f"resnet-tui dashboard: one app process per browser tab, "
@@ -215,8 +253,16 @@ class DashboardServer(Server):
         self.console.print("[cyan]Press Ctrl+C to quit")
 
 
+# A token's value after ``token=`` or our cookie's name, even cut short (aiohttp quotes the first
+# 100 bytes of a header line too long) or wrong: whatever follows, up to a separator or quote.
+TOKEN_VALUE = re.compile(r"((?:\btoken|resnet-tui-token-\d+)=)[^\s&;,'\"\\]+")
+
+
 class TokenRedactor(logging.Filter):
-    """Replaces the token in log records with "(token)"."""
+    """Makes each log record one line without the token: the token (as given and URL-quoted)
+    and any value given as ``token=`` or in a token cookie become "(token)"; an exception
+    becomes its type, message and the place it was raised, appended to the message, and
+    the record keeps no traceback, so no handler can print one, nor its locals."""
 
     def __init__(self, token: str):
         super().__init__()
@@ -224,7 +270,24 @@ class TokenRedactor(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        for form in self.forms:
-            message = message.replace(form, "(token)")
-        record.msg, record.args = message, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message}: {one_line(record.exc_info[1])}"
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record.msg, record.args = self.scrub(message), ()
         return True
+
+    def scrub(self, text: str) -> str:
+        for form in self.forms:
+            text = text.replace(form, "(token)")
+        return TOKEN_VALUE.sub(r"\1(token)", text)
+
+
+def one_line(error: BaseException) -> str:
+    """``LineTooLong: 400, message: Got more than ... (at web_protocol.py:446)``."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    frames = error.__traceback__
+    while frames is not None and frames.tb_next is not None:
+        frames = frames.tb_next
+    if frames is not None:
+        text += f" (at {os.path.basename(frames.tb_frame.f_code.co_filename)}:{frames.tb_lineno})"
+    return text

@@ -4,6 +4,7 @@ browser, and the one-line errors for a port or host it cannot listen on."""
 
 import asyncio
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -75,7 +76,8 @@ class Served:
         return pids
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)  # the server and the apps it spawned
+        with contextlib.suppress(ProcessLookupError):  # a test may have killed them all already
+            os.killpg(self.process.pid, signal.SIGKILL)  # the server and the apps it spawned
         self.process.wait(20)
 
 
@@ -169,6 +171,83 @@ async def test_session_cap_holds_under_one_connection_too_many(served):
         await third.close()
         await second.close()
     assert server.console().count(TOKEN) == 1  # in the banner's URL only, not in the access log
+
+
+def processes_naming(text: str) -> list[str]:
+    """The live processes whose command line holds ``text``, as "pid: command line"."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes()
+        except OSError:
+            continue
+        if text.encode() in words:
+            shown = words.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{cmdline.parent.name}: {shown}")
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+async def test_app_processes_die_with_a_server_killed_with_sigkill(served, tmp_path):
+    """kill -9 gives the server no chance to stop its app processes: they had gone on under
+    init, each with the `sh` that textual-serve starts it with. Now the shell execs the app,
+    and the kernel sends the app SIGTERM when the server dies."""
+    server = served()
+    artifact = str(tmp_path / "art")  # in the server's and each app's command line, no other process's
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{server.ws}?token={TOKEN}&width=120&height=40",
+                                      headers={"Origin": server.origin})
+        received = b""
+        deadline = time.monotonic() + 60
+        while b"Configs" not in received and time.monotonic() < deadline:  # the dashboard has painted
+            with contextlib.suppress(asyncio.TimeoutError):
+                message = await ws.receive(timeout=1)
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    received += message.data
+                elif message.type != aiohttp.WSMsgType.TEXT:
+                    break
+        assert b"Configs" in received, received[-500:]
+        [app] = server.app_processes()
+        command = Path(f"/proc/{app}/cmdline").read_bytes().split(b"\0")
+        assert command[:3] == [sys.executable.encode(), b"-m", b"resnet_tui.cli"], command  # no shell
+        assert len(processes_naming(artifact)) == 2, processes_naming(artifact)  # the server and its app
+
+        server.process.kill()
+        server.process.wait(20)
+        deadline = time.monotonic() + 10
+        while processes_naming(artifact) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert processes_naming(artifact) == []
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            await ws.close()
+
+
+def test_a_malformed_request_is_logged_in_one_line_without_the_token(served):
+    """aiohttp refuses a request with a bad header; textual-serve's Rich traceback with locals
+    printed that request whole, token cookie included. Now: one line, the token "(token)"."""
+    server = served()
+    cookie = f"resnet-tui-token-{server.port}"
+    requests = (
+        f"GET / HTTP/1.1\r\nHost: x\r\nCookie: {cookie}={TOKEN}\0bad\r\n\r\n",  # a NUL in a header
+        f"GET /?token={TOKEN} HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",  # a space in a name
+        # Too long: aiohttp quotes the line's first 100 bytes, so the token's start and the rest cut off.
+        f"GET / HTTP/1.1\r\nHost: x\r\nCookie: {cookie}={TOKEN}; other={'a' * 9000}\r\n\r\n",
+    )
+    for request in requests:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+            client.sendall(request.encode())
+            assert client.recv(100).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    deadline = time.monotonic() + 10
+    while server.console().count("Error handling request") < len(requests) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    console = server.console()  # Rich may wrap a long line, at a space
+    assert console.count("Error handling request") == len(requests), console
+    assert "BadHttpMessage: 400, message: Invalid header value char:" in console
+    assert "LineTooLong: 400" in console
+    assert console.count(f"{cookie}=(token)") == 2, console  # the NUL's line, the long line's first 100 bytes
+    assert console.count(TOKEN) == 1 and console.count(TOKEN[-6:]) == 1  # the banner's URL; none cut short
+    for word in ("locals", "Traceback", "data_received", "self ="):
+        assert word not in console, console
 
 
 async def browse(url: str, screenshot: Path, debug_port: int) -> str:
