@@ -64,6 +64,7 @@ def make_config(batch: int, steps: int, artifact: Path):
     else:
         set_dotted(values, "DATASET.source", "synthetic")
         set_dotted(values, "DATASET.synthetic_train_count", batch * steps + 500)
+        set_dotted(values, "DATASET.validation_count", 500)
     values["BATCH_SIZE"] = batch
     return config_from_values(values, "m8_bench")
 

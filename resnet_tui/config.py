@@ -410,6 +410,12 @@ def _check_combinations(values: dict[str, Any]) -> list[ConfigIssue]:
                                   f"must be above ONE_CYCLE_SCHEDULE.warmup_steps ({cycle['warmup_steps']}) "
                                   f"or 0 (the run's last iteration), got {cycle['total_steps']}"))
     issues.extend(_check_weight_decay(values))
+    data = values["DATASET"]
+    if data["source"] == "synthetic" and data["validation_count"] >= data["synthetic_train_count"]:
+        issues.append(ConfigIssue("DATASET.validation_count",
+                                  f"is {data['validation_count']} but the synthetic source makes only "
+                                  f"{data['synthetic_train_count']} training images (DATASET.synthetic_train_count): "
+                                  f"lower it so some remain for training"))
     if values["DATASET"]["source"] == "npz" and not values["DATA_PATH"].endswith(".npz"):
         issues.append(ConfigIssue("DATA_PATH", f"the npz source needs a .npz file, got {json.dumps(values['DATA_PATH'])}"))
     return issues

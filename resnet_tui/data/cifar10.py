@@ -10,16 +10,11 @@ import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from resnet_tui.data.dataset import DatasetError, Progress, check_label_range
-
-if TYPE_CHECKING:  # pragma: no cover
-
-    pass
-
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"

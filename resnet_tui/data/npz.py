@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from resnet_tui.data.dataset import DatasetError, check_label_range, hold_out
-
-if TYPE_CHECKING:  # pragma: no cover
-
-    pass
-
 
 NPZ_EXPECTED = ("an .npz file (numpy.savez) with x_train (N, 32, 32, 3) uint8 and y_train (N,) labels 0..9, "
                 "optionally x_val/y_val and x_test/y_test")

@@ -7,18 +7,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from resnet_tui.data.cifar10 import ensure_cifar10
 from resnet_tui.data.dataset import DatasetError, Progress
-
-if TYPE_CHECKING:  # pragma: no cover
-
-    pass
-
-
 
 # Run in a child process: importing torchvision after TensorFlow crashes the
 # process (torch loads triton, whose LLVM clashes with TensorFlow's: a
