@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
@@ -94,8 +94,8 @@ class ProgressSink:
             if now - self._last < 0.1 or self.task is None:
                 return
             self._last = now
-            self.progress.update(self.task, completed=event.iteration, epoch=event.epoch,
-                                 loss=event.loss, acc=event.epoch_accuracy, lr=event.lr, ips=event.images_per_sec)
+            self.progress.update(self.task, completed=event.iteration,
+                                 stats=progress_stats(event, self.progress.console.width))
         elif isinstance(event, ev.RunStarted):
             if self.task is not None:  # a followed run resumed elsewhere: its progress starts over
                 self.progress.remove_task(self.task)
@@ -103,8 +103,7 @@ class ProgressSink:
                                    f"{event.train_count} train / {event.val_count} val / {event.test_count} test "
                                    f"images, {event.steps_per_epoch} iterations per epoch"))
             self.task = self.progress.add_task("train", total=event.total_iterations,
-                                               completed=event.start_iteration, epoch=0, loss=float("nan"),
-                                               acc=float("nan"), lr=float("nan"), ips=0.0)
+                                               completed=event.start_iteration, stats="")
         elif isinstance(event, ev.EpochEnd):
             self.progress.console.print(epoch_line(event, self.progress.console.width))
             if self.task is not None:
@@ -112,7 +111,7 @@ class ProgressSink:
         elif isinstance(event, ev.DatasetProgress):
             if not hasattr(self, "_download"):
                 self._download = self.progress.add_task("download", total=event.total_bytes or None,
-                                                        epoch=0, loss=0.0, acc=0.0, lr=0.0, ips=0.0)
+                                                        stats="bytes of the dataset downloaded")
             self.progress.update(self._download, completed=event.done_bytes)
         elif isinstance(event, ev.LogMessage):
             if event.level == "error":
@@ -162,17 +161,36 @@ def cmd_resume(args) -> int:
 
 
 def make_progress() -> Progress:
-    """The training progress line; under WIDE columns it drops fields rather than cut them all."""
+    """The training progress line: iterations done, ``progress_stats`` (field ``stats``) and the ETA;
+    at WIDE columns and more also the task's name, the bar and the time elapsed. Under WIDE those
+    three are dropped (the iteration count and the ETA say as much), so that the learning rate and
+    images/s fit 80 columns, every field whole."""
+    def whole() -> Column:  # never cut: the bar gives way first, then the task's name
+        return Column(no_wrap=True)
+
+    count = MofNCompleteColumn(table_column=whole())
+    stats = TextColumn("{task.fields[stats]}", markup=False, table_column=whole())
     if console.width >= fmt.WIDE:
         return Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}  "
-                       "lr {task.fields[lr]:.3g}  {task.fields[ips]:.0f} img/s"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
-    return Progress(  # about 75 columns at 64,000 iterations
-        TextColumn("[bold]{task.description}"), BarColumn(bar_width=10), MofNCompleteColumn(),
-        TextColumn("ep {task.fields[epoch]}  loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}"),
-        TextColumn("ETA"), TimeRemainingColumn(), console=console)
+            TextColumn("[bold]{task.description}"), BarColumn(), count, stats,
+            TimeElapsedColumn(table_column=whole()), TextColumn("ETA", table_column=whole()),
+            TimeRemainingColumn(table_column=whole()), console=console)
+    return Progress(  # 76 columns at 12,345/64,000 in epoch 32, lr 0.001, 1,234 img/s; 79 at worst
+        count, stats, TextColumn("ETA", table_column=whole()), TimeRemainingColumn(table_column=whole()),
+        console=console)
+
+
+def progress_stats(event, width: int) -> str:
+    """An IterationEnd on the progress line: one kind of figure, the epoch's running means (Keras'
+    own, as its progress bar shows them: a single batch's loss jumps about), labelled "mean";
+    the learning rate and images/s of that update. Shorter under WIDE columns."""
+    if width < fmt.WIDE:
+        ips = event.images_per_sec
+        rate = f"{ips:.0f}" if ips < 10_000 else f"{ips / 1000:.0f}k"
+        return (f"ep {event.epoch} mean loss {event.epoch_loss:.3f} acc {event.epoch_accuracy:.1%} "
+                f"lr {event.lr:.2g} {rate} img/s")
+    return (f"epoch {event.epoch}  mean loss {event.epoch_loss:.4f}  mean acc {event.epoch_accuracy:.2%}  "
+            f"lr {event.lr:.3g}  {event.images_per_sec:.0f} img/s")
 
 
 def epoch_line(event, width: int) -> str:
@@ -334,10 +352,14 @@ def cmd_summary(args) -> int:
     config = load_with_overrides(args.config, args.set)
     import_tensorflow_quietly()
     from resnet_tui.models.resnet import dispatch_build_model
-    from resnet_tui.models.summary import count_params, model_summary_text
+    from resnet_tui.models.summary import KERAS_LINE_LENGTH, count_params, model_summary_text
 
-    model = dispatch_build_model(config.model_number, config)
-    console.out(model_summary_text(model), highlight=False)
+    with fd2_to(os.devnull):  # TensorFlow's C++ lines as the model is built (cuInit without a GPU)
+        model = dispatch_build_model(config.model_number, config)
+    # On a terminal narrower than Keras' table, the table is drawn at its width (no line folded by
+    # the terminal); piped, at Keras' own width, whatever $COLUMNS says.
+    width = min(console.width, KERAS_LINE_LENGTH) if console.on_a_terminal() else KERAS_LINE_LENGTH
+    console.out(model_summary_text(model, line_length=width), highlight=False)
     console.print(f"parameters: {count_params(model):,}")
     return 0
 

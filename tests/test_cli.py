@@ -210,18 +210,20 @@ def test_progress_and_epoch_lines_fit_80_columns_by_dropping_fields(monkeypatch)
     import io
 
     from resnet_tui import cli
-    from resnet_tui.events import EpochEnd
+    from resnet_tui.events import EpochEnd, IterationEnd
     from resnet_tui.report.console import CliConsole
 
     for width in (80, 160):
         console = CliConsole(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
         monkeypatch.setattr(cli, "console", console)
         progress = cli.make_progress()
-        progress.add_task("train", total=64000, completed=12345, epoch=32, loss=1.2345, acc=0.5678, lr=0.1, ips=421.0)
+        stats = cli.progress_stats(IterationEnd(12345, 32, 1.0, 0.5, 0.1, 421.0, 1.2345, 0.5678, 60.0), width)
+        progress.add_task("train", total=64000, completed=12345, stats=stats)
         console.print(progress.get_renderable())
         line = console.file.getvalue().splitlines()[0].rstrip()
         assert len(line) <= width and "12345/64000" in line and "ETA" in line and "…" not in line, line
-        assert ("img/s" in line) == (width == 160)  # the narrow line drops fields, whole
+        assert "img/s" in line and "lr 0.1" in line  # README lists them: the narrow line drops the bar instead
+        assert ("━" in line) == (width == 160)
         event = EpochEnd(epoch=164, iteration=64000, loss=0.1234, accuracy=0.9876, val_loss=0.3456,
                          val_accuracy=0.9123, lr=0.001, duration=12.3, elapsed=5000.0)
         assert len(cli.epoch_line(event, width)) <= width and "val acc 91.23%" in cli.epoch_line(event, width)
@@ -423,3 +425,97 @@ def test_the_resume_hint_works_as_pasted_when_the_run_lives_elsewhere(tmp_path, 
     assert argv == ["resnet-tui", "resume", "20250101-120000-m8_demo", "--artifact", str(elsewhere)]
     code, out, _ = run_cli(capsys, "show", *argv[2:])  # the same arguments find the same run
     assert code == 0 and "20250101-120000-m8_demo" in out
+
+
+def test_the_progress_line_shows_the_epochs_running_means_labelled(monkeypatch):
+    """Issue 22, item 7: the line showed iteration 17's own loss (1.956318) beside the epoch's running
+    accuracy (19.7%), unlabelled; at 80 columns it had no lr or img/s. Now both are the epoch's means,
+    labelled, with lr and img/s at any width; a worst case still fits 80 columns whole."""
+    import io
+
+    from resnet_tui import cli
+    from resnet_tui.events import IterationEnd, RunStarted
+    from resnet_tui.report.console import CliConsole
+
+    started = RunStarted("r", "m8_base", {}, "", 274042, 390, 64000, 164, 128, 45000, 5000, 10000)
+    batch_17 = IterationEnd(17, 1, loss=1.356318, accuracy=0.21875, lr=0.1, images_per_sec=421.0,
+                            epoch_loss=1.956318, epoch_accuracy=0.1966912, elapsed=5.0)
+    worst = IterationEnd(12345, 164, loss=0.2, accuracy=1.0, lr=0.000316, images_per_sec=21345.0,
+                         epoch_loss=10.123, epoch_accuracy=0.999, elapsed=5.0)
+    for width, expected in ((80, "ep 1 mean loss 1.956 acc 19.7% lr 0.1 421 img/s"),
+                            (160, "epoch 1  mean loss 1.9563  mean acc 19.67%  lr 0.1  421 img/s")):
+        lines = []
+        for event in (batch_17, worst):
+            console = CliConsole(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+            monkeypatch.setattr(cli, "console", console)
+            progress = cli.make_progress()
+            sink = cli.ProgressSink(progress)
+            sink(started)
+            sink(event)
+            console.file.truncate(0), console.file.seek(0)
+            console.print(progress.get_renderable())
+            lines.append(console.file.getvalue().splitlines()[0].rstrip())
+        assert expected in lines[0] and "21.9%" not in lines[0] and "1.356" not in lines[0], lines[0]
+        assert len(lines[1]) <= width and "12345/64000" in lines[1] and "…" not in lines[1], lines[1]
+        assert "lr " in lines[1] and " img/s" in lines[1] and "ETA" in lines[1], lines[1]
+
+
+def test_summary_on_a_narrow_terminal_fits_it_without_cutting_a_name(monkeypatch):
+    """Issue 22, item 12: at 80 columns `summary` printed Keras' 110-column table, which the terminal
+    folded into broken lines. Now it is drawn at the terminal's width, wrapping cells only at spaces;
+    piped, it keeps Keras' width (below)."""
+    import io
+
+    from resnet_tui import cli
+    from resnet_tui.report.console import CliConsole
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "console", CliConsole(file=screen, width=80, force_terminal=True, color_system=None))
+    assert main(["summary", "configs/m8_base.json"]) == 0
+    lines = screen.getvalue().splitlines()
+    table = [line for line in lines if line.startswith(tuple("┏┃┡│├└"))]
+    assert table and {len(line) for line in table} == {80}, {len(line) for line in table}
+    cells = [cell.strip() for line in table for cell in line[1:-1].split("│")]
+    for name in ("stage2_block1_proj_conv", "stage3_block3_out", "stage2_block1_1_relu[0][0]"):
+        assert any(cell.startswith(name) for cell in cells), name  # whole, on one line
+    assert "parameters: 274,042" in lines[-1]
+
+
+def test_summary_piped_is_keras_width_and_tensorflow_says_nothing():
+    """Piped, the table keeps Keras' 110 columns whatever $COLUMNS says; TensorFlow's C++ lines
+    while the model is built (``failed call to cuInit`` without a GPU) no longer reach stderr."""
+    done = cli_process("summary", "configs/m8_base.json", env={"COLUMNS": "80", "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert done.returncode == 0 and "parameters: 274,042" in done.stdout
+    assert {len(line) for line in done.stdout.splitlines() if line.startswith(tuple("┏┃┡│├└"))} == {110}
+    assert "cuInit" not in done.stderr and "E0000" not in done.stderr, done.stderr
+
+
+def test_runs_at_80_columns_keep_every_status_whole(tmp_path, monkeypatch):
+    """Issue 22, item 12: at 80 columns, beside a long run id, the status read `interrupt…`: it gave way
+    down to len("completed"). Now a column is dropped first and every status is whole; piped, the table
+    keeps every column at its natural width, no line padded, whatever $COLUMNS says."""
+    import io
+
+    from tui_support import write_fake_run
+
+    from resnet_tui import cli
+    from resnet_tui.report.console import CliConsole
+
+    store = RunStore.under(tmp_path / "artifact")
+    values = tiny_values(tmp_path)
+    write_fake_run(store, "20261126-120000-m8_base_with_a_longer_name", values, status="completed", iterations=30)
+    write_fake_run(store, "20261126-130000-m8_half", values, status=None, iterations=7)
+    artifact = str(tmp_path / "artifact")
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "console", CliConsole(file=screen, width=80, force_terminal=True, color_system=None))
+    assert main(["runs", "--artifact", artifact]) == 0
+    lines = screen.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    row = next(line for line in lines if "20261126-130000-m8_half" in line)
+    assert "│ interrupted" in row and "best val" in screen.getvalue(), screen.getvalue()
+
+    done = cli_process("runs", "--artifact", artifact, env={"COLUMNS": "80"})
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and all(line == line.rstrip() for line in lines)
+    assert len({len(line) for line in lines[1:]}) == 1 and "date" in lines[2]  # every column, natural width
+    assert "interrupted (its process ended without writing a result)" in done.stdout

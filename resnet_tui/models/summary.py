@@ -14,33 +14,64 @@ if TYPE_CHECKING:  # pragma: no cover
 SUMMARY_COLUMNS: tuple[tuple[str, float, JustifyMethod], ...] = (
     ("Layer (type)", 0.3, "left"), ("Output Shape", 0.56, "left"), ("Param #", 0.74, "right"), ("Connected to", 1.0, "left"))
 """Keras' model.summary() layout for a functional model: header, right edge (fraction of the line), justify."""
+KERAS_LINE_LENGTH = 110  # Keras' own default width; narrower, the columns are sized by their words
+_TABLE_EDGES = 3 * len(SUMMARY_COLUMNS) + 1  # a border and a space each side of every cell
 
 
-def model_summary_text(model: keras.Model, line_length: int = 110) -> str:
+def model_summary_text(model: keras.Model, line_length: int = KERAS_LINE_LENGTH) -> str:
     """Keras' model.summary() table as plain text, ``line_length`` columns wide.
 
     Drawn here on a private rich Console of that width: Keras sizes its own
     console from the process-wide COLUMNS, which the training thread and the
     dashboard's summary worker would set at the same time. Reads no environment.
+    Narrower than Keras' 110 columns, the columns are sized so that no name is
+    cut inside a word (they wrap at spaces); narrower than that allows, the
+    table is as narrow as it can be without cutting a word, wider than asked.
     """
     import io
 
     import rich.console
     import rich.table
 
-    table = rich.table.Table(*_summary_columns(line_length), width=line_length, show_lines=True)
     connections = _connections(model)
-    for layer in model.layers:
-        table.add_row(f"{layer.name} ({layer.__class__.__name__})", _shape_text(layer),
-                      _params_text(layer), connections.get(layer.name, "-"))
+    rows = [(f"{layer.name} ({layer.__class__.__name__})", _shape_text(layer), _params_text(layer),
+             connections.get(layer.name, "-")) for layer in model.layers]
+    if line_length >= KERAS_LINE_LENGTH:
+        columns, width = _summary_columns(line_length), line_length
+    else:
+        widths = _narrow_widths(rows, line_length)
+        columns = [rich.table.Column(header, justify=justify, width=w)
+                   for (header, _, justify), w in zip(SUMMARY_COLUMNS, widths, strict=True)]
+        width = sum(widths) + _TABLE_EDGES
+    table = rich.table.Table(*columns, width=width, show_lines=True)
+    for row in rows:
+        table.add_row(*row)
     out = io.StringIO()
-    console = rich.console.Console(file=out, width=line_length + 4, color_system=None, force_terminal=False,
+    console = rich.console.Console(file=out, width=width + 4, color_system=None, force_terminal=False,
                                    highlight=False, markup=False, emoji=False)
     console.print(f'Model: "{model.name}"')
     console.print(table)
     for line in _param_totals(model):
         console.print(line)
     return out.getvalue().rstrip() + "\n"
+
+
+def _narrow_widths(rows: list[tuple[str, str, str, str]], line_length: int) -> list[int]:
+    """Content widths of the four columns for a table ``line_length`` wide: each column its
+    longest word (header included), so no word is cut; the room left goes to the columns that
+    need least to show every cell on one line, fewest first; what is still left, to the widest.
+    The sum exceeds ``line_length`` only where the longest words alone do."""
+    cells = [(header, *(row[k] for row in rows)) for k, (header, _, _) in enumerate(SUMMARY_COLUMNS)]
+    widths = [max(len(word) for text in column for word in text.split()) for column in cells]
+    longest = [max(len(text) for text in column) for column in cells]
+    room = line_length - _TABLE_EDGES - sum(widths)
+    for k in sorted(range(len(widths)), key=lambda j: longest[j] - widths[j]):
+        more = max(0, min(room, longest[k] - widths[k]))
+        widths[k] += more
+        room -= more
+    if room > 0:
+        widths[max(range(len(widths)), key=lambda j: longest[j])] += room
+    return widths
 
 
 def _summary_columns(line_length: int) -> list:

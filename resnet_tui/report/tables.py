@@ -108,12 +108,13 @@ RUN_COLUMNS[1] = ("status", lambda i: i.status + (f" ({one_line(i.problem)})" if
 
 def runs_listing(infos: list[RunInfo], width: int | None) -> Table:
     """The runs as a table no wider than ``width`` (None: every column): columns are
-    dropped from the least important, and the status column is the one that gives way."""
+    dropped from the least important, and the status column is the one that gives way,
+    down to its statuses whole ("interrupted"): a problem's words are cut, never the status."""
     cells = [[cell(info) for _, cell in RUN_COLUMNS] for info in infos]
     widths = [max(len(header), *(len(row[k]) for row in cells)) for k, (header, _) in enumerate(RUN_COLUMNS)]
     shown, status_width = len(RUN_COLUMNS), widths[1]
     if width is not None:
-        floor = min(widths[1], len("completed"))
+        floor = max(len(str(info.status)) for info in infos) if infos else len("status")
         while shown > 2 and _table_width(widths[:shown]) - widths[1] + floor > width:
             shown -= 1
         status_width = max(floor, min(widths[1], width - _table_width(widths[:shown]) + widths[1]))
