@@ -143,6 +143,9 @@ class SessionController:
         """The session that continues the stopped or interrupted run ``run_id`` of ``store`` under
         its own id (run in a worker thread, as :meth:`start`'s); raises :class:`Refused`."""
         self._refuse_if_read_only("resume runs")
+        session = self._session
+        if trained_here(session) and run_id in (session.resume_run_id, session.started and session.started.run_id):
+            raise Refused(f"{run_id} is being trained here already: the Training screen (F3) shows it.")
         self._refuse_if_training("before resuming another")
         try:
             run = store.open_run(run_id)

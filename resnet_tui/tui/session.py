@@ -23,6 +23,7 @@ from resnet_tui.events import (
     EpochEnd,
     IterationEnd,
     LogMessage,
+    MachineEpoch,
     MachineSample,
     RunFinished,
     RunStarted,
@@ -52,6 +53,10 @@ class SessionState(StrEnum):
     INTERRUPTED = RunStatus.INTERRUPTED.value  # a followed run whose writer died without a result
     CORRUPT = RunStatus.CORRUPT.value  # a followed run whose files became unreadable
 
+
+PHASE_LOADING = "loading TensorFlow and the data…"
+PHASE_BUILDING = "building the model…"
+PHASE_COMPILING = "compiling… (the first steps take longest)"
 
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.PAUSED, SessionState.STOPPING)
 
@@ -123,7 +128,12 @@ class TrainingSession:
         self.last_epoch: EpochEnd | None = None
         self.best_val: tuple[float, int] | None = None  # (val accuracy, epoch)
         self.download: DatasetProgress | None = None
-        self.machine: MachineSample | None = None  # the latest; the per-epoch means are for the Runs screen
+        # What a run trained here is doing before its first iteration, read from its events: no
+        # event yet (TensorFlow and the data load), a LogMessage (the data is in: the model is
+        # built), RunStarted (the first steps trace and compile); None from the first new iteration.
+        self.phase: str | None = PHASE_LOADING
+        self.machine: MachineSample | None = None  # the latest
+        self.machine_epochs: list[MachineEpoch] = []  # each epoch's means: the line once the run has ended
         self.log: deque[tuple[int, str, str]] = deque(maxlen=log_lines)  # (seq, level, text)
         self.log_seq = 0
         self.trainer: Trainer | None = None
@@ -238,9 +248,14 @@ class TrainingSession:
             elif isinstance(event, MachineSample):
                 self.machine = event
                 changes.machine = True
+            elif isinstance(event, MachineEpoch):
+                self.machine_epochs.append(event)
             elif isinstance(event, LogMessage):
                 self._add_log(event.level, event.text)
                 changes.log = True
+                if self.started is None and self.phase == PHASE_LOADING and event.level != "error":
+                    self.phase = PHASE_BUILDING  # the trainer speaks once the data is loaded
+                    changes.status = True
             elif isinstance(event, DatasetProgress):
                 self.download = event
                 changes.status = True
@@ -255,6 +270,8 @@ class TrainingSession:
     def _add_iterations(self, events: list[IterationEnd], changes: Changes) -> None:
         self.history.add_iterations(events)
         self.last = events[-1]
+        if self.phase is not None and self.started is not None and self.last.iteration > self.started.start_iteration:
+            self.phase = None  # training proper: the progress line has its numbers
         changes.iterations = True
 
     def _on_epoch(self, event: EpochEnd, changes: Changes) -> None:
@@ -271,8 +288,10 @@ class TrainingSession:
         if self.started is not None:  # a followed run resumed elsewhere: its metrics start over
             self.history = RunHistory()
             self.last = self.last_epoch = self.best_val = self.finished = None
+            self.machine_epochs = []
             changes.iterations = changes.epochs = True
         self.started = event
+        self.phase = PHASE_COMPILING
         self.history.steps_per_epoch = event.steps_per_epoch
         if self.state == SessionState.STARTING:
             self.state = SessionState.RUNNING

@@ -11,6 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
+from textual.widget import AwaitMount
 from textual.widgets import Button, Footer, Header, Label, ListItem, ListView, Static, TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
@@ -193,11 +194,17 @@ class ConfigScreen(DashboardScreen):
         self.paths = list_configs(self.configs_dir)
         list_view = self.query_one("#config-list", ListView)
         list_view.clear()
-        list_view.extend(ListItem(Label(config_name(p), markup=False)) for p in self.paths)
+        mounted = list_view.extend(ListItem(Label(config_name(p), markup=False)) for p in self.paths)
         if not self.paths:
             self.query_one("#config-facts", Static).update(f"No configs in {self.configs_dir}/")
         if select is not None:
             self.select(select)
+            self.call_later(self._select_mounted, mounted, select)
+
+    async def _select_mounted(self, mounted: AwaitMount, name: str) -> None:
+        """Select ``name`` again once the new rows are in: an index set before they are highlights none."""
+        await mounted
+        self.select(name, again=True)
 
     @on(ListView.Highlighted, "#config-list")
     def _follow_cursor(self, event: ListView.Highlighted) -> None:
@@ -213,7 +220,13 @@ class ConfigScreen(DashboardScreen):
 
     @on(ListView.Selected, "#config-list")
     def _pick(self, event: ListView.Selected) -> None:
-        self.query_one("#config-form", ConfigForm).focus()  # enter: edit the config under the cursor
+        """Enter: edit the config under the cursor, from the form's first field."""
+        tabs, form = self.query_one("#config-tabs", TabbedContent), self.query_one("#config-form", ConfigForm)
+        if tabs.active != "tab-form":
+            tabs.active = "tab-form"
+            self.call_after_refresh(form.focus_first)  # once the form's pane shows
+        else:
+            form.focus_first()
 
     def ask_about_edits(self, then: str, go) -> None:
         """Unsaved edits: save as a new config, discard them (then ``go()``), or cancel (the cursor
@@ -231,16 +244,20 @@ class ConfigScreen(DashboardScreen):
 
         self.app.push_screen(UnsavedEditsScreen(edited, then), answered)
 
-    def select(self, name: str | None) -> None:
-        """Put the list's cursor on config ``name``."""
+    def select(self, name: str | None, again: bool = False) -> None:
+        """Put the list's cursor on config ``name`` (``again``: even where it is already, to highlight it)."""
         names = [config_name(p) for p in self.paths]
         if name in names:
-            self.query_one("#config-list", ListView).index = names.index(name)
+            list_view = self.query_one("#config-list", ListView)
+            if again and list_view.index == names.index(name):
+                list_view.index = None
+            list_view.index = names.index(name)
 
     def load_path(self, path: Path) -> None:
         """Put a config file in the editor; a broken file shows its problems at the fields."""
         name = config_name(path)
         self.name_loaded = name
+        self.sub_title = name  # the title follows the list, a config that fails to load included
         try:
             facts = describe(load_config(path))
         except ConfigError as exc:
@@ -268,7 +285,6 @@ class ConfigScreen(DashboardScreen):
         self.json_error = None
         self._json_generated = ""
         self.validate()
-        self.sub_title = name
 
     # -- validation -------------------------------------------------------------
     def validate(self) -> None:
@@ -284,6 +300,9 @@ class ConfigScreen(DashboardScreen):
         self.errors, self.general_errors = errors, general
         self.query_one(ConfigForm).show_errors(errors)
         self._resolved = resolved
+        config = self.current_config()
+        if config is not None:  # the facts follow the edits (the saved file's stay while they are refused)
+            self.query_one("#config-facts", Static).update(describe(config))
         self._update_status()
         self._update_diff()
         if self.query_one("#config-tabs", TabbedContent).active == "tab-model":
@@ -366,7 +385,9 @@ class ConfigScreen(DashboardScreen):
         if event.pane.id == "tab-json":
             self.query_one("#config-json", TextArea).focus()  # typing goes to the editor at once
         elif event.pane.id == "tab-form" and not self.query_one("#config-list", ListView).has_focus:
-            self.query_one(ConfigForm).focus()  # (the list keeps the keys at start: up/down pick the config)
+            form = self.query_one(ConfigForm)  # (the list keeps the keys at start: up/down pick the config)
+            if not form.has_focus_within:
+                form.focus_first()
         elif event.pane.id == "tab-model":
             self.show_summary()
 

@@ -177,7 +177,10 @@ class TrainScreen(DashboardScreen):
         controllable = trained_here(session)  # a followed run belongs to another process
         stopping = session is not None and session.state == SessionState.STOPPING
         pause = self.query_one("#pause", Button)
-        pause.label = "Resume F6" if session and session.state == SessionState.PAUSED else "Pause F6"
+        label = "Resume F6" if session and session.state == SessionState.PAUSED else "Pause F6"
+        if str(pause.label) != label:
+            pause.label = label
+            pause.refresh(layout=True)  # Button.label does not re-measure: "Resume F6" was cut to "Resume"
         pause.disabled = not controllable or stopping
         self.query_one("#stop", Button).disabled = not controllable or stopping
         self.query_one("#start", Button).disabled = controllable

@@ -103,6 +103,7 @@ class FieldRow:
     def __init__(self, f: Field):
         self.field = f
         self.key_label = Static(f.key, classes="field-key", markup=False)
+        self.key_label.tooltip = f.key  # shown whole, where the column cuts it
         if f.type is bool:
             self.editor: Checkbox | Choice | Input = Checkbox("", compact=True, classes="field-editor")
         elif f.choices is not None:
@@ -151,6 +152,16 @@ class FieldRow:
 class ConfigForm(VerticalScroll):
     """Every schema field, grouped. Posts :class:`ConfigForm.Edited` on any change."""
 
+    # A key longer than its column (ONE_CYCLE_SCHEDULE.peak_learning_rate) ends in "…" and a
+    # space before its value, never runs into it; the whole key is its tooltip.
+    DEFAULT_CSS = """
+    ConfigForm .field-key {
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        padding-right: 1;
+    }
+    """
+
     class Edited(Message):
         """A value in the form changed (typed, toggled or chosen)."""
 
@@ -169,6 +180,13 @@ class ConfigForm(VerticalScroll):
 
     def rows(self) -> list[FieldRow]:
         return self._rows
+
+    def focus_first(self) -> None:
+        """Focus the first field's editor (its cursor shows), scrolled into view: focusing the
+        form itself left the focus on the scroll container, where nothing showed it."""
+        editor = self._rows[0].editor
+        editor.focus()
+        self.scroll_to_widget(editor, animate=False)
 
     def row(self, key: str) -> FieldRow:
         return next(r for r in self._rows if r.field.key == key)

@@ -12,12 +12,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from resnet_tui.events import GpuSample, MachineSample
+from resnet_tui.events import GpuSample, MachineEpoch, MachineSample
 from resnet_tui.report import format as fmt
 from resnet_tui.tui.session import TrainingSession
 
 SEPARATOR = " · "
 WAITING = "CPU, memory and GPUs: sampled about once a second while a run trains"
+ENDED = "CPU — · the run has ended"
 
 
 def _gpu(gpu: GpuSample, compact: bool) -> str:
@@ -54,13 +55,29 @@ def machine_line(sample: MachineSample, width: int) -> str:
     return line
 
 
+def means_line(epochs: list[MachineEpoch]) -> str:
+    """A run's machine over its epochs (machine.csv's rows): mean CPU, RSS and GPU utilization, peak RSS."""
+    n = sum(e.samples for e in epochs) or 1
+    mean = lambda values: sum(v * e.samples for v, e in zip(values, epochs, strict=True)) / n
+    parts = [f"CPU {mean([e.cpu_percent for e in epochs]):.0f}%",
+             f"RSS {fmt.gigabytes(mean([e.rss for e in epochs]), 2)} GB "
+             f"(peak {fmt.gigabytes(max(e.rss_peak for e in epochs), 2)})"]
+    gpus = [e for e in epochs if e.gpu_utilization is not None]
+    if gpus:
+        parts.append(f"GPU {sum(e.gpu_utilization or 0.0 for e in gpus) / len(gpus):.0f}%")
+    return "run means: " + SEPARATOR.join(parts)
+
+
 def machine_text(session: TrainingSession | None, width: int) -> Text:
     if session is None:
         return Text("")
+    if not session.active:  # no process any more: its last CPU % would be stale, its means are not
+        if session.machine_epochs:
+            return Text(means_line(session.machine_epochs), style="dim")
+        return Text(ENDED if session.machine is not None else "", style="dim")
     if session.machine is None:
-        return Text(WAITING if session.active else "", style="dim")
-    # A sample of a run that has ended is its last one: dimmed, as old news.
-    return Text(machine_line(session.machine, width), style="" if session.active else "dim")
+        return Text(WAITING, style="dim")
+    return Text(machine_line(session.machine, width))
 
 
 class MachinePanel(Static):

@@ -29,8 +29,10 @@ def progress_text(session: TrainingSession | None, compact: bool = False) -> Tex
             what = f"downloading CIFAR-10: {d.done_bytes / 1e6:.0f} / {d.total_bytes / 1e6:.0f} MB"
         elif not session.active:
             what = "ended before training began"
-        else:
+        elif session.following or session.phase is None:
             what = "loading TensorFlow, the data and the model…"
+        else:
+            what = session.phase  # loading the data, then building the model (from the trainer's events)
         return Text.assemble(state, "  ", (what, "dim"))
     start, last = session.started, session.last
     iteration = last.iteration if last else start.start_iteration
@@ -39,6 +41,10 @@ def progress_text(session: TrainingSession | None, compact: bool = False) -> Tex
     active = session.active and session.state != SessionState.PAUSED
     eta = session.eta_seconds() if active else None
     elapsed = last.elapsed if last else 0.0
+    if session.phase and session.active and not session.following:  # compiling: no step done yet
+        return Text.assemble(state, "  ", (session.phase, "dim"), "  ·  ",
+                             f"{start.total_iterations:,} iterations" if compact else
+                             f"iteration {iteration:,} / {start.total_iterations:,}  ·  {start.epochs} epochs")
     if compact:
         parts = [f"it {iteration:,}/{start.total_iterations:,}", f"ep {epoch}/{start.epochs}",
                  f"ETA {fmt.duration(eta)}", f"{fmt.rate(images if active else 0)} img/s", fmt.duration(elapsed)]
