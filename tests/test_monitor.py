@@ -2,6 +2,7 @@
 a run's machine.csv."""
 
 import os
+import threading
 import time
 
 import psutil
@@ -99,7 +100,7 @@ def test_the_monitor_samples_in_its_thread_and_closes_each_epoch():
     assert epochs[0].samples >= 2 and epochs[1].samples == 1
     order = [type(e).__name__ for e in events if not isinstance(e, MachineSample)]
     assert order == ["RunStarted", "EpochEnd", "MachineEpoch", "EpochEnd", "MachineEpoch"]
-    assert not monitor._thread.is_alive()
+    assert "machine-sampler" not in {thread.name for thread in threading.enumerate()}  # its thread ended
 
 
 # -- in a run ----------------------------------------------------------------------

@@ -55,7 +55,7 @@ def optimizer_values_in(config, folder: Path, state: TrainingState) -> list[np.n
 @pytest.mark.slow
 @pytest.mark.parametrize("extra_delay", [0.0, 0.7, 1.6])
 def test_kill_9_then_resume_continues_the_same_run(tmp_path, extra_delay):
-    epochs = 6
+    epochs = 30  # m1's epoch of 4 steps is short: long enough to be killed mid-run
     proc, store, _ = start_cli_run(tmp_path, EPOCHS_COUNT=epochs)
     try:
         run, _state = wait_until(lambda: saved_state(store), proc=proc)
@@ -75,14 +75,13 @@ def test_kill_9_then_resume_continues_the_same_run(tmp_path, extra_delay):
 
     events = Collect()
     restored = {}
-    trainer = Trainer.resuming(store, run.id, sink=events)
 
     def capture(event):
         events(event)
-        if isinstance(event, RunStarted):
+        if isinstance(event, RunStarted):  # the model is built and restored by now
             restored["optimizer"] = [v.numpy() for v in trainer.model.optimizer.variables]
 
-    trainer._external_sink = capture
+    trainer = Trainer.resuming(store, run.id, sink=capture)
     result = trainer.run()
 
     assert result.status == "completed", result.error

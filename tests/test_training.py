@@ -121,7 +121,7 @@ def test_per_batch_values_are_derived_exactly_from_running_means():
 # -- trainer end to end ---------------------------------------------------------
 def test_tiny_run_writes_a_complete_run_record(tiny_config):
     """m8 itself, end to end in this process: its record, summary and parameter count."""
-    config = tiny_config("m8_tiny", MODEL_NUMBER=8)
+    config = tiny_config("m8_tiny", MODEL_NUMBER=8, **{"STEP_SCHEDULE.boundaries": [3, 6]})
     events = Collect()
     result = Trainer(config, sink=events).run()
 
@@ -135,9 +135,9 @@ def test_tiny_run_writes_a_complete_run_record(tiny_config):
     assert started.total_iterations == 2 * steps == result.iterations
     iterations = events.of(IterationEnd)
     assert [e.iteration for e in iterations] == list(range(1, 2 * steps + 1))
-    # Boundaries [4, 8]: updates 1-4 at 0.1, 5-8 at 0.01, then 0.001.
+    # Boundaries [3, 6]: updates 1-3 at 0.1, 4-6 at 0.01, then 0.001 (2 epochs of 4 steps: 128 images of 32).
     lrs = {e.iteration: e.lr for e in iterations}
-    assert lrs[4] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.001)
+    assert lrs[3] == pytest.approx(0.1) and lrs[4] == pytest.approx(0.01) and lrs[7] == pytest.approx(0.001)
 
     store = RunStore.from_values(config.values)
     run = store.open_run(result.run_id)
@@ -298,7 +298,8 @@ def test_early_stopping_and_plateau_schedule_are_wired(tiny_config):
     assert result.epochs == 3
     lrs = [e.lr for e in events.of(EpochEnd)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01], rel=1e-6)
-    assert [e.lr for e in events.of(IterationEnd) if e.epoch == 3] == pytest.approx([0.01] * 5, rel=1e-6)
+    steps = events.of(RunStarted)[0].steps_per_epoch
+    assert [e.lr for e in events.of(IterationEnd) if e.epoch == 3] == pytest.approx([0.01] * steps, rel=1e-6)
 
 
 class OptimizerRate(keras.callbacks.Callback):

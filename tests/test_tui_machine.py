@@ -3,6 +3,7 @@ per-epoch means in Runs."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from test_monitor import GB, gpu, sample
@@ -34,10 +35,13 @@ def test_the_line_fits_80_columns_keeping_every_gpus_utilization():
 
 
 async def test_a_run_shows_its_machine_live_and_its_means_in_runs(tui_env):
-    """A real tiny run: the Training screen's line while it trains and after; Runs' Result tab after."""
+    """A real tiny run: the Training screen's line while it trains and after it is stopped; Runs'
+    Result tab after. (Long enough to be sampled while it trains: m1's two epochs may end first.)"""
+    (tui_env.configs / "tiny_long.json").write_text(json.dumps({**tui_env.values, "EPOCHS_COUNT": 200}),
+                                                     encoding="utf-8")
     app = make_app(tui_env)
     async with app.run_test(size=(80, 30)) as pilot:
-        await select_config(pilot, "tiny")
+        await select_config(pilot, "tiny_long")
         await pilot.press("f5")
         await pilot.pause()
         screen = app.screen
@@ -48,16 +52,19 @@ async def test_a_run_shows_its_machine_live_and_its_means_in_runs(tui_env):
         line = text_of(panel)
         assert line.startswith("CPU ") and "RSS" in line and "RAM" in line, line
         assert "GPU" not in line or app.session.machine.gpus  # GPUs only with a driver
-        await wait_for(pilot, lambda: not app.session.active, 180, "the run to end")
+        store = tui_env.store
+        await wait_for(pilot, lambda: len(store.open_run(store.run_ids()[0]).read_epochs()) >= 2, 180, "two epochs")
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: not app.session.active, 180, "the run to stop")
         await pilot.pause()
-        assert "RSS" in text_of(panel)  # its last sample, dimmed
+        assert text_of(panel).startswith("run means: CPU ")  # no stale live CPU % once it has ended
 
         await pilot.press("f4")
         runs = app.screen
-        await wait_for(pilot, lambda: runs.shown and runs.shown[0].info.status == "completed", 30, "the run's details")
+        await wait_for(pilot, lambda: runs.shown and runs.shown[0].info.status == "stopped", 30, "the run's details")
         result = text_of(runs.query_one("#run-result"))
         assert "machine" in result and "RSS peak" in result, result
-        assert len(runs.shown[0].machine) == 2  # a row per epoch
+        assert len(runs.shown[0].machine) == runs.shown[0].info.epochs >= 2  # a row per whole epoch
 
 
 async def test_runs_show_the_machine_row_and_survive_a_damaged_machine_csv(tui_fake_runs):
