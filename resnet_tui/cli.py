@@ -216,7 +216,8 @@ def train_with_progress(make_trainer) -> int:
         if trainer.control.stop_requested:
             raise KeyboardInterrupt
         signalled.append(signum)
-        message = stopping_message(trainer.stop(None if signum == signal.SIGINT else signal.Signals(signum).name))
+        message = stopping_message(trainer.stop(None if signum == signal.SIGINT else signal.Signals(signum).name),
+                                   trainer.control.evaluating)
         progress.console.print(Text(f"{message} (Ctrl-C again to abort)", style="yellow"))
 
     handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]

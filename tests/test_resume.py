@@ -295,14 +295,15 @@ def test_resume_keeps_the_plateau_cut_and_the_early_stopping_count(tiny_config):
 
 def train_in_a_process(tmp_path: Path, **changes) -> tuple[subprocess.CompletedProcess, RunStore]:
     values = tiny_values(tmp_path, **changes)
-    return cli_train(write_config(tmp_path, "m1_full", values)), RunStore.from_values(values)
+    return cli_train(write_config(tmp_path, f"m{values['MODEL_NUMBER']}_full", values)), RunStore.from_values(values)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key, size_kb, leave_kb", [("CHECKPOINT_PATH", 3 * 1024, None), ("LOG_PATH", 256, 12)])
 def test_a_full_disk_fails_the_run_with_the_folder_named_and_no_partial_file(tmp_path, key, size_kb, leave_kb):
     with small_disk(tmp_path / "small", size_kb, leave_kb) as disk:
-        done, store = train_in_a_process(tmp_path, EPOCHS_COUNT=3, **{key: str(disk / "runs")})
+        # m8: the disk sizes are set by its weight files (m1's are too small to fill 3 MB)
+        done, store = train_in_a_process(tmp_path, EPOCHS_COUNT=3, MODEL_NUMBER=8, **{key: str(disk / "runs")})
         assert done.returncode == 1, done.stderr[-2000:]  # not 139 (h5py's crash on the way out)
         run_id = store.run_ids()[0]
         assert re.search(rf"error: StorageError: cannot write to {disk}/runs/{run_id} \({key}\): "

@@ -428,3 +428,20 @@ def test_real_cifar10_sample_beats_chance_clearly(tiny_config, sample_npz_path):
     result = Trainer(config).run()
     assert result.status == "completed", result.error
     assert result.best_val_accuracy > 0.20, result
+
+
+def test_a_stop_during_the_test_evaluation_says_what_will_happen(tiny_config):
+    """Ctrl-C during the final evaluation said "then saving; no test evaluation" and then evaluated
+    and recorded the run completed (issue 22, item 10): the answer says what does happen."""
+    from resnet_tui.report.tables import stopping_message
+
+    answers = []
+
+    def stop_when_evaluating(event):
+        if isinstance(event, LogMessage) and event.text.startswith("evaluating on"):
+            answers.append(stopping_message(trainer.stop(), trainer.control.evaluating))
+
+    trainer = Trainer(tiny_config(), sink=stop_when_evaluating)
+    result = trainer.run()
+    assert answers == ["training has ended: the test evaluation under way finishes, then the run is recorded as completed"]
+    assert result.status == "completed" and result.test_accuracy is not None

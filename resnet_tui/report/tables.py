@@ -132,8 +132,10 @@ def _table_width(widths: list[int]) -> int:
     return sum(widths) + 3 * len(widths) + 1  # a box border and one space of padding each side
 
 
-def stopping_message(stop_at: int | None) -> str:
+def stopping_message(stop_at: int | None, evaluating: bool = False) -> str:
     """What a stop request answers, the same from every stop path (F7, Ctrl+Q, Ctrl-C, SIGTERM)."""
+    if evaluating:  # training has ended: the run is complete, and its test figures are on their way
+        return "training has ended: the test evaluation under way finishes, then the run is recorded as completed"
     if stop_at is None:
         return "stopping before training starts"
     return f"stopping at iteration {stop_at:,} (the step under way finishes), then saving; no test evaluation"

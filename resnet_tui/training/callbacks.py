@@ -49,6 +49,7 @@ class TrainingControl:
         self.next_stop: Callable[[], int] | None = None  # set by UserControl while fit runs
         self.paused_total = 0.0  # seconds spent paused, for timings that exclude pauses
         self.cause: str | None = None  # what asked for the stop, when not a person (a signal's name)
+        self.evaluating = False  # training is over and the test split is being evaluated
 
     def stopped_by(self) -> str:
         """The stop reason's words: "stopped by user", with the signal that asked, if one did."""

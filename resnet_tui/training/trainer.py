@@ -557,6 +557,7 @@ class Trainer:
             return None
         from resnet_tui.training.evaluate import evaluate_on_test
 
+        self.control.evaluating = True  # a stop asked for now cannot skip what is under way: say so
         self.sink(LogMessage("info", f"evaluating on {len(dataset.y_test)} test images"))
         return evaluate_on_test(model, test_ds, dataset.y_test, dataset.class_names, source="end of training")
 

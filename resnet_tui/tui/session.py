@@ -194,7 +194,8 @@ class TrainingSession:
     def stop(self) -> bool:
         if not self.active or self.following:
             return False
-        self._add_log("info", stopping_message(self._control("stop")))
+        stop_at = self._control("stop")
+        self._add_log("info", stopping_message(stop_at, self.trainer is not None and self.trainer.control.evaluating))
         self.state = SessionState.STOPPING
         return True
 
