@@ -18,8 +18,10 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import asdict
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column, Table
@@ -212,22 +214,43 @@ def train_with_progress(make_trainer) -> int:
 
     def on_interrupt(signum, frame):
         # First Ctrl-C (or SIGTERM, SIGHUP from a dropped SSH session): finish the
-        # current step, save, record the run as stopped, by which signal. A second one aborts.
+        # current step, save, record the run as stopped, by which signal. A second one aborts
+        # at once: the run is left as a kill leaves it (interrupted, resumable from its last epoch).
         if trainer.control.stop_requested:
-            raise KeyboardInterrupt
+            progress.stop()
+            err_console.print("aborted: the run is left interrupted; resume it from its last saved epoch")
+            sys.stdout.flush()
+            os._exit(128 + signum)
         signalled.append(signum)
         message = stopping_message(trainer.stop(None if signum == signal.SIGINT else signal.Signals(signum).name),
                                    trainer.control.evaluating)
         progress.console.print(Text(f"{message} (Ctrl-C again to abort)", style="yellow"))
 
+    outcome: dict[str, Any] = {}
+
+    def train() -> None:
+        try:
+            outcome["result"] = trainer.run()
+        except BaseException as exc:  # raised again in the main thread, which says it
+            outcome["error"] = exc
+
+    # Training runs in a thread, so the main thread, waiting here, takes each signal at once:
+    # Python runs handlers in the main thread only, and only between its own steps, so two
+    # Ctrl-C while it was inside TensorFlow counted as one.
+    worker = threading.Thread(target=train, name="training", daemon=True)
     handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
     previous = {sig: signal.signal(sig, on_interrupt) for sig in handled}
     try:
         with progress:
-            result = trainer.run()
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.1)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
     print_result(result, trainer.run_record)
     if result.status == RunStatus.FAILED:
         return 1

@@ -402,3 +402,22 @@ def test_a_resume_that_waited_while_another_finished_the_run_touches_nothing(tin
     with pytest.raises(ResumeError, match="was completed by another process while this resume waited"):
         waiting.run()
     assert run.read_iterations() == rows and run.read_result() == result and run.info().status == "completed"
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_aborts_at_once_even_50_ms_after_the_first(tmp_path):
+    """Two Ctrl-C 50 ms apart counted as one while the main thread was inside TensorFlow (issue 22,
+    item 10): the run then stopped cleanly instead of aborting. The second one aborts now, the run
+    left as a kill leaves it."""
+    proc, store, _ = start_cli_run(tmp_path, EPOCHS_COUNT=200, stdout=subprocess.PIPE)
+    try:
+        wait_until(lambda: store.run_ids() and len(store.open_run(store.run_ids()[0]).read_iterations()) >= 3, proc=proc)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    run = store.open_run(store.run_ids()[0])
+    assert run.info().status == "interrupted" and run.read_result() is None
