@@ -88,8 +88,10 @@ def test_summary_prints_parameter_count(capsys):
 def test_runs_lists_corrupt_and_interrupted_runs_without_failing(tmp_path, capsys):
     store = RunStore.under(tmp_path / "artifact")
     good = store.create_run("m8_half")
-    good.write_meta("m8_half")  # no result, owner (this pid) is not holding the lock: interrupted
+    good.write_meta("m8_half")
+    good.release_lock()  # no result and no live writer: interrupted
     bad = store.create_run("m8_broken")
+    bad.release_lock()
     (bad.paths.log / "run.json").write_text("{ this is not json")
     bad.paths.result.mkdir(parents=True)
     (bad.paths.result / "result.json").write_text('{"status": "compl')

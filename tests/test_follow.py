@@ -43,10 +43,9 @@ def test_follower_sees_a_headless_run_live_and_to_the_end(tmp_path):
 
 def test_follower_waits_for_a_torn_line(tmp_path):
     store = RunStore.under(tmp_path / "artifact")
-    run = store.create_run("m8_x")
+    run = store.create_run("m8_x")  # its lock held by a live writer (this process), as a running run's is
     run.write_meta("m8_x")
     run.write_config({"BATCH_SIZE": 32, "EPOCHS_COUNT": 1, "MAX_ITERATIONS": 0})
-    run.acquire_lock()  # held by a live writer (this process), as a running run's is
     (run.paths.log / "plan.json").write_text(json.dumps({"steps_per_epoch": 2, "total_iterations": 2}))
     log = run.paths.log / "iterations.csv"
     log.write_text("iteration,epoch,loss,accuracy,lr,images_per_sec,epoch_loss,epoch_accuracy,elapsed\n"

@@ -19,7 +19,7 @@ from conftest import tiny_values
 from support import Collect, cli_train, cli_train_process, small_disk, wait_until, write_config
 
 from resnet_tui.config import config_from_values
-from resnet_tui.events import EpochEnd, IterationEnd, RunFinished, RunStarted
+from resnet_tui.events import EpochEnd, IterationEnd, RunFinished, RunStarted, RunStatus
 from resnet_tui.models.resnet import dispatch_build_model
 from resnet_tui.store.runs import ResumeError, RunBusyError, RunStore, StorageError
 from resnet_tui.training.checkpoint import TrainingState
@@ -196,6 +196,27 @@ def test_concurrent_runs_get_distinct_ids(tmp_path):
     for t in threads:
         t.join()
     assert len(set(ids)) == 8
+
+
+def test_a_run_being_created_is_never_seen_without_its_writer(tmp_path):
+    """A reader listing runs while one is created sees it running, never corrupt ("no run.json"):
+    a follower that met it so would end at once (the cause of a red CI run)."""
+    store = RunStore.under(tmp_path / "artifact")
+    seen, done = set(), threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.update(info.status for info in store.list_runs())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        runs = [store.create_run(f"m8_{n}") for n in range(200)]
+    finally:
+        done.set()
+        watcher.join()
+    assert seen <= {RunStatus.RUNNING} and all(run.lock_owner() == os.getpid() for run in runs)
+    assert not any(p.name.startswith(".") for p in store.roots["log"].iterdir())  # no staging folder left
 
 
 def test_a_live_owner_blocks_a_second_writer(tmp_path):

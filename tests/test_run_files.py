@@ -23,7 +23,7 @@ STATE = {"epoch": 1, "iteration": 4, "best_val_accuracy": 0.5, "elapsed": 12.0, 
 
 
 def make_run(store: RunStore, name: str = "m8_x", result: dict | None = RESULT):
-    """A run's files as the trainer leaves them after one epoch of 4 iterations (no weights)."""
+    """A run's files as the trainer leaves them after one epoch of 4 iterations, its process gone."""
     run = store.create_run(name)
     run.write_meta(name)
     run.write_config({"BATCH_SIZE": 32, "EPOCHS_COUNT": 2})
@@ -37,6 +37,7 @@ def make_run(store: RunStore, name: str = "m8_x", result: dict | None = RESULT):
     (run.paths.log / "plan.json").write_text(json.dumps({"steps_per_epoch": 4, "total_iterations": 8}))
     if result is not None:
         run.write_result(dict(result, run_id=run.id))
+    run.release_lock()
     return run
 
 

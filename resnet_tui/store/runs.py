@@ -515,19 +515,29 @@ class RunStore:
                 raise StorageError(f"{error}; nothing was started") from None
 
     def create_run(self, config_name: str) -> Run:
-        """Claim a new unique run id (timestamp + config name).
+        """Claim a new unique run id (timestamp + config name), its lock held by this process.
 
-        The log folder is created with mkdir, which fails if it exists, so two
-        processes starting in the same second still get distinct ids.
+        The folder is made under a hidden name, its lock written, and only then
+        renamed into view: a reader (the runs table, a follower) never meets a run
+        without its writer, which it would list as corrupt. The hidden name is
+        made with mkdir, which fails if it exists, so two processes starting in
+        the same second still get distinct ids.
         """
-        self.roots["log"].mkdir(parents=True, exist_ok=True)
+        root = self.roots["log"]
+        root.mkdir(parents=True, exist_ok=True)
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_name}"
         for n in range(1, 1000):
             run_id = stem if n == 1 else f"{stem}-{n}"
+            staging = root / f"{PARTIAL_PREFIX}{run_id}"
             try:
-                (self.roots["log"] / run_id).mkdir()
+                staging.mkdir()
             except FileExistsError:
                 continue
+            if run_id in self.run_ids():
+                staging.rmdir()
+                continue
+            Run(self, staging.name).acquire_lock()
+            os.rename(staging, root / run_id)
             return Run(self, run_id)
         raise RuntimeError(f"could not find a free run id for {stem}")
 

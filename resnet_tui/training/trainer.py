@@ -239,9 +239,11 @@ class Trainer:
         # Loaded before the run exists, so a typo in DATA_PATH leaves no failed run behind.
         dataset = self._load_data()
         resumed = self.run_record is not None
-        run = self.run_record or self.store.create_run(self.config.name)
-        self.run_record = run
-        run.acquire_lock()
+        if self.run_record is None:
+            self.run_record = self.store.create_run(self.config.name)  # its lock held
+        else:
+            self.run_record.acquire_lock()
+        run = self.run_record
         try:
             if resumed:  # under the lock: what this resume read may have changed while it waited
                 self._recheck_resume(run)
