@@ -10,14 +10,15 @@
 - the hyperparameters (the config, flattened to dotted keys) and the result as text
   (markdown tables) under ``hparams`` and ``result``, at step 0.
 
-TensorFlow 2.21 no longer installs TensorBoard, and its ``tf.summary.scalar``/``text`` are
-TensorBoard's code: without the package they raise. The events are written here from
-TensorFlow's own protos (``Event``, ``Summary`` with the scalars and text plugins'
-metadata) through ``tf.io.TFRecordWriter``, which is what an event file is; so exporting
-needs nothing beyond the default install; viewing needs TensorBoard, installed wherever
-it runs (``pip install tensorboard``). TensorBoard's HParams tab needs its own
-plugin's protos, which only the tensorboard package has: the hyperparameters are a text
-summary instead (the Text tab).
+The event file is written with tensorboardX: TensorBoard's ``Event`` protos, one TFRecord
+each, through its ``RecordWriter``. No TensorFlow, so exporting works on any Keras backend and
+where TensorFlow is not installed; viewing needs TensorBoard, installed wherever it runs
+(``pip install tensorboard``). Not its ``SummaryWriter``: that writes from a thread of its
+own, which dies on a failed write (a full disk) and leaves the export hanging, where
+``RecordWriter`` raises here; its ``add_scalar`` writes an event per value (here one per
+step: a 64k-iteration run is 64k events, not 384k) and ``add_text`` files a text under
+``<tag>/text_summary``. The hyperparameters are a text summary (the Text tab), not the
+HParams tab's, which tensorboardX writes as a second run of its own.
 
 ``--csv FILE``: one row per iteration (iterations.csv's columns), joined with the values
 of its epoch's end (epochs.csv's columns prefixed ``epoch_end_``; empty for an epoch
@@ -27,11 +28,13 @@ that did not finish).
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -109,60 +112,31 @@ def export_csv(run: Run, destination: str | os.PathLike[str] | TextIO) -> int:
 
 # -- TensorBoard ----------------------------------------------------------------------------------
 
-class _EventWriter:
-    """An event file written with TensorFlow's protos and TFRecordWriter (no TensorBoard needed)."""
+def _write_event_file(path: Path, started: float, texts: dict[str, str],
+                      steps: Iterable[tuple[int, float, dict[str, float]]]) -> None:
+    """The file's header, each text at step 0, then each (step, wall time, scalars) as one event."""
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboardX.proto.tensor_pb2 import TensorProto
+    from tensorboardX.record_writer import RecordWriter
 
-    def __init__(self, folder: Path, wall_time: float):
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
-        from tensorflow.core.util import event_pb2
+    text_plugin = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="text"))
+    writer = RecordWriter(str(path.absolute()))  # absolute: a relative "gs:..." or "s3:..." would name a bucket
+    try:
+        def write(**event) -> None:
+            writer.write(Event(**event).SerializeToString())
 
-        self._pb = (summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2, event_pb2)
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"events.out.tfevents.{int(wall_time)}.{socket.gethostname()}{EVENT_FILE_SUFFIX}"
-        self.path = folder / name
-        self._writer = tf.io.TFRecordWriter(str(self.path))
-        self._described: set[str] = set()
-        self._write(event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2"))
-
-    def _write(self, event) -> None:
-        self._writer.write(event.SerializeToString())
-
-    def _metadata(self, tag: str, plugin: str, data_class: int):
-        summary_pb2 = self._pb[0]
-        if tag in self._described:  # TensorBoard reads a tag's metadata from its first event
-            return None
-        self._described.add(tag)
-        return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin),
-                                           data_class=data_class)
-
-    def scalars(self, values: dict[str, float], step: int, wall_time: float) -> None:
-        """As tf.summary.scalar writes each: a float32 scalar tensor under the scalars plugin;
-        all of one step in one event (a 64k-iteration run is 64k events, not 384k)."""
-        summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2, event_pb2 = self._pb
-        summary = summary_pb2.Summary()
-        for tag, value in values.items():
-            value_pb = summary.value.add(tag=tag)
-            value_pb.tensor.dtype = types_pb2.DT_FLOAT
-            value_pb.tensor.tensor_shape.SetInParent()
-            value_pb.tensor.float_val.append(value)
-            metadata = self._metadata(tag, "scalars", summary_pb2.DATA_CLASS_SCALAR)
-            if metadata is not None:
-                value_pb.metadata.CopyFrom(metadata)
-        if summary.value:
-            self._write(event_pb2.Event(wall_time=wall_time, step=step, summary=summary))
-
-    def text(self, tag: str, text: str, step: int, wall_time: float) -> None:
-        """As tf.summary.text writes it: a string scalar tensor under the text plugin (markdown)."""
-        summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2, event_pb2 = self._pb
-        tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-                                        string_val=[text.encode("utf-8")])
-        value_pb = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
-        value_pb.metadata.CopyFrom(self._metadata(tag, "text", summary_pb2.DATA_CLASS_TENSOR))
-        self._write(event_pb2.Event(wall_time=wall_time, step=step, summary=summary_pb2.Summary(value=[value_pb])))
-
-    def close(self) -> None:
-        self._writer.close()
+        write(wall_time=started, file_version="brain.Event:2")
+        for tag, text in texts.items():
+            # A string tensor of no shape: the Text tab renders it as one markdown document.
+            tensor = TensorProto(dtype="DT_STRING", string_val=[text.encode("utf-8")])
+            write(wall_time=started, step=0, summary=Summary(value=[Summary.Value(tag=tag, metadata=text_plugin, tensor=tensor)]))
+        for step, wall_time, scalars in steps:
+            if scalars:  # simple_value: what the Scalars tab reads with no plugin metadata
+                write(wall_time=wall_time, step=step,
+                      summary=Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]))
+    finally:
+        writer.close()
 
 
 def _markdown_table(pairs: list[tuple[str, object]]) -> str:
@@ -187,30 +161,26 @@ def export_tensorboard(run: Run, folder: str | os.PathLike) -> Path:
     except (OSError, ValueError):
         config = {}
     started = result.get("started") or (run.read_meta() or {}).get("started") or time.time()
-    if out.is_dir():
-        for old in out.glob(f"events.out.tfevents.*{EVENT_FILE_SUFFIX}"):
-            old.unlink()
-    writer = _EventWriter(out, started)
-    try:
-        writer.text("hparams", _markdown_table(sorted(flatten(config).items())), 0, started)
-        summary = [(k, v) for k, v in result.items() if k not in ("confusion", "versions", "dataset")
-                   and not isinstance(v, dict | list)]
-        writer.text("result", _markdown_table(summary), 0, started)
-        iteration_tags = [(f"iteration/{tag}", tag) for tag in ITERATION_TAGS]
-        for it in iterations:
-            writer.scalars({name: getattr(it, tag) for name, tag in iteration_tags}, it.iteration, started + it.elapsed)
-        for ep in epochs:
-            writer.scalars({f"epoch/{tag}": getattr(ep, tag) for tag in EPOCH_TAGS if getattr(ep, tag) is not None},
-                           ep.epoch, started + ep.elapsed)
-        test = {f"test/{key}": result[f"test_{key}"] for key in ("loss", "accuracy")
-                if isinstance(result.get(f"test_{key}"), int | float) and math.isfinite(result[f"test_{key}"])}
-        record = read_record(result)
-        if record is not None:
-            test.update({f"test/class_accuracy/{name}": accuracy
-                         for name, accuracy in zip(record["classes"], record["per_class_accuracy"]) if accuracy is not None})
-        last = iterations[-1].iteration if iterations else (result.get("iterations") or 0)
-        writer.scalars(test, last, result.get("finished") or started)
-    finally:
-        writer.close()
-    return writer.path
-
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob(f"events.out.tfevents.*{EVENT_FILE_SUFFIX}"):
+        old.unlink()
+    summary = [(k, v) for k, v in result.items() if k not in ("confusion", "versions", "dataset")
+               and not isinstance(v, dict | list)]
+    texts = {"hparams": _markdown_table(sorted(flatten(config).items())), "result": _markdown_table(summary)}
+    test = {f"test/{key}": result[f"test_{key}"] for key in ("loss", "accuracy")
+            if isinstance(result.get(f"test_{key}"), int | float) and math.isfinite(result[f"test_{key}"])}
+    record = read_record(result)
+    if record is not None:
+        test.update({f"test/class_accuracy/{name}": accuracy
+                     for name, accuracy in zip(record["classes"], record["per_class_accuracy"]) if accuracy is not None})
+    last = iterations[-1].iteration if iterations else (result.get("iterations") or 0)
+    # Each step's scalars: (step, wall time, {tag: value}).
+    iteration_steps = ((it.iteration, started + it.elapsed, {f"iteration/{tag}": getattr(it, tag) for tag in ITERATION_TAGS})
+                       for it in iterations)
+    epoch_steps = ((ep.epoch, started + ep.elapsed,
+                    {f"epoch/{tag}": getattr(ep, tag) for tag in EPOCH_TAGS if getattr(ep, tag) is not None})
+                   for ep in epochs)
+    test_step = (last, result.get("finished") or started, test)
+    path = out / f"events.out.tfevents.{int(started)}.{socket.gethostname()}{EVENT_FILE_SUFFIX}"
+    _write_event_file(path, started, texts, itertools.chain(iteration_steps, epoch_steps, [test_step]))
+    return path
