@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-slow test-all test-env install install-test install-cuda bench clean
+.PHONY: run test test-slow test-all test-env test-jax install install-test install-cuda bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -11,16 +11,16 @@ $(BIN)/python:
 
 # Reinstall only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[tensorflow]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[tensorflow,test]'
 	touch $@ $(VENV)/.installed
 
 # A GPU box: TensorFlow with its CUDA libraries (several GB), then `make run` as usual.
 $(VENV)/.installed-cuda: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[cuda]'
+	$(BIN)/pip install --quiet -e '.[tensorflow,cuda]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -53,8 +53,22 @@ test-env: install-test
 	COLUMNS=40 TMPDIR=$$long $(BIN)/python -m pytest -q -p no:cacheprovider $(ENV_TESTS); \
 	status=$$?; rm -rf $$top; exit $$status
 
+# The JAX lane: an environment with Keras on JAX and without TensorFlow (.venv-jax), where the
+# package must do everything (train, resume, dashboard, export) without ever importing TensorFlow.
+JAX_VENV := .venv-jax
+JAX_TESTS := tests/test_jax.py tests/test_host_pipeline.py tests/test_export.py tests/test_follow.py \
+	tests/test_resume.py tests/test_tui_live.py tests/test_training.py
+$(JAX_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/pip install --quiet --upgrade pip
+	$(JAX_VENV)/bin/pip install --quiet -e '.[jax,test]'
+	touch $@
+
+test-jax: $(JAX_VENV)/.installed
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -m "not slow" -n auto --maxprocesses=4 $(JAX_TESTS)
+
 bench: install
 	$(BIN)/python benchmarks/bench_training.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(JAX_VENV)

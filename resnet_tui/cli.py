@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Column, Table
 from rich.text import Text
 
+from resnet_tui import backend
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
 from resnet_tui.data.dataset import DatasetError
 from resnet_tui.events import RunStatus
@@ -53,13 +54,15 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with fd 2 pointed at /dev/null: its C++ start-up lines
-    (oneDNN, CUDA probes) bypass Python and TF_CPP_MIN_LOG_LEVEL."""
+def import_keras_quietly() -> None:
+    """Import Keras and its backend with fd 2 pointed at /dev/null: TensorFlow's C++ start-up
+    lines (oneDNN, CUDA probes) bypass Python and TF_CPP_MIN_LOG_LEVEL."""
     quiet_tensorflow()
     with fd2_to(os.devnull):
         import keras  # noqa: F401
-        import tensorflow  # noqa: F401
+
+        if backend.on_tensorflow():
+            import tensorflow  # noqa: F401
 
 
 def labelled(label: str, style: str, message: str) -> Text:
@@ -143,7 +146,7 @@ def cmd_train(args) -> int:
         config = config.with_values(RunStore.under(args.artifact).path_values())
     for warning in config.warnings:
         err_console.print(labelled("warning:", "yellow", warning))
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from resnet_tui.training.trainer import Trainer
 
     return train_with_progress(lambda sink: Trainer(config, sink=sink))
@@ -154,7 +157,7 @@ def cmd_resume(args) -> int:
     problem = store.open_run(args.run).resume_problem()  # before TensorFlow's seconds of loading
     if problem:
         raise ResumeError(problem)
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from resnet_tui.training.trainer import Trainer
 
     return train_with_progress(lambda sink: Trainer.resuming(store, args.run, sink=sink))
@@ -318,7 +321,7 @@ def cmd_show(args) -> int:
 def cmd_evaluate(args) -> int:
     """Evaluate a run's saved final model on its test split; record the figures in its result.json."""
     run = store_from_args(args).open_run(args.run)
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from resnet_tui.training.evaluate import EvaluateError, evaluate_run
 
     try:
@@ -352,7 +355,6 @@ def cmd_export(args) -> int:
                 labelled("csv:", "green", f"{'stdout' if to_stdout else args.csv}: {rows} iterations joined "
                                           "with their epoch's values"))
         if args.tensorboard:
-            import_tensorflow_quietly()
             from resnet_tui.report.export import export_tensorboard
 
             path = export_tensorboard(run, args.tensorboard)
@@ -374,7 +376,7 @@ def cmd_validate(args) -> int:
 
 def cmd_summary(args) -> int:
     config = load_with_overrides(args.config, args.set)
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from resnet_tui.models.resnet import dispatch_build_model
     from resnet_tui.models.summary import KERAS_LINE_LENGTH, count_params, model_summary_text
 
@@ -439,6 +441,14 @@ ARTIFACT_HELP = ("folder holding the runs (log/, checkpoint/, model/, result/, .
                  "subcommand (default: the config's paths)")
 
 
+BACKEND_HELP = ("the Keras backend to train on (default: $KERAS_BACKEND, else tensorflow); before or after "
+                "the subcommand")
+
+
+def with_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=backend.BACKENDS, default=argparse.SUPPRESS, help=BACKEND_HELP)
+
+
 def with_artifact(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: absent after the subcommand, it leaves a --artifact given before it in place.
     p.add_argument("--artifact", metavar="DIR", default=argparse.SUPPRESS, help=ARTIFACT_HELP)
@@ -448,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resnet-tui", description=__doc__.split("\n")[0])
     parser.add_argument("--configs", default="configs", help="folder of configs the dashboard lists")
     parser.add_argument("--artifact", metavar="DIR", help=ARTIFACT_HELP)
+    parser.add_argument("--backend", choices=backend.BACKENDS, help=BACKEND_HELP)
     parser.add_argument("--read-only", action="store_true",
                         help="browse and watch runs only: no training, resuming or saving (also chosen "
                              "when the runs folder is not writable)")
@@ -461,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     with_sets(p)
     with_artifact(p)
+    with_backend(p)
     p.set_defaults(func=cmd_train)
     for name, func, help_ in (("runs", cmd_runs, "list past runs"), ("show", cmd_show, "show one run"),
                               ("resume", cmd_resume, "continue a stopped or interrupted run"),
@@ -472,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "runs":
             p.add_argument("run", help="run id (a unique prefix is enough)")
         with_artifact(p)
+        with_backend(p)
         if name == "export":
             p.add_argument("--tensorboard", metavar="DIR", help="write event files under DIR/<run id>/")
             p.add_argument("--csv", metavar="FILE", help="write iterations joined with their epoch's values")
@@ -482,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
     with_artifact(p)
+    with_backend(p)
     p.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
                    help="browsers can browse and watch runs, not train")
     p.add_argument("--token", help="the token browsers must present (default: $RESNET_TUI_TOKEN, else random; "
@@ -499,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="print the model summary and parameter count")
     p.add_argument("config")
     with_sets(p)
+    with_backend(p)
     p.set_defaults(func=cmd_summary)
     return parser
 
@@ -506,6 +521,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
+    try:
+        backend.choose(args.backend)  # before anything imports Keras
+    except backend.BackendError as exc:
+        err_console.print(labelled("error:", "bold red", str(exc)))
+        return 2
     if args.command is None:
         from resnet_tui.tui.app import run_app
 

@@ -89,12 +89,12 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 # Learning-rate schedules, one at a time: the key that enables each, and its name.
 SCHEDULE_SWITCHES = {"STEP_SCHEDULE.enabled": "step", "COSINE_SCHEDULE.enabled": "cosine",
                      "ONE_CYCLE_SCHEDULE.enabled": "one_cycle", "SCHEDULE_MODE.enabled": "plateau"}
-DISTRIBUTE_MODES = ("none", "mirrored")
+DISTRIBUTE_MODES = ("none", "mirrored", "data_parallel")
 MIXED_PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 MULTI_WORKER_REFUSAL = (
     "multi-machine training is not supported: Keras 3 on TensorFlow does not support "
     "MultiWorkerMirroredStrategy (keras-team/keras issue 20585); "
-    'use "mirrored" for several GPUs on one machine')
+    'use "mirrored" for several GPUs on one machine, or "data_parallel" on the JAX backend')
 # What Keras and TensorFlow accept, so that validate catches what training would refuse.
 SYNTHETIC_MAX_IMAGES = 500_000  # 1.5 GB of uint8 images: more would not fit a laptop's memory
 SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed: "Seed must be between 0 and 2**32 - 1"
@@ -212,9 +212,11 @@ SCHEMA: tuple[Field, ...] = (
     Field("EARLY_STOP_MODE.verbose", int, 1, "EarlyStopping verbosity.", "Early stop", choices=(0, 1)),
     # Several devices of one machine (resnet_tui/training/distribute.py)
     Field("DISTRIBUTE", str, "none",
-          "none: one device; mirrored: tf.distribute.MirroredStrategy over every GPU (every logical CPU when "
-          "there is no GPU; one replica when only one device is visible). Multi-machine (multi_worker) is "
-          "refused: Keras 3 on TensorFlow does not support MultiWorkerMirroredStrategy (keras issue 20585).",
+          "none: one device; mirrored (TensorFlow): tf.distribute.MirroredStrategy over every GPU (every logical "
+          "CPU when there is no GPU; one replica when only one device is visible); data_parallel (JAX): "
+          "keras.distribution.DataParallel over every local device, the global batch split across them. "
+          "multi_worker is refused: Keras 3 on TensorFlow does not support MultiWorkerMirroredStrategy "
+          "(keras issue 20585).",
           "Distribution", choices=DISTRIBUTE_MODES),
     Field("SYNC_BATCH_NORM", bool, False,
           "Mirrored only: batch norm statistics over the global batch (BatchNormalization(synchronized=True)) "

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from support import Collect
 
+from resnet_tui import backend
 from resnet_tui.data.load import dispatch_load_dataset
 from resnet_tui.events import EpochEnd, IterationEnd, LogMessage, RunFinished, RunStarted, SinkFanout
 from resnet_tui.store.runs import RunStore
@@ -153,7 +154,7 @@ def test_tiny_run_writes_a_complete_run_record(tiny_config):
     for key in ("status", "param_count", "test_accuracy", "test_loss", "best_val_accuracy", "iterations",
                 "duration", "versions", "device", "dataset"):
         assert saved[key] is not None, key
-    assert set(saved["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
+    assert set(saved["versions"]) >= {"backend", backend.current(), "keras", "numpy", "python"}
     assert len(saved["dataset"]["mean"]) == 3
     # Where it fails: every test image counted once, and the matrix agrees with Keras' accuracy.
     confusion = saved["confusion"]

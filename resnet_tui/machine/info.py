@@ -44,11 +44,15 @@ def cpu_line() -> str:
 
 
 def machine_line() -> str:
-    """The CPU line plus the TensorFlow and Keras versions (imports TensorFlow)."""
+    """The CPU line plus the Keras backend and versions (imports Keras and its backend)."""
     import keras
-    import tensorflow as tf
 
-    return f"{cpu_line()}; TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {platform.python_version()}"
+    from resnet_tui import backend
+
+    name = backend.current()
+    engine = {"tensorflow": "TensorFlow", "jax": "JAX"}.get(name, name)
+    return (f"{cpu_line()}; {engine} {__import__(name).__version__}, Keras {keras.__version__}, "
+            f"Python {platform.python_version()}")
 
 
 if __name__ == "__main__":  # python -m resnet_tui.machine.info: the line CI prints before the tests

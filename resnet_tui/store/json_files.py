@@ -51,6 +51,7 @@ class RunMeta:
     pid: int | None = None
     host: str | None = None
     started: float | None = None
+    backend: str = "tensorflow"  # Keras' backend (runs from before the choice existed trained on TensorFlow)
 
 
 @dataclass

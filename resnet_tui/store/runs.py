@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import psutil
 
+from resnet_tui import backend
 from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
 from resnet_tui.store.atomic import PARTIAL_PREFIX, write_json_atomic, write_text_atomic
 from resnet_tui.store.json_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
@@ -160,7 +161,7 @@ class Run:
     # -- writing ---------------------------------------------------------
     def write_meta(self, config_name: str, resumed: bool = False) -> None:
         meta = {"run_id": self.id, "config_name": config_name, "pid": os.getpid(),
-                "host": socket.gethostname(), "started": time.time()}
+                "host": socket.gethostname(), "started": time.time(), "backend": backend.current()}
         path = self.file_path("meta")
         if resumed:
             try:
@@ -397,6 +398,12 @@ class Run:
             return f"run {self.id}: its saved weights file {self.paths.checkpoint / state.weights} is missing"
         if self.read_file("config") is None:
             return f"run {self.id}: its config.json is missing ({self.file_path('config')})"
+        trained_on = (self.read_meta() or {}).get("backend", "tensorflow")
+        if trained_on != backend.current():
+            # Its optimizer state would load, but the input order and augmentation of the epochs
+            # still to come are drawn by each backend's own pipeline: the run would not be the same run.
+            return (f"run {self.id} was trained on the {trained_on} backend and this process runs on "
+                    f"{backend.current()}: resume it with --backend {trained_on}")
         return None
 
     def begin_resume(self, epoch: int, iteration: int) -> None:

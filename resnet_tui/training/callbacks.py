@@ -25,7 +25,7 @@ from collections.abc import Callable
 import keras
 
 from resnet_tui.events import EpochEnd, IterationEnd, Sink, StopReason
-from resnet_tui.training.steplog import StepLog
+from resnet_tui.training import steplog
 
 
 class StopRequested(Exception):
@@ -131,12 +131,12 @@ class StreamingCallback(keras.callbacks.Callback):
         self.counter = counter or IterationCounter()
         self.epoch = self.counter.completed_epochs
         self.elapsed_before = elapsed_before  # training seconds of earlier processes, when resumed
-        self.step_log: StepLog | None = None
+        self.step_log: steplog.StepLog | steplog.JaxStepLog | None = None
         self._t0: float | None = None  # when fit began training
 
     def set_model(self, model):
         super().set_model(model)
-        self.step_log = StepLog.attach(model)  # before fit() builds its train function
+        self.step_log = steplog.attach(model)  # before fit() builds its train function
 
     def _optimizer_lr(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -167,7 +167,7 @@ class StreamingCallback(keras.callbacks.Callback):
         seconds = now - self._prev_time - (paused - self._prev_paused)
         self._prev_time, self._prev_paused = now, paused
 
-        rows = self.step_log.take().tolist()  # one row per step of this execution
+        rows = self.step_log.take(logs).tolist()  # one row per step of this execution
         if not rows:
             return
         counter = self.counter

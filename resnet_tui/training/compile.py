@@ -16,13 +16,13 @@ def mixed_precision_warning(policy: str) -> str | None:
     """Why MIXED_PRECISION ``policy`` will likely be slower than float32 here, or None.
 
     16-bit compute pays off on GPUs and on CPUs with bfloat16 instructions
-    (AVX-512 BF16, AMX); elsewhere TensorFlow emulates it at a loss.
+    (AVX-512 BF16, AMX); elsewhere it is emulated at a loss.
     """
     if policy == "float32":
         return None
-    import tensorflow as tf
+    from resnet_tui.training.devices import gpu_names
 
-    if tf.config.list_logical_devices("GPU"):
+    if gpu_names():
         return None
     flags = cpu_flags()
     if flags is None:
@@ -30,7 +30,7 @@ def mixed_precision_warning(policy: str) -> str | None:
     if policy == "mixed_bfloat16" and flags & {"avx512_bf16", "amx_bf16"}:
         return None
     need = "AVX-512 BF16 or AMX" if policy == "mixed_bfloat16" else "a GPU"
-    return (f"MIXED_PRECISION={policy} without {need}: TensorFlow emulates the 16-bit math on this CPU, "
+    return (f"MIXED_PRECISION={policy} without {need}: the 16-bit math is emulated on this CPU, "
             f"which is usually slower than float32 (see benchmarks/RESULTS.md)")
 
 

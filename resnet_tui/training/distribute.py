@@ -1,4 +1,5 @@
-"""Training on several devices of one machine: ``tf.distribute.MirroredStrategy``.
+"""Training on several devices of one machine: ``tf.distribute.MirroredStrategy`` on TensorFlow,
+``keras.distribution.DataParallel`` on JAX.
 
 ``DISTRIBUTE = "mirrored"`` builds and compiles the model under a
 MirroredStrategy scope; Keras' ``fit`` then does the rest itself:
@@ -26,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
+from resnet_tui import backend
 from resnet_tui.config import MULTI_WORKER_REFUSAL, Config
+from resnet_tui.training.devices import local_devices, short_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -73,36 +76,42 @@ def mirrored_strategy(devices: list[str] | None):
     return _STRATEGIES[key]
 
 
-def _short(device: str) -> str:
-    """'/job:localhost/replica:0/task:0/device:GPU:0' -> '/device:GPU:0'."""
-    cut = device.find("/device:")
-    return device[cut:] if cut >= 0 else device
-
-
 @dataclass
 class Distribution:
     """How a run places its model: the strategy, its replicas and devices."""
 
-    mode: str  # "none" | "mirrored"
-    strategy: Any  # tf.distribute.Strategy; the default strategy for "none"
+    mode: str  # "none" | "mirrored" (TensorFlow) | "data_parallel" (JAX)
+    strategy: Any  # tf.distribute.Strategy (the default one for "none"), keras.distribution.DataParallel, or None
     devices: list[str]
     sync_batch_norm: bool = False
     messages: list[str] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, config: Config) -> Distribution:
-        import tensorflow as tf
-
         mode = config.get("DISTRIBUTE") or "none"
-        if mode == "none":
-            gpus = tf.config.list_logical_devices("GPU")
-            device = (gpus or tf.config.list_logical_devices("CPU"))[0].name
-            return cls("none", tf.distribute.get_strategy(), [_short(device)])
-        if mode != "mirrored":  # the config refuses anything else; this is for hand-made values
-            raise DistributeError(f"DISTRIBUTE: {MULTI_WORKER_REFUSAL}" if mode == "multi_worker"
-                                  else f"DISTRIBUTE: unknown setting {mode!r}")
+        wanted = {"mirrored": "tensorflow", "data_parallel": "jax"}.get(mode)
+        if mode == "multi_worker":  # the config refuses it; this is for hand-made values
+            raise DistributeError(f"DISTRIBUTE: {MULTI_WORKER_REFUSAL}")
+        if mode not in ("none", "mirrored", "data_parallel"):
+            raise DistributeError(f"DISTRIBUTE: unknown setting {mode!r}")
+        if wanted and backend.current() != wanted:
+            other = {"tensorflow": "data_parallel", "jax": "mirrored"}[wanted]
+            raise DistributeError(f"DISTRIBUTE={mode} needs the {wanted} backend (this process runs on "
+                                  f"{backend.current()}): use --backend {wanted}, or DISTRIBUTE={other} here")
+        if mode == "mirrored":
+            return cls._mirrored(config)
+        if mode == "data_parallel":
+            return cls._data_parallel(config)
+        if backend.on_tensorflow():
+            import tensorflow as tf
+
+            return cls("none", tf.distribute.get_strategy(), local_devices()[:1])
+        return cls("none", None, local_devices()[:1])
+
+    @classmethod
+    def _mirrored(cls, config: Config) -> Distribution:
         strategy = mirrored_strategy(mirrored_devices())
-        devices = [_short(d) for d in strategy.extended.worker_devices]
+        devices = [short_name(d) for d in strategy.extended.worker_devices]
         sync = bool(config.get("SYNC_BATCH_NORM"))
         dist = cls("mirrored", strategy, devices, sync)
         if len(devices) == 1:
@@ -115,12 +124,35 @@ class Distribution:
                 + ("; synchronized batch norm" if sync else ""))
         return dist
 
+    @classmethod
+    def _data_parallel(cls, config: Config) -> Distribution:
+        """keras.distribution.DataParallel over every local device: the variables replicated, each
+        global batch split along its first axis, XLA's all-reduce of the gradients in the step."""
+        devices = local_devices()
+        strategy = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+        dist = cls("data_parallel", strategy, devices)
+        dist.messages.append(
+            f"DISTRIBUTE=data_parallel: {len(devices)} device{'s' if len(devices) > 1 else ''} "
+            f"({', '.join(devices)}); BATCH_SIZE {config.BATCH_SIZE} is the global batch"
+            + (f" ({config.BATCH_SIZE // len(devices)} per device)" if len(devices) > 1 else ""))
+        return dist
+
+    @property
+    def backend(self) -> str:
+        return backend.current()
+
+    def running(self):
+        """Where fit and evaluate run: data_parallel's distribution is read by Keras there too
+        (MirroredStrategy stays with the model it built)."""
+        return self.strategy.scope() if self.mode == "data_parallel" else contextlib.nullcontext()
+
     @property
     def replicas(self) -> int:
         return len(self.devices)
 
     def scope(self):
-        """Where the model, its optimizer and their variables must be created."""
+        """Where the model, its optimizer and their variables must be created (and, for
+        data_parallel, where fit and evaluate must run: Keras reads the distribution there)."""
         return self.strategy.scope() if self.mode != "none" else contextlib.nullcontext()
 
     def check_batches(self, batch_size: int, train_count: int) -> list[str]:
@@ -167,7 +199,7 @@ class Distribution:
 
     def callbacks(self, train_ds: tf.data.Dataset) -> list:
         """Callbacks the strategy needs around ``fit(train_ds)``; they go first in the list."""
-        if self.mode == "none":
+        if self.mode != "mirrored":  # data_parallel's batch norm statistics are one replicated variable
             return []
         callbacks = [AverageReplicaStatistics()] if self.replicas > 1 else []
         generator = getattr(train_ds, "seed_generator", None)

@@ -22,7 +22,7 @@ class EvaluateError(Exception):
 
 def evaluate_on_test(model, test_ds, y_test: np.ndarray, class_names, source: str) -> dict:
     """``test_loss``, ``test_accuracy`` and ``confusion`` (confusion.py's record) of ``model``
-    on ``test_ds``, a data.make_eval_dataset pipeline of the labels ``y_test``.
+    on ``test_ds``, a data.batches.eval_batches pipeline of the labels ``y_test``.
 
     Keras' evaluate gives the loss and accuracy (exact under a strategy: the
     pipeline's pads weigh 0); predict gives every image's class, in order, and
@@ -46,8 +46,8 @@ def evaluate_run(run: Run, log=lambda text: None) -> dict:
     import keras
 
     from resnet_tui.config import run_config
+    from resnet_tui.data.batches import eval_batches
     from resnet_tui.data.load import dispatch_load_dataset
-    from resnet_tui.data.pipeline import make_eval_dataset
     from resnet_tui.training.compile import compile_model
 
     info = run.require_readable()  # RunCorruptError names a damaged file
@@ -72,7 +72,7 @@ def evaluate_run(run: Run, log=lambda text: None) -> dict:
             "the data changed since the run; its recorded statistics are used")
     model = keras.models.load_model(model_path, compile=False)
     compile_model(model, config, config.OPTIMIZER["learning_rate"])  # loss and metrics as the trainer's
-    test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, (mean, std), config.BATCH_SIZE)
+    test_ds = eval_batches(dataset.x_test, dataset.y_test, (mean, std), config.BATCH_SIZE)
     log(f"evaluating {model_path} on {len(dataset.y_test)} test images")
     figures = evaluate_on_test(model, test_ds, dataset.y_test, dataset.class_names, source="resnet-tui evaluate")
     try:

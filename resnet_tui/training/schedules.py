@@ -38,7 +38,8 @@ class IterationStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.factor = float(factor)
 
     def __call__(self, step):
-        step = ops.cast(step, "int64")
+        # JAX counts in int32 unless x64 is on (asking it for int64 only earns a warning per step).
+        step = ops.cast(step, "int32" if keras.backend.backend() == "jax" else "int64")
         drops = ops.zeros((), dtype="float32")
         for boundary in self.boundaries:
             drops = drops + ops.cast(ops.greater_equal(step, boundary), "float32")

@@ -20,6 +20,13 @@ a sync-on-read variable summed across replicas, like Keras' metric variables:
 each replica writes its own sums, and the host read adds them up into the
 global batch's sums; the counter reads the first replica's.
 
+On JAX the step is a pure function of the state (``train_step(state, data)
+-> (logs, state)``) and there are no variables to assign inside it:
+:class:`JaxStepLog` wraps it to return the same four sums as one more entry
+of the step's logs, read from the metric variables of the state the step
+returns. One step per call there (STEPS_PER_EXECUTION 1; the trainer refuses
+more on JAX), so the logs of every step reach the callback.
+
 Why not a public API: Keras 3 has none that gives a step's own loss and
 sample count. Batch ``logs`` are running means without the counts, and with
 ``steps_per_execution`` > 1 only the last step's reach callbacks. A
@@ -50,6 +57,13 @@ class StepLogError(RuntimeError):
     pass
 
 
+def attach(model: keras.Model) -> StepLog | JaxStepLog:
+    """The model's step log for the backend it runs on, installed before fit() builds its train function."""
+    import keras
+
+    return JaxStepLog.attach(model) if keras.backend.backend() == "jax" else StepLog.attach(model)
+
+
 def _sum_metrics(model: keras.Model) -> dict:
     """The compiled metrics that keep a ``total`` and a ``count`` (Keras' Mean family), by name."""
     found: dict = {}
@@ -63,6 +77,10 @@ def _sum_metrics(model: keras.Model) -> dict:
 
     for metric in model.metrics:
         visit(metric)
+    missing = [name for name in METRICS if name not in found]
+    if missing:
+        raise StepLogError(f"the model has no {' or '.join(missing)} metric with total and count "
+                           f"(compile it with metrics=['accuracy'])")
     return found
 
 
@@ -91,10 +109,6 @@ class StepLog:
 
         logs = self._original_train_step(data)
         metrics = _sum_metrics(self.model)  # Python, once per trace: the metrics are built by now
-        missing = [name for name in METRICS if name not in metrics]
-        if missing:
-            raise StepLogError(f"the model has no {' or '.join(missing)} metric with total and count "
-                               f"(compile it with metrics=['accuracy'])")
         sums = []
         for name in METRICS:
             sums += [tf.cast(tf.convert_to_tensor(metrics[name].total), tf.float32),
@@ -132,7 +146,7 @@ class StepLog:
         """Forget steps not taken yet (e.g. a fit run without the streaming callback)."""
         self.read_upto = int(self.steps.numpy())
 
-    def take(self) -> np.ndarray:
+    def take(self, logs: dict | None = None) -> np.ndarray:
         """The rows of the steps since the last call, oldest first: float64 (n, 4) running sums
         ``[loss total, loss count, accuracy total, accuracy count]`` after each step."""
         done = int(self.steps.numpy())
@@ -145,3 +159,59 @@ class StepLog:
         first = self.read_upto % self.capacity
         self.read_upto = done
         return np.roll(rows, -first, axis=0)[:new]
+
+
+class JaxStepLog:
+    """The metrics' running sums after each step, carried out of JAX's pure step in its logs."""
+
+    KEY = "resnet_tui_step_sums"  # the logs entry; the streaming callback takes it out again
+    capacity = 1
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self._original_train_step = model.train_step
+
+    def _train_step(self, state, data):
+        import jax.numpy as jnp
+
+        logs, state = self._original_train_step(state, data)
+        metrics_variables = state[3]  # (trainable, non-trainable, optimizer, metrics) as Keras' JAX trainer returns
+        position = {id(v): i for i, v in enumerate(self.model.metrics_variables)}
+        metrics = _sum_metrics(self.model)  # Python, once per trace
+        sums = [metrics_variables[position[id(getattr(metrics[name], part))]]
+                for name in METRICS for part in ("total", "count")]
+        return {**logs, self.KEY: jnp.stack([jnp.asarray(v, jnp.float32) for v in sums])}, state
+
+    @classmethod
+    def attach(cls, model: keras.Model) -> JaxStepLog:
+        if int(getattr(model, "steps_per_execution", 1) or 1) > 1:
+            raise StepLogError("STEPS_PER_EXECUTION above 1 is not supported on the JAX backend: set it to 1 "
+                               "(JAX compiles the whole step already)")
+        log = getattr(model, ATTRIBUTE, None)
+        if isinstance(log, cls):
+            return log
+        if log is not None:
+            log.detach()
+        log = cls(model)
+        model.train_step = log._train_step
+        model.train_function = None
+        setattr(model, ATTRIBUTE, log)
+        return log
+
+    def detach(self) -> None:
+        model = self.model
+        if getattr(model, ATTRIBUTE, None) is self:
+            setattr(model, ATTRIBUTE, None)
+        model.train_step = self._original_train_step
+        model.train_function = None
+
+    def skip_to_now(self) -> None:
+        pass  # nothing is kept between steps
+
+    def take(self, logs: dict | None = None) -> np.ndarray:
+        """This step's row (see :meth:`StepLog.take`), popped from its logs so no other callback
+        (nor the epoch's logs, which Keras takes from the metrics only while the keys match) sees it."""
+        sums = None if logs is None else logs.pop(self.KEY, None)
+        if sums is None:
+            return np.empty((0, 2 * len(METRICS)))
+        return np.asarray(sums, np.float64)[None, :]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import platform
 import time
 import traceback
 from collections.abc import Collection
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from resnet_tui.config import Config
 from resnet_tui.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
-from resnet_tui.machine.info import cpu_line
 from resnet_tui.machine.sampler import INTERVAL, MachineMonitor
 from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.store.json_files import FinishedStatus, RunResult
@@ -33,6 +31,8 @@ if TYPE_CHECKING:  # these import keras and TensorFlow: the trainer imports them
     from resnet_tui.training.callbacks import IterationCap, IterationCounter, StreamingCallback, TerminateOnNonFinite, UserControl
     from resnet_tui.training.checkpoint import StateCheckpoint
     from resnet_tui.training.distribute import Distribution
+
+from resnet_tui.training.devices import describe_device, library_versions
 
 
 @dataclass
@@ -51,28 +51,6 @@ def plan_training(config: Config, train_count: int, replicas: int = 1) -> Traini
     if config.MAX_ITERATIONS:
         total = min(total, config.MAX_ITERATIONS)
     return TrainingPlan(steps, config.EPOCHS_COUNT, total)
-
-
-def describe_device() -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        names = []
-        for gpu in gpus:
-            details = tf.config.experimental.get_device_details(gpu)
-            names.append(details.get("device_name", gpu.name))
-        return ", ".join(names)
-    return f"CPU: {cpu_line()}"  # with the flags that change TensorFlow's kernels
-
-
-def library_versions() -> dict[str, str]:
-    import keras
-    import numpy
-    import tensorflow as tf
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": numpy.__version__}
 
 
 @dataclass
@@ -362,17 +340,18 @@ class Trainer:
         distribution = Distribution.from_config(self.config)
         progress.distribute = distribution.record()
         placement = self._place(distribution, len(dataset.y_train))
-        model, schedule = self._build_model(run, placement)
-        param_count = progress.param_count = count_params(model)
-        train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
-        self._announce(run, model, dataset, placement.plan, param_count, start.started)
-        streaming = progress.streaming = self._streaming(schedule)
-        callbacks = progress.callbacks = self._callbacks(run, train_ds, val_ds is not None, placement, streaming)
-        self._fit(model, train_ds, val_ds, callbacks, placement.plan)
-        progress.fitted = True
-        outcome = self._outcome(run, callbacks, placement.plan)
-        if outcome.status != RunStatus.FAILED:
-            progress.test = self._save_and_test(run, model, test_ds, dataset, outcome.status)
+        with distribution.running():
+            model, schedule = self._build_model(run, placement)
+            param_count = progress.param_count = count_params(model)
+            train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
+            self._announce(run, model, dataset, placement.plan, param_count, start.started)
+            streaming = progress.streaming = self._streaming(schedule)
+            callbacks = progress.callbacks = self._callbacks(run, train_ds, val_ds is not None, placement, streaming)
+            self._fit(model, train_ds, val_ds, callbacks, placement.plan)
+            progress.fitted = True
+            outcome = self._outcome(run, callbacks, placement.plan)
+            if outcome.status != RunStatus.FAILED:
+                progress.test = self._save_and_test(run, model, test_ds, dataset, outcome.status)
         return outcome
 
     def _load_data(self) -> Dataset:
@@ -401,6 +380,10 @@ class Trainer:
             raise DistributeError(f"STEPS_PER_EXECUTION {steps_per_execution} does not work with "
                                   f"{distribution.replicas} replicas in Keras {keras.__version__} "
                                   f"(keras-team/keras issue 19246): set it to 1 with DISTRIBUTE=mirrored")
+        if steps_per_execution > 1 and distribution.backend == "jax":
+            # Each step's sums come out of JAX's step in its logs (steplog.JaxStepLog), one step per call.
+            raise DistributeError(f"STEPS_PER_EXECUTION {steps_per_execution} is not supported on the JAX backend "
+                                  f"(every iteration is recorded from its own step): set it to 1")
         slow = mixed_precision_warning(config.get("MIXED_PRECISION") or "float32")
         if slow:
             self.sink(LogMessage("warning", slow))
@@ -424,16 +407,16 @@ class Trainer:
         return model, schedule
 
     def _pipelines(self, dataset: Dataset, replicas: int) -> tuple[Any, Any, Any]:
-        """tf.data pipelines: training (shuffled, augmented per epoch), validation (None: no
-        validation split), test."""
-        from resnet_tui.data.pipeline import make_eval_dataset, make_train_dataset
+        """The input pipelines (data/batches.py): training (shuffled, augmented per epoch),
+        validation (None: no validation split), test."""
+        from resnet_tui.data.batches import eval_batches, train_batches
 
         config, start_epoch = self.config, self.resume_state.epoch if self.resume_state else 0
-        train_ds = make_train_dataset(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED,
-                                      start_epoch=start_epoch, replicas=replicas)
-        val_ds = (make_eval_dataset(dataset.x_val, dataset.y_val, dataset, config.BATCH_SIZE, replicas)
+        train_ds = train_batches(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED,
+                                 start_epoch=start_epoch, replicas=replicas)
+        val_ds = (eval_batches(dataset.x_val, dataset.y_val, dataset, config.BATCH_SIZE, replicas)
                   if len(dataset.y_val) else None)
-        test_ds = make_eval_dataset(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE, replicas)
+        test_ds = eval_batches(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE, replicas)
         return train_ds, val_ds, test_ds
 
     def _announce(self, run: Run, model: keras.Model, dataset: Dataset, plan: TrainingPlan, param_count: int,
@@ -462,6 +445,7 @@ class Trainer:
         """The fit's callbacks, in the order Callbacks describes."""
         import keras
 
+        from resnet_tui.data.batches import pipeline_callbacks
         from resnet_tui.training.callbacks import stop_rules
         from resnet_tui.training.checkpoint import BestWeights, EnoughSpace, StateCheckpoint
 
@@ -469,8 +453,8 @@ class Trainer:
         non_finite, iteration_cap, user_control = stop_rules(self.control, counter, config.MAX_ITERATIONS,
                                                              placement.plan.steps_per_epoch)
         distribution_callbacks = placement.distribution.callbacks(train_ds)
-        callbacks = [*distribution_callbacks, *self.extra_callbacks, streaming, non_finite, iteration_cap,
-                     user_control]
+        callbacks = [*distribution_callbacks, *pipeline_callbacks(train_ds), *self.extra_callbacks, streaming,
+                     non_finite, iteration_cap, user_control]
         best = state.best_val_accuracy if state else None
         # Room for a best-weights file and the next state's, next to the state kept until then.
         callbacks.append(EnoughSpace(run.paths.checkpoint, "CHECKPOINT_PATH", files=2 if validates else 1))
@@ -513,7 +497,7 @@ class Trainer:
             return
         try:
             model.fit(train_ds, epochs=plan.epochs, initial_epoch=start_epoch, validation_data=val_ds,
-                      callbacks=callbacks.all, verbose=0, shuffle=False)  # the tf.data pipeline shuffles itself
+                      callbacks=callbacks.all, verbose=0, shuffle=False)  # the pipeline shuffles itself
         except StopRequested:
             for callback in callbacks.distribution_callbacks:
                 callback.on_train_end()  # replicas' statistics averaged before the final save

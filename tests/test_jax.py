@@ -1,0 +1,97 @@
+"""Keras on JAX: the same runs, records, stops and exports as on TensorFlow, never importing it.
+
+The JAX lane (`make test-jax`) runs these in an environment without TensorFlow,
+with tests of the other files that hold on any backend (resume, dashboard,
+follow, export); on TensorFlow they skip.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import tiny_values
+from support import CLI_ENV, REPO, write_config
+
+from resnet_tui import backend
+from resnet_tui.cli import main
+from resnet_tui.store.runs import RunStore
+from resnet_tui.training.trainer import Trainer
+
+pytestmark = pytest.mark.skipif(backend.current() != "jax",
+                                reason="the JAX lane runs these (make test-jax: KERAS_BACKEND=jax, no TensorFlow)")
+
+
+def test_a_run_on_jax_records_every_iteration_exactly_and_never_imports_tensorflow(tiny_config):
+    config = tiny_config(EPOCHS_COUNT=2)
+    result = Trainer(config).run()
+    assert result.status == "completed", result.error
+    run = RunStore.from_values(config.values).open_run(result.run_id)
+    assert run.read_meta()["backend"] == "jax" and run.read_result()["versions"]["backend"] == "jax"
+    rows, epochs = run.read_iterations(), run.read_epochs()
+    assert [r.iteration for r in rows] == list(range(1, 9))
+    for epoch in epochs:  # each batch's own loss, averaged, is Keras' running mean (equal batches of 32)
+        own = [r.loss for r in rows if r.epoch == epoch.epoch]
+        np.testing.assert_allclose(np.cumsum(own) / np.arange(1, len(own) + 1),
+                                   [r.epoch_loss for r in rows if r.epoch == epoch.epoch], rtol=1e-5)
+        np.testing.assert_allclose(own[-1:], [rows[epoch.iteration - 1].loss])
+        np.testing.assert_allclose(epoch.loss, rows[epoch.iteration - 1].epoch_loss, rtol=1e-5)
+    assert "tensorflow" not in sys.modules
+
+
+def test_m8_trains_evaluates_and_exports_on_jax_from_the_cli(tmp_path, capsys):
+    path = write_config(tmp_path, "m8_jax", tiny_values(tmp_path, MODEL_NUMBER=8, EPOCHS_COUNT=1))
+    assert main(["--backend", "jax", "train", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "274,042" in out and "backend jax" in out
+    artifact = str(tmp_path / "artifact")
+    run_id = RunStore.under(artifact).run_ids()[0]
+    assert main(["evaluate", run_id, "--artifact", artifact]) == 0
+    assert "Test split, 64 images, accuracy" in capsys.readouterr().out
+    assert main(["export", run_id, "--artifact", artifact, "--tensorboard", str(tmp_path / "tb")]) == 0
+    assert list((tmp_path / "tb" / run_id).glob("events.out.tfevents.*"))
+    assert "tensorflow" not in sys.modules
+
+
+def test_several_steps_per_execution_are_refused_on_jax_with_the_reason(tiny_config):
+    result = Trainer(tiny_config(STEPS_PER_EXECUTION=2)).run()
+    assert result.status == "failed"
+    assert "STEPS_PER_EXECUTION 2 is not supported on the JAX backend" in result.error
+
+
+DATA_PARALLEL = """
+import json, sys
+import numpy as np
+from resnet_tui.config import config_from_values
+from resnet_tui.store.runs import RunStore
+from resnet_tui.training.trainer import Trainer
+values = json.loads(sys.argv[1])
+losses = {}
+for mode in ("none", "data_parallel"):
+    config = config_from_values(dict(values, DISTRIBUTE=mode), "m1_dp")
+    result = Trainer(config).run()
+    assert result.status == "completed", result.error
+    run = RunStore.from_values(config.values).open_run(result.run_id)
+    losses[mode] = [r.loss for r in run.read_iterations()] + [e.val_loss for e in run.read_epochs()]
+    devices = run.read_result()["distribute"]["devices"]
+print(json.dumps({"losses": losses, "devices": devices}))
+"""
+
+
+def test_data_parallel_on_two_cpu_devices_equals_one_device(tmp_path):
+    values = tiny_values(tmp_path, EPOCHS_COUNT=2)
+    env = dict(CLI_ENV, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    done = subprocess.run([sys.executable, "-c", DATA_PARALLEL, json.dumps(values)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["devices"] == ["cpu:0", "cpu:1"]
+    np.testing.assert_allclose(answer["losses"]["data_parallel"], answer["losses"]["none"], rtol=1e-5)
+
+
+def test_the_machine_line_names_the_backend():
+    done = subprocess.run([sys.executable, "-m", "resnet_tui.machine.info"], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, KERAS_BACKEND="jax"), timeout=120)
+    assert "; JAX " in done.stdout and "Keras 3." in done.stdout
