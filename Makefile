@@ -57,7 +57,8 @@ test-env: install-test
 # package must do everything (train, resume, dashboard, export) without ever importing TensorFlow.
 JAX_VENV := .venv-jax
 JAX_TESTS := tests/test_jax.py tests/test_host_pipeline.py tests/test_export.py tests/test_follow.py \
-	tests/test_resume.py tests/test_tui_live.py tests/test_training.py
+	tests/test_resume.py tests/test_tui_live.py tests/test_training.py tests/test_cli.py tests/test_serve.py \
+	tests/test_tui.py tests/test_evaluation.py tests/test_tui_machine.py
 $(JAX_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(JAX_VENV)
 	$(JAX_VENV)/bin/pip install --quiet --upgrade pip

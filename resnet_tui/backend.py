@@ -11,13 +11,14 @@ imports TensorFlow.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.machinery
 import json
 import os
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax")
 DEFAULT = "tensorflow"
+LABELS = {"tensorflow": "TensorFlow", "jax": "JAX"}  # as a person writes them
 INSTALL = {"tensorflow": "pip install -e '.[tensorflow]' (make install)",
            "jax": "pip install -e '.[jax]' (or '.[jax-cuda]' on an NVIDIA GPU box)"}
 
@@ -27,7 +28,9 @@ class BackendError(RuntimeError):
 
 
 def installed(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
+    """Whether the top-level package ``name`` can be found on sys.path (without importing it,
+    and whatever import hooks say: TensorFlow kept out of a JAX process is still installed)."""
+    return importlib.machinery.PathFinder.find_spec(name) is not None
 
 
 def _keras_json() -> str | None:

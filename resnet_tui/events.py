@@ -65,6 +65,7 @@ class RunStarted:
     test_count: int
     start_iteration: int = 0  # > 0 when a run is resumed
     time: float = 0.0  # wall clock (time.time()) at the start
+    backend: str = "tensorflow"  # the Keras backend it trains on (runs from before the choice: TensorFlow)
 
 
 @dataclass(frozen=True, slots=True)

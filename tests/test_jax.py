@@ -95,3 +95,11 @@ def test_the_machine_line_names_the_backend():
     done = subprocess.run([sys.executable, "-m", "resnet_tui.machine.info"], cwd=REPO, capture_output=True, text=True,
                           env=dict(os.environ, KERAS_BACKEND="jax"), timeout=120)
     assert "; JAX " in done.stdout and "Keras 3." in done.stdout
+
+
+@pytest.mark.skipif(backend.installed("tensorflow"), reason="needs an environment without TensorFlow (.venv-jax)")
+def test_asking_for_tensorflow_where_it_is_not_installed_says_how_to_install_it():
+    done = subprocess.run([sys.executable, "-m", "resnet_tui.cli", "--backend", "tensorflow", "validate",
+                           "configs/m8_demo.json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "the tensorflow backend is not installed: pip install -e '.[tensorflow]'" in done.stderr

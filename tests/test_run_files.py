@@ -267,3 +267,23 @@ def test_a_run_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path, sta
     finally:
         subprocess.run(["umount", "-l", str(run.paths.log)], check=False)
     assert str(err.value) == f"cannot write to {run.paths.log} (LOG_PATH): Read-only file system"
+
+
+@pytest.mark.parametrize("trained_on, here", [("tensorflow", "jax"), ("jax", "tensorflow")])
+def test_a_run_is_resumed_only_on_the_backend_it_trained_on(tmp_path, monkeypatch, trained_on, here):
+    run = make_run(RunStore.under(tmp_path / "artifact"), result=None)
+    meta = json.loads(run.file_path("meta").read_text())
+    run.file_path("meta").write_text(json.dumps(dict(meta, backend=trained_on)))
+    monkeypatch.setenv("KERAS_BACKEND", trained_on)
+    assert run.resume_problem() is None
+    monkeypatch.setenv("KERAS_BACKEND", here)
+    assert run.resume_problem() == (f"run {run.id} was trained on the {trained_on} backend and this process runs "
+                                    f"on {here}: resume it with --backend {trained_on}")
+
+
+def test_a_run_from_before_the_backend_was_recorded_trained_on_tensorflow(tmp_path, monkeypatch):
+    run = make_run(RunStore.under(tmp_path / "artifact"), result=None)
+    meta = json.loads(run.file_path("meta").read_text())
+    run.file_path("meta").write_text(json.dumps({k: v for k, v in meta.items() if k != "backend"}))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert "was trained on the tensorflow backend" in run.resume_problem()

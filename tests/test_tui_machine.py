@@ -9,6 +9,7 @@ import re
 from test_monitor import GB, gpu, sample
 from tui_support import make_app, open_runs, select_config, text_of, wait_for
 
+from resnet_tui import backend
 from resnet_tui.machine.sampler import epoch_record
 from resnet_tui.tui.screens.train_screen import TrainScreen
 from resnet_tui.tui.widgets.machine_panel import machine_line
@@ -50,7 +51,8 @@ async def test_a_run_shows_its_machine_live_and_its_means_in_runs(tui_env):
         await wait_for(pilot, lambda: app.session.machine is not None, 180, "a machine sample")
         await pilot.pause()
         line = text_of(panel)
-        assert line.startswith("CPU ") and "RSS" in line and "RAM" in line, line
+        label = {"tensorflow": "TensorFlow", "jax": "JAX"}[backend.current()]
+        assert line.startswith(f"{label} · CPU ") and "RSS" in line and "RAM" in line, line  # the backend leads
         assert "GPU" not in line or app.session.machine.gpus  # GPUs only with a driver
         store = tui_env.store
         await wait_for(pilot, lambda: len(store.open_run(store.run_ids()[0]).read_epochs()) >= 2, 180, "two epochs")

@@ -50,8 +50,7 @@ def machine_line() -> str:
     from resnet_tui import backend
 
     name = backend.current()
-    engine = {"tensorflow": "TensorFlow", "jax": "JAX"}.get(name, name)
-    return (f"{cpu_line()}; {engine} {__import__(name).__version__}, Keras {keras.__version__}, "
+    return (f"{cpu_line()}; {backend.LABELS.get(name, name)} {__import__(name).__version__}, Keras {keras.__version__}, "
             f"Python {platform.python_version()}")
 
 

@@ -160,7 +160,7 @@ class RunFollower:
             epochs=config.get("EPOCHS_COUNT", 0), batch_size=config.get("BATCH_SIZE", 1),
             train_count=plan.get("train_count", 0), val_count=plan.get("val_count", 0),
             test_count=plan.get("test_count", 0), start_iteration=plan.get("start_iteration", 0),
-            time=meta.get("started", 0.0))
+            time=meta.get("started", 0.0), backend=meta.get("backend", "tensorflow"))
 
     def _run_finished(self, info: RunInfo) -> RunFinished:
         """The end of a run the store no longer lists as running; from its result when it has one."""

@@ -16,6 +16,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from resnet_tui import backend
 from resnet_tui.config import Config
 from resnet_tui.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
 from resnet_tui.machine.sampler import INTERVAL, MachineMonitor
@@ -429,7 +430,8 @@ class Trainer:
             param_count=param_count, steps_per_epoch=plan.steps_per_epoch,
             total_iterations=plan.total_iterations, epochs=plan.epochs, batch_size=config.BATCH_SIZE,
             train_count=len(dataset.y_train), val_count=len(dataset.y_val), test_count=len(dataset.y_test),
-            start_iteration=self.resume_state.iteration if self.resume_state else 0, time=started))
+            start_iteration=self.resume_state.iteration if self.resume_state else 0, time=started,
+            backend=backend.current()))
 
     def _streaming(self, schedule: Any) -> StreamingCallback:
         """The streaming callback, with the run's iteration counter (a resumed run's starts at its state)."""

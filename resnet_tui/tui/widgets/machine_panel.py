@@ -1,6 +1,6 @@
 """One line on the Training screen: what the training process and its machine use right now.
 
-``CPU 187% · RSS 1.21 GB · RAM 9.1/23.5 GB · GPU0 97% 10.2/80.0 GB 64°C``: the
+``JAX · CPU 187% · RSS 1.21 GB · RAM 9.1/23.5 GB · GPU0 97% 10.2/80.0 GB 64°C``: the
 process's CPU (100% is one core) and resident memory, the system's memory in
 use, and per NVIDIA GPU its utilization, memory and temperature (machine/sampler.py).
 A narrower line shortens the units, then drops RAM and RSS, then each GPU's
@@ -12,6 +12,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from resnet_tui import backend
 from resnet_tui.events import GpuSample, MachineEpoch, MachineSample
 from resnet_tui.report import format as fmt
 from resnet_tui.tui.session import TrainingSession
@@ -75,9 +76,11 @@ def machine_text(session: TrainingSession | None, width: int) -> Text:
         if session.machine_epochs:
             return Text(means_line(session.machine_epochs), style="dim")
         return Text(ENDED if session.machine is not None else "", style="dim")
+    # Which backend trains it leads the line: "JAX · CPU 187% · ...".
+    label = f"{backend.LABELS.get(session.started.backend, session.started.backend)}{SEPARATOR}" if session.started else ""
     if session.machine is None:
-        return Text(WAITING, style="dim")
-    return Text(machine_line(session.machine, width))
+        return Text(label + WAITING, style="dim")
+    return Text(label + machine_line(session.machine, width - len(label)))
 
 
 class MachinePanel(Static):
