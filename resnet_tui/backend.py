@@ -63,7 +63,7 @@ def choose(name: str | None = None) -> str:
     if not installed(name):
         raise BackendError(f"the {name} backend is not installed: {INSTALL[name]}")
     os.environ["KERAS_BACKEND"] = name
-    if name != "tensorflow":
+    if name == "jax":
         keep_tensorflow_out()
     return name
 
@@ -93,8 +93,8 @@ def on_tensorflow() -> bool:
 def settle() -> None:
     """On import of the package: where TensorFlow is missing and nothing was chosen, Keras
     would fail on its own default, so JAX is named for it (a real choice is left alone);
-    on any backend but TensorFlow, TensorFlow is kept out."""
+    on JAX, TensorFlow is kept out."""
     if not os.environ.get("KERAS_BACKEND") and not _keras_json() and not installed(DEFAULT) and installed("jax"):
         os.environ["KERAS_BACKEND"] = "jax"
-    if current() != "tensorflow":
+    if current() == "jax":
         keep_tensorflow_out()
