@@ -208,57 +208,140 @@ def epoch_line(event, width: int) -> str:
             f"acc {fmt.percent(event.accuracy)}{val}  lr {event.lr:.4g}  {event.duration:.1f}s")
 
 
-def train_with_progress(make_trainer) -> int:
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    progress = make_progress()
-    trainer = make_trainer(ProgressSink(progress))
 
+def run_interruptible(work, first_signal, on_abort) -> Any:
+    """``work()`` in a thread while the main thread takes each signal at once, and its result.
+
+    Python runs handlers in the main thread only, and only between its own steps, so two
+    Ctrl-C while it was inside TensorFlow counted as one. The first Ctrl-C (or SIGTERM, SIGHUP
+    from a dropped SSH session) calls ``first_signal(signum)``; a second one calls ``on_abort()``
+    and leaves at once, as a kill would (exit 128 + its number)."""
     signalled: list[int] = []
 
-    def on_interrupt(signum, frame):
-        # First Ctrl-C (or SIGTERM, SIGHUP from a dropped SSH session): finish the
-        # current step, save, record the run as stopped, by which signal. A second one aborts
-        # at once: the run is left as a kill leaves it (interrupted, resumable from its last epoch).
-        if trainer.control.stop_requested:
-            progress.stop()
-            err_console.print("aborted: the run is left interrupted; resume it from its last saved epoch")
+    def on_signal(signum, frame):
+        if signalled:
+            on_abort()
             sys.stdout.flush()
             os._exit(128 + signum)
         signalled.append(signum)
-        message = stopping_message(trainer.stop(None if signum == signal.SIGINT else signal.Signals(signum).name),
-                                   trainer.control.evaluating)
-        progress.console.print(Text(f"{message} (Ctrl-C again to abort)", style="yellow"))
+        first_signal(signum)
 
     outcome: dict[str, Any] = {}
 
-    def train() -> None:
+    def target() -> None:
         try:
-            outcome["result"] = trainer.run()
+            outcome["result"] = work()
         except BaseException as exc:  # raised again in the main thread, which says it
             outcome["error"] = exc
 
-    # Training runs in a thread, so the main thread, waiting here, takes each signal at once:
-    # Python runs handlers in the main thread only, and only between its own steps, so two
-    # Ctrl-C while it was inside TensorFlow counted as one.
-    worker = threading.Thread(target=train, name="training", daemon=True)
-    handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-    previous = {sig: signal.signal(sig, on_interrupt) for sig in handled}
+    worker = threading.Thread(target=target, name="training", daemon=True)
+    previous = {sig: signal.signal(sig, on_signal) for sig in SIGNALS}
     try:
-        with progress:
-            worker.start()
-            while worker.is_alive():
-                worker.join(0.1)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if "error" in outcome:
         raise outcome["error"]
-    result = outcome["result"]
+    return outcome["result"], signalled
+
+
+def train_with_progress(make_trainer) -> int:
+    progress = make_progress()
+    trainer = make_trainer(ProgressSink(progress))
+
+    def first_signal(signum: int) -> None:
+        # Finish the current step, save, record the run as stopped, by which signal.
+        message = stopping_message(trainer.stop(None if signum == signal.SIGINT else signal.Signals(signum).name),
+                                   trainer.control.evaluating)
+        progress.console.print(Text(f"{message} (Ctrl-C again to abort)", style="yellow"))
+
+    def on_abort() -> None:  # the run is left as a kill leaves it (interrupted, resumable from its last epoch)
+        progress.stop()
+        err_console.print("aborted: the run is left interrupted; resume it from its last saved epoch")
+
+    with progress:
+        result, signalled = run_interruptible(trainer.run, first_signal, on_abort)
     print_result(result, trainer.run_record)
     if result.status == RunStatus.FAILED:
         return 1
     # Stopped by a signal: a shell (or a service manager) expects 128 + its number (130, 143, 129).
     return 128 + signalled[0] if signalled and result.status == RunStatus.STOPPED else 0
+
+
+def cmd_sweep(args) -> int:
+    from dataclasses import replace
+
+    from resnet_tui.sweep.spec import load_sweep
+    from resnet_tui.sweep.study import create_study, default_storage
+
+    spec = load_sweep(args.sweep)
+    if getattr(args, "artifact", None):  # every trial's run folders under DIR
+        spec = replace(spec, base_values={**spec.base_values, **RunStore.under(args.artifact).path_values()})
+    store = RunStore.from_values(spec.base_values)
+    url = args.storage or spec.storage or default_storage(store, spec.name)
+    import_keras_quietly()
+    return run_sweep(spec, create_study(spec, url), url, store, args.save_best)
+
+
+def cmd_sweep_worker(args) -> int:
+    from dataclasses import replace
+
+    from resnet_tui.sweep.study import join_study
+
+    spec, study = join_study(args.study, args.storage)
+    if getattr(args, "artifact", None):
+        spec = replace(spec, base_values={**spec.base_values, **RunStore.under(args.artifact).path_values()})
+    import_keras_quietly()
+    return run_sweep(spec, study, args.storage, RunStore.from_values(spec.base_values), args.save_best)
+
+
+def run_sweep(spec, study, url: str, store: RunStore, save_best: str | None) -> int:
+    """Trials until the budget is spent; a line per epoch and per trial, then the table and the best."""
+    from resnet_tui.events import EpochEnd
+    from resnet_tui.report.sweeps import summary_lines, trials_table
+    from resnet_tui.sweep.study import SweepRunner, best_config_values
+
+    console.print(labelled("sweep:", "bold", f"{spec.name}, {len(spec.params)} keys, budget "
+                                             f"{spec.trials or '∞'} trials; another process or machine joins with "
+                                             f"`resnet-tui sweep-worker {spec.name} --storage {url}`"))
+
+    def on_event(event) -> None:
+        if isinstance(event, EpochEnd):
+            console.print(Text(f"  {epoch_line(event, console.width)}", style="dim"))
+
+    def on_trial(report) -> None:
+        values = " ".join(f"{key.split('.')[-1]}={value:.3g}" if isinstance(value, float) else f"{key.split('.')[-1]}={value}"
+                          for key, value in report.params.items())
+        best = "" if report.value is None else f" · best val {fmt.percent(report.value)}"
+        console.print(Text(f"trial {report.number} {report.state.lower()}: {values}{best} · {report.epochs} epochs"
+                           + (f" · run {report.run_id}" if report.run_id else "") + f" · {report.note}"))
+
+    runner = SweepRunner(spec, study, store, sink=on_event, on_trial=on_trial)
+
+    def first_signal(signum: int) -> None:
+        runner.stop()
+        console.print(Text("stopping the sweep: the trial under way stops at its step and is saved; no new trial "
+                           "starts (Ctrl-C again to abort)", style="yellow"))
+
+    _, signalled = run_interruptible(runner.run, first_signal, lambda: err_console.print("aborted"))
+    console.print(trials_table(spec, study))
+    for line in summary_lines(spec, study):
+        console.print(line)
+    if save_best:
+        from resnet_tui.config import config_from_values, save_config
+
+        try:
+            path = save_config(config_from_values(best_config_values(spec, study), spec.base_name), save_best)
+            console.print(labelled("saved:", "green", f"the best trial's config: {path}"))
+        except ValueError as exc:  # no completed trial yet
+            err_console.print(labelled("error:", "bold red", f"no best config to save: {exc}"))
+            return 1
+    return 128 + signalled[0] if signalled else 0
 
 
 def store_from_args(args) -> RunStore:
@@ -506,6 +589,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-sessions", type=int, default=4, metavar="N",
                    help="most dashboard app processes (browser tabs) at once (default: 4)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("sweep", help="run a sweep file: Optuna trials of a config, pruned by validation accuracy")
+    p.add_argument("sweep", help="a sweep file (docs/sweeps.md)")
+    p.add_argument("--storage", help="the study's database URL (default: sqlite:///ARTIFACT/sweeps/NAME.db); "
+                                     "postgresql://... for several machines")
+    p.add_argument("--save-best", metavar="FILE", help="write the best trial's config to FILE at the end")
+    with_artifact(p)
+    with_backend(p)
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("sweep-worker", help="join a running sweep's study from another process or machine")
+    p.add_argument("study", help="the study's name (the sweep file's name)")
+    p.add_argument("--storage", required=True, help="the study's database URL, as `sweep` printed it")
+    p.add_argument("--save-best", metavar="FILE", help="write the best trial's config to FILE at the end")
+    with_artifact(p)
+    with_backend(p)
+    p.set_defaults(func=cmd_sweep_worker)
     p = sub.add_parser("validate", help="check a config")
     p.add_argument("config")
     with_sets(p)

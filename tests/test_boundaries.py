@@ -19,6 +19,7 @@ LAYERS = (
     ("config",),  # a training config: schema, validation, files
     ("data", "models"),  # datasets and input pipelines; model builders and summaries
     ("training",),  # compile, fit, callbacks, checkpoints, evaluation
+    ("sweep",),  # Optuna studies whose trials are runs
     ("report",),  # a run as text: tables, confusion, exports, formats
     ("tui", "cli", "serve"),  # the two front ends, and the dashboard in a browser
 )

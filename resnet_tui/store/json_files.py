@@ -52,6 +52,7 @@ class RunMeta:
     host: str | None = None
     started: float | None = None
     backend: str = "tensorflow"  # Keras' backend (runs from before the choice existed trained on TensorFlow)
+    sweep: dict[str, Any] | None = None  # {"study": name, "trial": number} for a sweep's trial
 
 
 @dataclass

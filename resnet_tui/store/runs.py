@@ -159,13 +159,18 @@ class Run:
         self._last_flush = 0.0
 
     # -- writing ---------------------------------------------------------
-    def write_meta(self, config_name: str, resumed: bool = False) -> None:
-        meta = {"run_id": self.id, "config_name": config_name, "pid": os.getpid(),
-                "host": socket.gethostname(), "started": time.time(), "backend": backend.current()}
+    def write_meta(self, config_name: str, resumed: bool = False, sweep: dict[str, Any] | None = None) -> None:
+        meta: dict[str, Any] = {"run_id": self.id, "config_name": config_name, "pid": os.getpid(),
+                                "host": socket.gethostname(), "started": time.time(), "backend": backend.current()}
+        if sweep:
+            meta["sweep"] = sweep
         path = self.file_path("meta")
-        if resumed:
+        if resumed:  # a resumed trial stays its sweep's
             try:
-                meta["started"] = (self.read_meta() or {}).get("started", meta["started"])
+                old = self.read_meta() or {}
+                meta["started"] = old.get("started", meta["started"])
+                if old.get("sweep"):
+                    meta["sweep"] = old["sweep"]
             except RunFileError:
                 pass
         write_json_atomic(path, meta)

@@ -49,20 +49,24 @@ class TrainingControl:
         self.next_stop: Callable[[], int] | None = None  # set by UserControl while fit runs
         self.paused_total = 0.0  # seconds spent paused, for timings that exclude pauses
         self.cause: str | None = None  # what asked for the stop, when not a person (a signal's name)
+        self.reason: str | None = None  # the stop's own words, when not a stop by a person (e.g. a sweep's pruner)
         self.evaluating = False  # training is over and the test split is being evaluated
 
     def stopped_by(self) -> str:
         """The stop reason's words: "stopped by user", with the signal that asked, if one did."""
+        if self.reason:
+            return self.reason
         return f"{StopReason.USER} ({self.cause})" if self.cause else str(StopReason.USER)
 
-    def stop(self, cause: str | None = None) -> int | None:
+    def stop(self, cause: str | None = None, reason: str | None = None) -> int | None:
         """Ask for a stop after the step under way; returns the iteration training ends at
         (None when training has not started: it then ends before its first step). ``cause``
-        names what asked when it was not a person's key, e.g. "SIGTERM"."""
+        names what asked when it was not a person's key, e.g. "SIGTERM"; ``reason`` replaces
+        "stopped by user" for a stop no person asked for (a sweep's pruner)."""
         with self.lock:
             if not self._stop.is_set():
                 self.stop_at = self.next_stop() if self.next_stop else None
-                self.cause = cause
+                self.cause, self.reason = cause, reason
                 self._stop.set()
             self._running.set()  # a paused run must wake up to stop
             return self.stop_at

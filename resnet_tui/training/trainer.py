@@ -155,7 +155,7 @@ class Trainer:
     def __init__(self, config: Config, sink: Sink | None = None, store: RunStore | None = None,
                  capture_stderr: bool = True, resume_run: Run | None = None,
                  extra_callbacks: list[keras.callbacks.Callback] | None = None,
-                 machine_interval: float | None = INTERVAL):
+                 machine_interval: float | None = INTERVAL, sweep: dict[str, Any] | None = None):
         from resnet_tui.training.callbacks import TrainingControl  # imports keras
 
         self.config = config
@@ -169,6 +169,7 @@ class Trainer:
         self._external_sink = sink
         self.sink: Sink = _ignore  # while it runs: the watchers, then also the run's recorder
         self.machine_interval = machine_interval  # seconds between machine samples; None: none (benchmarks)
+        self.sweep = sweep  # {"study": name, "trial": number} for a sweep's trial, kept in run.json
         self._monitor: MachineMonitor | None = None
 
     @classmethod
@@ -188,10 +189,11 @@ class Trainer:
         return trainer
 
     # Thread-safe controls ------------------------------------------------
-    def stop(self, cause: str | None = None) -> int | None:
+    def stop(self, cause: str | None = None, reason: str | None = None) -> int | None:
         """Finish the step under way, save, and record the run as stopped (by ``cause``, e.g. a
-        signal's name); returns the iteration training ends at (None before training starts)."""
-        return self.control.stop(cause)
+        signal's name, or for ``reason``); returns the iteration training ends at (None before
+        training starts)."""
+        return self.control.stop(cause, reason)
 
     def pause(self) -> None:
         self.control.pause()
@@ -251,7 +253,7 @@ class Trainer:
         from resnet_tui.store.recorder import RunRecorder
 
         state = self.resume_state
-        run.write_meta(self.config.name, resumed=resumed)
+        run.write_meta(self.config.name, resumed=resumed, sweep=self.sweep)
         if resumed:  # from its saved state; with none (no epoch had ended), from the start
             run.begin_resume(state.epoch if state else 0, state.iteration if state else 0)
         else:
