@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,3 +82,42 @@ def small_disk(folder: Path, size_kb: int, leave_kb: int | None = None) -> Itera
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _postgres_bin(name: str) -> str | None:
+    """A PostgreSQL server program: on PATH, or where Debian's packages put it."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server of its own (initdb, pg_ctl) on a Unix socket; its SQLAlchemy URL.
+    Skips with the reason where there is no server to start. As root it runs as nobody (PostgreSQL
+    refuses root). The socket folder is short, under /tmp: a socket path is limited to ~107 bytes."""
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl): .ci/run installs Debian's postgresql")
+    pytest.importorskip("psycopg2", reason="psycopg2 (the postgres extra) is not installed")
+    as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    top = Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))
+    data, sock = top / "data", top / "s"
+    data.mkdir()
+    sock.mkdir()
+    top.chmod(0o755)
+    if as_user:
+        shutil.chown(data, "nobody")
+        shutil.chown(sock, "nobody")
+    port = "55432"
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "sweeps"], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(sock / "log"), "-w", "start", "-o",
+                        f"-k {sock} -c listen_addresses='' -p {port}"], check=True, capture_output=True, timeout=120)
+        yield f"postgresql+psycopg2://sweeps@/postgres?host={sock}&port={port}"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(top, ignore_errors=True)

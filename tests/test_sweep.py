@@ -10,7 +10,7 @@ import time
 import optuna
 import pytest
 from conftest import tiny_values
-from support import CLI_ENV, REPO, wait_until, write_config
+from support import CLI_ENV, REPO, postgres_server, wait_until, write_config
 
 from resnet_tui.cli import main
 from resnet_tui.store.runs import RunStore
@@ -111,12 +111,22 @@ def test_a_trial_below_the_others_is_pruned_at_an_epoch_end_and_its_run_says_why
     assert f"trial {pruned[0].number} pruned:" in capsys.readouterr().out
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path):
+    """The default SQLite file in the artifact folder, and a real PostgreSQL server of the test's own."""
+    if request.param == "sqlite":
+        yield default_storage(RunStore.under(tmp_path / "artifact"), "lr")
+    else:
+        with postgres_server() as url:
+            yield url
+
+
 @pytest.mark.slow
-def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path):
+def test_two_workers_share_one_study_and_run_each_trial_once(tmp_path, storage_url):
     path = write_sweep(tmp_path, trials=4)
-    url = default_storage(RunStore.under(tmp_path / "artifact"), "lr")
+    url = storage_url
     cli = [sys.executable, "-m", "resnet_tui.cli"]
-    first = subprocess.Popen([*cli, "sweep", str(path)], cwd=REPO, env=CLI_ENV, stdout=subprocess.PIPE,
+    first = subprocess.Popen([*cli, "sweep", str(path), "--storage", url], cwd=REPO, env=CLI_ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     wait_until(lambda: runs_by_trial(tmp_path), proc=first)  # the study exists and its first trial runs
     second = subprocess.Popen([*cli, "sweep-worker", "lr", "--storage", url], cwd=REPO, env=CLI_ENV,
