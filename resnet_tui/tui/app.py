@@ -47,6 +47,7 @@ from resnet_tui.tui.messages import (
 from resnet_tui.tui.screens.config_screen import ConfigScreen
 from resnet_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen, UnsavedEditsScreen
 from resnet_tui.tui.screens.runs_screen import RunsScreen
+from resnet_tui.tui.screens.sweeps_screen import SweepsScreen
 from resnet_tui.tui.screens.train_screen import TrainScreen
 from resnet_tui.tui.session import Changes, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartOptions
@@ -75,6 +76,7 @@ class ResnetTuiApp(App):
         Binding("f2", "show('config')", "Configs", key_display="F2"),
         Binding("f3", "show('train')", "Training", key_display="F3"),
         Binding("f4", "show('runs')", "Runs", key_display="F4"),
+        Binding("f8", "show('sweeps')", "Sweeps", key_display="F8"),
         Binding("f5", "start", "Start", key_display="F5"),
         Binding("f6", "pause", "Pause", key_display="F6"),
         Binding("f7", "stop", "Stop", key_display="F7"),
@@ -92,13 +94,15 @@ class ResnetTuiApp(App):
         self.chart_options = ChartOptions()
         self.exit_code = 0  # 128 + the signal that ended the dashboard, if one did
         self.quitting = False
+        self.sweep_runner = None  # the sweep this dashboard runs (Sweeps screen), while it runs
 
     def on_mount(self) -> None:
         self.install_screen(ConfigScreen(self.configs_dir, read_only=self.read_only), "config")
         self.install_screen(TrainScreen(self.controller), "train")
         self.install_screen(RunsScreen(self.controller), "runs")
+        self.install_screen(SweepsScreen(self.configs_dir.parent / "sweeps"), "sweeps")
         if self.read_only:  # in every screen's header
-            for name in ("config", "train", "runs"):
+            for name in ("config", "train", "runs", "sweeps"):
                 screen = self.get_screen(name)
                 screen.title = f"{screen.TITLE} · read-only"
         self.push_screen("config")
@@ -136,7 +140,7 @@ class ResnetTuiApp(App):
             return
         sections = [("Everywhere", self._keys(type(self).BINDINGS))]
         for title, screen in (("Configs (F2)", ConfigScreen), ("Training (F3)", TrainScreen),
-                              ("Runs (F4)", RunsScreen)):
+                              ("Runs (F4)", RunsScreen), ("Sweeps (F8)", SweepsScreen)):
             sections.append((title, self._keys(screen.BINDINGS)))
         sections.append(("In widgets", WIDGET_KEYS))
         self.push_screen(HelpScreen(sections))
@@ -170,6 +174,8 @@ class ResnetTuiApp(App):
         # Read-only: the training keys show dimmed in the footer (None) and do nothing.
         if self.read_only and action in ("start", "pause", "stop"):
             return None
+        if action == "pause" and isinstance(self.screen, SweepsScreen):  # a sweep is started and stopped, not paused
+            return False
         return True
 
     def say(self, refusal: Refused) -> None:
@@ -204,6 +210,10 @@ class ResnetTuiApp(App):
     def action_start(self) -> None:
         """F5: start the config chosen in Configs, which the Configs screen puts in a StartRequested."""
         if isinstance(self.screen, ModalScreen):
+            return
+        if self.sweep_runner is not None:  # one training at a time in this process
+            self.notify("A sweep runs here: its trials train one after another (F8); stop it first",
+                        severity="warning")
             return
         self.get_screen("config").post_message(ConfigWanted())
 
@@ -340,6 +350,8 @@ class ResnetTuiApp(App):
     def on_unmount(self) -> None:
         # However the app ends, the training thread must not outlive it unasked.
         self.controller.stop_training()
+        if self.sweep_runner is not None:
+            self.sweep_runner.stop()
 
     async def action_quit(self) -> None:
         if isinstance(self.screen, (ConfirmScreen, UnsavedEditsScreen)) or self.quitting:

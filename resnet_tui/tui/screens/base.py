@@ -23,17 +23,21 @@ class DashboardScreen(Screen):
     if TYPE_CHECKING:  # the app the screens read (chart_options): typed only, Textual's property at run time
         app = getters.app(ResnetTuiApp)
 
+    # App keys shown only where the width leaves room after the screen's own (F1 lists them all).
+    SPARE_APP_KEYS = ("f8",)
+
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
         bindings = super().active_bindings
-        app_keys = {k: b for k, b in bindings.items() if b.node is self.app}
+        app_keys = {k: b for k, b in bindings.items() if b.node is self.app and k not in self.SPARE_APP_KEYS}
         room = self.size.width - sum(self._footer_cells(b) for b in app_keys.values())
         screen_keys = {}
         for key, active in bindings.items():
             if key in app_keys:
                 continue
             room -= self._footer_cells(active)
-            if room < 0 and active.binding.show:  # out of the footer only: the key still works
+            f_key = key[:1] == "f" and key[1:].isdigit() and key not in self.SPARE_APP_KEYS
+            if room < 0 and active.binding.show and not f_key:  # out of the footer only: the key still works
                 active = active._replace(binding=dataclasses.replace(active.binding, show=False))
             screen_keys[key] = active
         first = {k: b for k, b in app_keys.items() if not b.binding.priority}
