@@ -147,9 +147,48 @@ def cmd_train(args) -> int:
     for warning in config.warnings:
         err_console.print(labelled("warning:", "yellow", warning))
     import_keras_quietly()
+    from resnet_tui.training import processes
     from resnet_tui.training.trainer import Trainer
 
+    if processes.wanted(args.coordinator, args.processes, args.process_id):
+        return train_in_processes(config, args)
     return train_with_progress(lambda sink: Trainer(config, sink=sink))
+
+
+def train_in_processes(config: Config, args) -> int:
+    """One of several processes training one run (docs/multi-gpu.md): process 0 shows and writes
+    the run as a lone process does; every other trains its shard into a private folder it deletes,
+    and says how the run ended. A failure ends the process at once (processes.leave)."""
+    from resnet_tui.training import processes
+    from resnet_tui.training.trainer import Trainer
+
+    try:
+        cluster = processes.join(config, args.coordinator, args.processes, args.process_id)
+        if cluster.index == 0:
+            code = train_with_progress(lambda sink: Trainer(config, sink=sink))
+        else:
+            with processes.private_store(cluster) as store:
+                code = train_shard(Trainer(config, store=store, capture_stderr=False), cluster)
+    except Exception as exc:  # said here: main() would first wait at JAX's exit for the other processes
+        err_console.print(labelled("error:", "bold red", str(exc)))
+        code = 2
+    return processes.leave(code, failed=code in (1, 2))
+
+
+def train_shard(trainer, cluster) -> int:
+    """A process other than 0: trains without a progress bar; a signal stops every process."""
+    err_console.print(Text(f"{cluster}: training its shard of every batch; process 0 writes the run", style="dim"))
+
+    def first_signal(signum: int) -> None:
+        trainer.stop(None if signum == signal.SIGINT else signal.Signals(signum).name)
+        err_console.print(Text(f"{cluster}: every process stops after this step (Ctrl-C again to abort)",
+                               style="yellow"))
+
+    result, signalled = run_interruptible(trainer.run, first_signal, lambda: None)
+    err_console.print(labelled(f"{cluster}:", "bold", f"{result.status}: {result.error or result.stop_reason}"))
+    if result.status == RunStatus.FAILED:
+        return 1
+    return 128 + signalled[0] if signalled and result.status == RunStatus.STOPPED else 0
 
 
 def cmd_resume(args) -> int:
@@ -556,6 +595,17 @@ def build_parser() -> argparse.ArgumentParser:
     with_sets(p)
     with_artifact(p)
     with_backend(p)
+    several = p.add_argument_group("several processes or machines (JAX, DISTRIBUTE=data_parallel; "
+                                   "docs/multi-gpu.md)")
+    several.add_argument("--coordinator", metavar="HOST:PORT",
+                         help="process 0's address, the same for every process (default: "
+                              "$KERAS_DISTRIBUTION_JOB_ADDRESSES, else SLURM's first node)")
+    several.add_argument("--processes", type=int, metavar="N",
+                         help="how many processes train the run (default: $KERAS_DISTRIBUTION_NUM_PROCESSES, "
+                              "else $SLURM_NTASKS)")
+    several.add_argument("--process-id", type=int, metavar="I",
+                         help="this process's index, 0 to N-1; process 0 writes the run (default: "
+                              "$KERAS_DISTRIBUTION_PROCESS_ID, else $SLURM_PROCID)")
     p.set_defaults(func=cmd_train)
     for name, func, help_ in (("runs", cmd_runs, "list past runs"), ("show", cmd_show, "show one run"),
                               ("resume", cmd_resume, "continue a stopped or interrupted run"),

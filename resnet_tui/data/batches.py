@@ -5,7 +5,9 @@ distributes those pipelines itself). Any other backend trains from numpy
 batches that threads prepare ahead (``host_pipeline.py``), so JAX never
 imports TensorFlow. Both draw each epoch's order and augmentation from the
 seed and the epoch alone, so a resumed run sees the batches an uninterrupted
-one saw (on the same backend: the two draw differently).
+one saw (on the same backend: the two draw differently). ``shard=(index, count)``
+is this process's slice of every global batch when several processes train one
+run (JAX only: on TensorFlow a run has one process).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from resnet_tui.data.dataset import Dataset
 
 
 def train_batches(ds: Dataset, batch_size: int, augment: bool, seed: int, start_epoch: int = 0,
-                  replicas: int = 1) -> Any:
+                  replicas: int = 1, shard: tuple[int, int] = (0, 1)) -> Any:
     """Shuffled, standardized, optionally augmented training batches, from epoch ``start_epoch`` on."""
     if backend.on_tensorflow():
         from resnet_tui.data.pipeline import make_train_dataset
@@ -27,13 +29,13 @@ def train_batches(ds: Dataset, batch_size: int, augment: bool, seed: int, start_
         return make_train_dataset(ds, batch_size, augment, seed, start_epoch=start_epoch, replicas=replicas)
     from resnet_tui.data.host_pipeline import TrainBatches
 
-    batches = TrainBatches(ds, batch_size, augment, seed, replicas=replicas)
+    batches = TrainBatches(ds, batch_size, augment, seed, replicas=replicas, shard=shard)
     batches.set_epoch(start_epoch)
     return batches
 
 
 def eval_batches(x: np.ndarray, y: np.ndarray, stats: Dataset | tuple[np.ndarray, np.ndarray], batch_size: int,
-                 replicas: int = 1) -> Any:
+                 replicas: int = 1, shard: tuple[int, int] = (0, 1)) -> Any:
     """Standardized batches in order, with the training split's statistics (a Dataset or (mean, std))."""
     if backend.on_tensorflow():
         from resnet_tui.data.pipeline import make_eval_dataset
@@ -42,7 +44,7 @@ def eval_batches(x: np.ndarray, y: np.ndarray, stats: Dataset | tuple[np.ndarray
     from resnet_tui.data.host_pipeline import EvalBatches
 
     mean, std = (stats.mean, stats.std) if isinstance(stats, Dataset) else stats
-    return EvalBatches(x, y, mean, std, batch_size)
+    return EvalBatches(x, y, mean, std, batch_size, shard=shard)
 
 
 def pipeline_callbacks(train: Any) -> list:

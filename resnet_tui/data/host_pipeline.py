@@ -19,6 +19,12 @@ differences:
   releases the GIL while it computes). The threads are this module's own, each
   batch kept under its (epoch, index): Keras' own PyDataset prefetch hands
   out stale batches on JAX (see :class:`_ReadAhead`).
+
+With several processes (``shard=(index, count)``: DISTRIBUTE=data_parallel over
+processes or machines) each process reads only its rows of every global batch,
+the ``index``-th of ``count`` equal slices. The global batch's order and its
+crops and flips are drawn as one process draws them, then cut, so the processes
+together train on exactly the one-process batches.
 """
 
 from __future__ import annotations
@@ -75,13 +81,23 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     *standardized* image with zeros pads with the mean colour, as the paper
     pads its mean-subtracted image. From ``rng`` it draws, in this order, the
     row offsets (B,), the column offsets (B,), each 0..8, and the flips (B,),
-    each with p = 0.5. One gather does crop and flip together: a flipped crop
-    is the same columns read right to left.
+    each with p = 0.5 (:func:`draw_crops`). One gather does crop and flip
+    together: a flipped crop is the same columns read right to left.
     """
-    batch, channels = len(x), x.shape[-1]
+    return crop_and_flip(x, *draw_crops(rng, len(x)))
+
+
+def draw_crops(rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The row offsets, column offsets and flips of ``batch`` images, as :func:`augment` draws them."""
     top = rng.integers(0, _OFFSETS, size=batch)
     left = rng.integers(0, _OFFSETS, size=batch)
     flip = rng.random(batch) < 0.5
+    return top, left, flip
+
+
+def crop_and_flip(x: np.ndarray, top: np.ndarray, left: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """Each image of ``x`` padded by 4, cropped at (``top``, ``left``), flipped where ``flip``."""
+    batch, channels = len(x), x.shape[-1]
     padded, pixel, _ = _scratch(batch, channels)
     padded[:, PAD:PAD + SIZE, PAD:PAD + SIZE] = x  # the border stays 0
     side = SIZE + 2 * PAD
@@ -167,6 +183,10 @@ class TrainBatches(keras.utils.PyDataset):
     Call ``fit(..., shuffle=False)``: the order is already drawn per epoch
     from ``seed``, and Keras' default ``shuffle=True`` would reorder the
     batches with Python's global ``random``.
+
+    ``shard=(index, count)``: only the ``index``-th of ``count`` equal slices
+    of each global batch of ``batch_size`` (each batch must split evenly: the
+    trainer checks), cropped and flipped as in the whole batch.
     """
 
     # workers=2, ahead=8: the training step (on the accelerator, or on the CPU's
@@ -175,7 +195,7 @@ class TrainBatches(keras.utils.PyDataset):
     # the step, and 8 batches ahead (~1.6 MB each at 128) cover a slow one or a
     # busy core. workers=0: none, each batch is made when Keras asks for it.
     def __init__(self, dataset: Dataset, batch_size: int, augment: bool, seed: int,
-                 replicas: int = 1, workers: int = 2, ahead: int = 8):
+                 replicas: int = 1, workers: int = 2, ahead: int = 8, shard: tuple[int, int] = (0, 1)):
         # Keras' workers=1: its training loop asks for the batches one by one, in
         # order, and _ReadAhead prepares the next ones (why not Keras' prefetch: see there).
         super().__init__(workers=1, use_multiprocessing=False)
@@ -186,6 +206,7 @@ class TrainBatches(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.augment = augment
         self.seed = seed
+        self.shard = _checked_shard(shard)
         self.count = len(self.images)
         self.used = images_per_epoch(self.count, batch_size, replicas)
         self._scale, self._shift = _folded(dataset.mean, dataset.std, self.images.shape[1:])
@@ -217,14 +238,17 @@ class TrainBatches(keras.utils.PyDataset):
 
         def compute(key: tuple[int, int]) -> Batch:
             k = key[1]
-            chosen = order[k * self.batch_size:(k + 1) * self.batch_size]
+            whole = order[k * self.batch_size:(k + 1) * self.batch_size]  # the global batch
+            rows = shard_rows(len(whole), self.shard)
+            chosen = whole[rows]
             images = self.images[chosen]
             if not self.augment:
                 return _standardize_folded(images, self._scale, self._shift), self.labels[chosen]
-            # augment copies the standardized batch out, so it can go to this thread's scratch
+            # crop_and_flip copies the standardized batch out, so it can go to this thread's scratch
             scratch = _scratch(len(images), images.shape[-1])[2]
             standardized = _standardize_folded(images, self._scale, self._shift, out=scratch)
-            return augment(standardized, np.random.default_rng([self.seed, epoch, 1, k])), self.labels[chosen]
+            top, left, flip = draw_crops(np.random.default_rng([self.seed, epoch, 1, k]), len(whole))
+            return crop_and_flip(standardized, top[rows], left[rows], flip[rows]), self.labels[chosen]
 
         following = [(epoch, k) for k in range(index + 1, min(index + 1 + self._read_ahead.ahead, len(self)))]
         return self._read_ahead.get((epoch, index), compute, following)
@@ -232,6 +256,22 @@ class TrainBatches(keras.utils.PyDataset):
     def close(self) -> None:
         """Ends the read-ahead threads (they start again if more batches are read)."""
         self._read_ahead.close()
+
+
+def _checked_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"there is no shard {index} of {count}")
+    return index, count
+
+
+def shard_rows(batch: int, shard: tuple[int, int]) -> slice:
+    """The rows of a global batch of ``batch`` images that shard ``(index, count)`` reads."""
+    index, count = shard
+    if batch % count:
+        raise ValueError(f"a batch of {batch} images does not split evenly into {count} shards")
+    size = batch // count
+    return slice(index * size, (index + 1) * size)
 
 
 class FollowEpoch(keras.callbacks.Callback):
@@ -252,18 +292,19 @@ class FollowEpoch(keras.callbacks.Callback):
 class EvalBatches(keras.utils.PyDataset):
     """Standardized, unaugmented batches of ``x``, ``y`` in order (the last may be partial).
 
-    ``mean`` and ``std`` are the training split's statistics; ``workers`` and
-    ``ahead`` as for :class:`TrainBatches`.
+    ``mean`` and ``std`` are the training split's statistics; ``workers``,
+    ``ahead`` and ``shard`` as for :class:`TrainBatches`.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray, batch_size: int,
-                 workers: int = 2, ahead: int = 8):
+                 workers: int = 2, ahead: int = 8, shard: tuple[int, int] = (0, 1)):
         super().__init__(workers=1, use_multiprocessing=False)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.images = x
         self.labels = np.asarray(y, np.int64)
         self.batch_size = batch_size
+        self.shard = _checked_shard(shard)
         self._scale, self._shift = _folded(mean, std, x.shape[1:])
         self._read_ahead = _ReadAhead(workers, ahead)
 
@@ -271,7 +312,9 @@ class EvalBatches(keras.utils.PyDataset):
         return -(-len(self.images) // self.batch_size)
 
     def _compute(self, index: int) -> Batch:
-        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        start = index * self.batch_size
+        rows = shard_rows(min(self.batch_size, len(self.images) - start), self.shard)
+        part = slice(start + rows.start, start + rows.stop)
         return _standardize_folded(self.images[part], self._scale, self._shift), self.labels[part]
 
     def __getitem__(self, index: int) -> Batch:

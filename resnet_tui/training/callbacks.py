@@ -86,11 +86,12 @@ class TrainingControl:
     def paused(self) -> bool:
         return not self._running.is_set()
 
-    def wait_while_paused(self) -> None:
+    def wait_while_paused(self, timeout: float | None = None) -> None:
+        """Return once the run is not paused (or after ``timeout`` seconds, paused or not)."""
         if self._running.is_set():
             return
         start = time.perf_counter()
-        self._running.wait()
+        self._running.wait(timeout)
         self.paused_total += time.perf_counter() - start
 
 

@@ -16,7 +16,9 @@ MirroredStrategy scope; Keras' ``fit`` then does the rest itself:
   global means.
 
 Keras 3 on TensorFlow has no multi-machine path (``MultiWorkerMirroredStrategy``
-is not supported: keras-team/keras issue 20585); the config refuses it.
+is not supported: keras-team/keras issue 20585); the config refuses it. On JAX,
+``data_parallel`` spans several processes or machines once they have joined
+(training/processes.py): its devices are then all of theirs.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class Distribution:
     devices: list[str]
     sync_batch_norm: bool = False
     messages: list[str] = field(default_factory=list)
+    process: int = 0  # this process's index among ``processes`` (data_parallel over several)
+    processes: int = 1
 
     @classmethod
     def from_config(cls, config: Config) -> Distribution:
@@ -126,16 +130,29 @@ class Distribution:
 
     @classmethod
     def _data_parallel(cls, config: Config) -> Distribution:
-        """keras.distribution.DataParallel over every local device: the variables replicated, each
-        global batch split along its first axis, XLA's all-reduce of the gradients in the step."""
-        devices = local_devices()
+        """keras.distribution.DataParallel over every device (of every process, when several have
+        joined): the variables replicated, each global batch split along its first axis, XLA's
+        all-reduce of the gradients in the step. Several processes each feed their own shard of
+        every batch (auto_shard_dataset is for tf.data pipelines only)."""
+        import jax
+
+        processes, process = jax.process_count(), jax.process_index()
+        devices = local_devices() if processes == 1 else [f"{d.platform}:{d.id}" for d in jax.devices()]
         strategy = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
-        dist = cls("data_parallel", strategy, devices)
-        dist.messages.append(
-            f"DISTRIBUTE=data_parallel: {len(devices)} device{'s' if len(devices) > 1 else ''} "
-            f"({', '.join(devices)}); BATCH_SIZE {config.BATCH_SIZE} is the global batch"
-            + (f" ({config.BATCH_SIZE // len(devices)} per device)" if len(devices) > 1 else ""))
+        strategy.auto_shard_dataset = False
+        dist = cls("data_parallel", strategy, devices, process=process, processes=processes)
+        text = (f"DISTRIBUTE=data_parallel: {len(devices)} device{'s' if len(devices) > 1 else ''} "
+                f"({', '.join(devices)}); BATCH_SIZE {config.BATCH_SIZE} is the global batch"
+                + (f" ({config.BATCH_SIZE // len(devices)} per device)" if len(devices) > 1 else ""))
+        if processes > 1:
+            text += f"; {processes} processes train it, this is process {process} (process 0 writes the run)"
+        dist.messages.append(text)
         return dist
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        """Which slice of every global batch this process feeds: (its index, the process count)."""
+        return self.process, self.processes
 
     @property
     def backend(self) -> str:
@@ -170,6 +187,8 @@ class Distribution:
         """
         from resnet_tui.data.pipeline import images_per_epoch
 
+        if self.processes > 1:
+            return self._check_shards(batch_size, {"training": train_count})
         if self.replicas == 1:
             return []
         if batch_size % self.replicas:
@@ -192,10 +211,36 @@ class Distribution:
                     f"(epoch and evaluation values are exact)"]
         return []
 
+    def _check_shards(self, batch_size: int, splits: dict[str, int]) -> list[str]:
+        """Several processes: every batch, an epoch's last too, must split evenly across all the
+        devices (a process's shard of it is one array, split evenly over its own devices)."""
+        from resnet_tui.data.pipeline import images_per_epoch
+
+        where = f"the {self.replicas} devices of {self.processes} processes"
+        if batch_size % self.replicas:
+            raise DistributeError(f"BATCH_SIZE {batch_size} does not split evenly across {where}; "
+                                  f"BATCH_SIZE is the global batch: use a multiple of {self.replicas}")
+        for name, count in splits.items():
+            used = images_per_epoch(count, batch_size, self.replicas) if name == "training" else count
+            last = used % batch_size
+            if last % self.replicas:
+                raise DistributeError(
+                    f"the last batch of the {name} split ({last} of its {count} images) does not split evenly "
+                    f"across {where}: with several processes every batch must. Use a BATCH_SIZE or a "
+                    f"{name} split size that leaves a multiple of {self.replicas}")
+        return []
+
+    def check_evaluation(self, batch_size: int, validation_count: int, test_count: int) -> None:
+        """Several processes: refuse validation and test splits whose last batch does not split
+        evenly (see check_batches for training's)."""
+        if self.processes > 1:
+            self._check_shards(batch_size, {"validation": validation_count, "test": test_count})
+
     def record(self) -> dict:
-        """What result.json keeps about the placement."""
-        return {"strategy": self.mode, "replicas": self.replicas, "devices": list(self.devices),
-                "sync_batch_norm": self.sync_batch_norm}
+        """What result.json keeps about the placement (and ``processes`` when several trained it)."""
+        record = {"strategy": self.mode, "replicas": self.replicas, "devices": list(self.devices),
+                  "sync_batch_norm": self.sync_batch_norm}
+        return record | ({"processes": self.processes} if self.processes > 1 else {})
 
     def callbacks(self, train_ds: tf.data.Dataset) -> list:
         """Callbacks the strategy needs around ``fit(train_ds)``; they go first in the list."""

@@ -28,8 +28,10 @@ def evaluate_on_test(model, test_ds, y_test: np.ndarray, class_names, source: st
     pipeline's pads weigh 0); predict gives every image's class, in order, and
     the pads at the end of its output are cut off before counting.
     """
+    from resnet_tui.training.processes import predict
+
     test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
-    probabilities = model.predict(test_ds, verbose=0)
+    probabilities = predict(model, test_ds)  # with several processes, every process gets them all
     confusion = confusion_record(y_test, predicted_labels(probabilities, len(y_test)), class_names)
     confusion.update(source=source, evaluated=time.time())
     return {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy), "confusion": confusion}

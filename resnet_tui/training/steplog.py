@@ -214,4 +214,6 @@ class JaxStepLog:
         sums = None if logs is None else logs.pop(self.KEY, None)
         if sums is None:
             return np.empty((0, 2 * len(METRICS)))
+        if not getattr(sums, "is_fully_addressable", True):  # several processes: every one holds it whole
+            sums = sums.addressable_data(0)
         return np.asarray(sums, np.float64)[None, :]

@@ -67,7 +67,8 @@ class Callbacks:
     """A fit's callbacks in their order (``all``), and those the trainer reads once it ends.
 
     The order: the strategy's, tests' extras, streaming (it keeps ``counter``),
-    the stop rules (non-finite loss, iteration cap, user control), the best
+    the stop rules (non-finite loss, iteration cap, with several processes their
+    agreement on stops and pauses, user control), the best
     checkpoint, early stopping, plateau, and last the state checkpoint, so it
     saves what the others decided at the epoch's end.
     """
@@ -280,7 +281,9 @@ class Trainer:
             with fd2_to(run.paths.train_log) if self.capture_stderr else contextlib.nullcontext():
                 return self._train(run, start, dataset, progress)
         except Exception as exc:
-            error = f"{exc.__class__.__name__}: {exc}"
+            from resnet_tui.training.processes import failure_words
+
+            error = failure_words(exc)  # names a process that died, when several train the run
             _try(run.write_error, traceback.format_exc())
             _try(run.log, f"[error] {error}")
             self.sink(LogMessage("error", error))
@@ -342,11 +345,11 @@ class Trainer:
             "source": dataset.source, "description": dataset.description, **dataset.stats()})
         distribution = Distribution.from_config(self.config)
         progress.distribute = distribution.record()
-        placement = self._place(distribution, len(dataset.y_train))
+        placement = self._place(distribution, dataset)
         with distribution.running():
             model, schedule = self._build_model(run, placement)
             param_count = progress.param_count = count_params(model)
-            train_ds, val_ds, test_ds = self._pipelines(dataset, distribution.replicas)
+            train_ds, val_ds, test_ds = self._pipelines(dataset, distribution)
             self._announce(run, model, dataset, placement.plan, param_count, start.started)
             streaming = progress.streaming = self._streaming(schedule)
             callbacks = progress.callbacks = self._callbacks(run, train_ds, val_ds is not None, placement, streaming)
@@ -364,16 +367,17 @@ class Trainer:
         return dispatch_load_dataset(self.config.model_number, self.config,
                                      progress=lambda done, total: self.sink(DatasetProgress(done, total)))
 
-    def _place(self, distribution: Distribution, train_count: int) -> Placement:
+    def _place(self, distribution: Distribution, dataset: Dataset) -> Placement:
         """The plan ``distribution``'s devices allow, once its messages are out and the config is checked."""
         import keras
 
         from resnet_tui.training.compile import mixed_precision_warning
         from resnet_tui.training.distribute import DistributeError
 
-        config = self.config
+        config, train_count = self.config, len(dataset.y_train)
         for text in distribution.messages:
             self.sink(LogMessage("info", text))
+        distribution.check_evaluation(config.BATCH_SIZE, len(dataset.y_val), len(dataset.y_test))
         for text in distribution.check_batches(config.BATCH_SIZE, train_count):
             self.sink(LogMessage("warning", text))
         steps_per_execution = config.get("STEPS_PER_EXECUTION") or 1
@@ -409,17 +413,18 @@ class Trainer:
                 restore(model, run.paths.checkpoint, self.resume_state)
         return model, schedule
 
-    def _pipelines(self, dataset: Dataset, replicas: int) -> tuple[Any, Any, Any]:
+    def _pipelines(self, dataset: Dataset, distribution: Distribution) -> tuple[Any, Any, Any]:
         """The input pipelines (data/batches.py): training (shuffled, augmented per epoch),
-        validation (None: no validation split), test."""
+        validation (None: no validation split), test; with several processes, this one's shard."""
         from resnet_tui.data.batches import eval_batches, train_batches
 
         config, start_epoch = self.config, self.resume_state.epoch if self.resume_state else 0
+        replicas, shard = distribution.replicas, distribution.shard
         train_ds = train_batches(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED,
-                                 start_epoch=start_epoch, replicas=replicas)
-        val_ds = (eval_batches(dataset.x_val, dataset.y_val, dataset, config.BATCH_SIZE, replicas)
+                                 start_epoch=start_epoch, replicas=replicas, shard=shard)
+        val_ds = (eval_batches(dataset.x_val, dataset.y_val, dataset, config.BATCH_SIZE, replicas, shard)
                   if len(dataset.y_val) else None)
-        test_ds = eval_batches(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE, replicas)
+        test_ds = eval_batches(dataset.x_test, dataset.y_test, dataset, config.BATCH_SIZE, replicas, shard)
         return train_ds, val_ds, test_ds
 
     def _announce(self, run: Run, model: keras.Model, dataset: Dataset, plan: TrainingPlan, param_count: int,
@@ -454,11 +459,17 @@ class Trainer:
         from resnet_tui.training.checkpoint import BestWeights, EnoughSpace, StateCheckpoint
 
         config, state, counter = self.config, self.resume_state, streaming.counter
-        non_finite, iteration_cap, user_control = stop_rules(self.control, counter, config.MAX_ITERATIONS,
+        control, shared = self.control, []
+        if placement.distribution.processes > 1:  # UserControl acts on what all the processes agreed
+            from resnet_tui.training.processes import SharedControl
+
+            shared = [SharedControl(self.control)]
+            control = shared[0].shared
+        non_finite, iteration_cap, user_control = stop_rules(control, counter, config.MAX_ITERATIONS,
                                                              placement.plan.steps_per_epoch)
         distribution_callbacks = placement.distribution.callbacks(train_ds)
         callbacks = [*distribution_callbacks, *pipeline_callbacks(train_ds), *self.extra_callbacks, streaming,
-                     non_finite, iteration_cap, user_control]
+                     non_finite, iteration_cap, *shared, user_control]
         best = state.best_val_accuracy if state else None
         # Room for a best-weights file and the next state's, next to the state kept until then.
         callbacks.append(EnoughSpace(run.paths.checkpoint, "CHECKPOINT_PATH", files=2 if validates else 1))
