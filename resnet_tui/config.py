@@ -223,8 +223,8 @@ SCHEMA: tuple[Field, ...] = (
           "instead of each replica's slice.", "Distribution"),
     # Speed (benchmarks/RESULTS.md has the measurements behind the defaults)
     Field("JIT_COMPILE", bool, False,
-          "XLA-compile the training step (Keras jit_compile). Off by default: slower on the CPU it was measured on; "
-          "try it on a GPU (benchmarks/gpu_check.py).", "Performance"),
+          "XLA-compile the training step (Keras jit_compile). Off by default on TensorFlow: slower on the CPU it "
+          "was measured on; try it on a GPU (benchmarks/gpu_check.py). Always on with the JAX backend.", "Performance"),
     Field("MIXED_PRECISION", str, "float32",
           "Keras dtype policy: float32, mixed_bfloat16 (needs AVX-512 BF16/AMX or a GPU to gain) or mixed_float16 "
           "(GPU; Keras adds dynamic loss scaling). Weights and the softmax stay float32.",

@@ -67,9 +67,13 @@ def decayed_weights(model: keras.Model) -> list:
 
 
 def compile_model(model: keras.Model, config: Config, learning_rate) -> None:
+    import keras
+
     """OPTIMIZER's optimizer, sparse categorical cross-entropy (LABEL_SMOOTHING) as the seed.
 
-    JIT_COMPILE and STEPS_PER_EXECUTION go to Keras as they are. A model built
+    JIT_COMPILE and STEPS_PER_EXECUTION go to Keras as they are, except that on JAX the step
+    is always compiled: Keras' JAX trainer without ``jit_compile`` runs it op by op (1.2-2x
+    slower on CPU, benchmarks/RESULTS.md; far more on a GPU), and XLA is why JAX is here. A model built
     under the mixed_float16 policy gets its optimizer wrapped in Keras'
     LossScaleOptimizer (dynamic loss scaling) by ``compile`` itself.
     """
@@ -83,7 +87,7 @@ def compile_model(model: keras.Model, config: Config, learning_rate) -> None:
         # Weighted: evaluation batches padded for several replicas carry sample
         # weights (data.make_eval_dataset); training batches carry none.
         weighted_metrics=["accuracy"],
-        jit_compile=bool(config.get("JIT_COMPILE")),
+        jit_compile=bool(config.get("JIT_COMPILE")) or keras.backend.backend() == "jax",
         steps_per_execution=int(config.get("STEPS_PER_EXECUTION") or 1),
     )
 
