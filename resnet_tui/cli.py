@@ -383,6 +383,46 @@ def run_sweep(spec, study, url: str, store: RunStore, save_best: str | None) -> 
     return 128 + signalled[0] if signalled else 0
 
 
+def cmd_lr_find(args) -> int:
+    """The learning-rate range test of a config: the curve, two suggestions, and the key to set."""
+    import plotext as plt
+
+    from resnet_tui.config import learning_rate_key
+
+    config = load_with_overrides(args.config, args.set)
+    import_keras_quietly()
+    from resnet_tui.training.lr_finder import find_lr
+
+    with make_progress() as progress:
+        task = progress.add_task("lr-find", total=args.iterations, stats="building the model")
+        curve = find_lr(config, args.start, args.end, args.iterations,
+                        on_point=lambda lr, loss, smooth: progress.update(
+                            task, advance=1, stats=f"lr {lr:.3g}  loss {loss:.3f}  smoothed {smooth:.3f}"))
+    plt.clear_figure()
+    plt.plot(curve.lrs, curve.smoothed, marker="braille")
+    plt.xscale("log")
+    plt.title(f"{config.name}: smoothed loss against learning rate")
+    plt.plotsize(min(console.width, 100), 20)
+    console.print(Text.from_ansi(plt.build()))
+    record = curve.save(RunStore.from_values(config.values).roots["log"].parent / "lr_find")
+    key = learning_rate_key(config.values)
+    for label, value in (("steepest descent", curve.steepest), ("minimum / 10", curve.minimum_tenth)):
+        console.print(labelled(f"{label}:", "bold", f" {value:.3g}" if value else " — (too few points)"))
+    if curve.stopped:
+        console.print(Text(f"ended early: {curve.stopped}", style="yellow"))
+    suggestion = curve.steepest or curve.minimum_tenth
+    if suggestion:
+        console.print(f"try it: --set {key}={suggestion:.3g}  (the config's {key} is {get_key(config, key):g})")
+    console.print(Text(f"curve: {record}", style="dim"))
+    return 0
+
+
+def get_key(config: Config, key: str) -> Any:
+    from resnet_tui.config import get_dotted
+
+    return get_dotted(config.values, key)
+
+
 def store_from_args(args) -> RunStore:
     if getattr(args, "artifact", None):
         return RunStore.under(args.artifact)
@@ -654,6 +694,14 @@ def build_parser() -> argparse.ArgumentParser:
     with_artifact(p)
     with_backend(p)
     p.set_defaults(func=cmd_sweep_worker)
+    p = sub.add_parser("lr-find", help="the learning-rate range test of a config (no run is recorded)")
+    p.add_argument("config")
+    with_sets(p)
+    p.add_argument("--iterations", type=int, default=200, help="iterations at most (default 200)")
+    p.add_argument("--start", type=float, default=1e-5, help="first learning rate (default 1e-5)")
+    p.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+    with_backend(p)
+    p.set_defaults(func=cmd_lr_find)
     p = sub.add_parser("validate", help="check a config")
     p.add_argument("config")
     with_sets(p)

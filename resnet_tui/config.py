@@ -444,6 +444,17 @@ def schedule_name(values: dict[str, Any]) -> str:
     return next((name for key, name in SCHEDULE_SWITCHES.items() if get_dotted(values, key)), "constant")
 
 
+def learning_rate_key(values: dict[str, Any]) -> str:
+    """Where a learning-rate range test's choice belongs: the rate the schedule climbs to (the one
+    cycle's peak, a cosine warmup's target), else the optimizer's own rate."""
+    name = schedule_name(values)
+    if name == "one_cycle":
+        return "ONE_CYCLE_SCHEDULE.peak_learning_rate"
+    if name == "cosine" and get_dotted(values, "COSINE_SCHEDULE.warmup_steps"):
+        return "COSINE_SCHEDULE.warmup_target"
+    return "OPTIMIZER.learning_rate"
+
+
 def model_number_from_name(name: str) -> int | None:
     match = re.match(r"m(\d+)_", name or "")
     return int(match.group(1)) if match else None
