@@ -153,6 +153,32 @@ def test_read_ahead_never_serves_another_epochs_batch():
     np.testing.assert_array_equal(tb[6][0], plain[6][0])  # threads start again after close
 
 
+def test_the_shards_of_a_batch_are_its_rows_cropped_and_flipped_as_in_the_whole_batch():
+    """Several processes each read one shard of every global batch: together, exactly the one-process
+    batches (the last, 300 - 4 * 64 = 44 images, splits in 4 too)."""
+    ds = make_dataset(300)
+    whole = TrainBatches(ds, 64, augment=True, seed=3, workers=0)
+    shards = [TrainBatches(ds, 64, augment=True, seed=3, shard=(i, 4)) for i in range(4)]
+    for epoch in (0, 2):
+        for tb in [whole, *shards]:
+            tb.set_epoch(epoch)
+        for k in range(len(whole)):
+            x, y = whole[k]
+            parts = [tb[k] for tb in shards]
+            assert [len(py) for _, py in parts] == [len(y) // 4] * 4
+            np.testing.assert_array_equal(np.concatenate([px for px, _ in parts]), x)
+            np.testing.assert_array_equal(np.concatenate([py for _, py in parts]), y)
+    evaluated = EvalBatches(ds.x_train, ds.y_train, MEAN, STD, batch_size=64)
+    halves = [EvalBatches(ds.x_train, ds.y_train, MEAN, STD, batch_size=64, shard=(i, 2)) for i in range(2)]
+    for k in range(len(evaluated)):
+        np.testing.assert_array_equal(np.concatenate([eb[k][0] for eb in halves]), evaluated[k][0])
+        np.testing.assert_array_equal(np.concatenate([eb[k][1] for eb in halves]), evaluated[k][1])
+    with pytest.raises(ValueError, match="a batch of 44 images does not split evenly into 3 shards"):
+        TrainBatches(ds, 64, augment=False, seed=3, shard=(0, 3), workers=0)[4]
+    with pytest.raises(ValueError, match="there is no shard 2 of 2"):
+        EvalBatches(ds.x_train, ds.y_train, MEAN, STD, batch_size=64, shard=(2, 2))
+
+
 def test_eval_batches_are_standardized_in_order_with_a_partial_last():
     ds = make_dataset(100)
     eb = EvalBatches(ds.x_train, ds.y_train, MEAN, STD, batch_size=32)
