@@ -58,3 +58,30 @@ def test_lr_find_from_the_cli_prints_the_curve_and_the_key_to_set(tmp_path, caps
     records = list((tmp_path / "artifact" / "lr_find").glob("*-m1_lr.json"))
     assert len(records) == 1 and len(json.loads(records[0].read_text())["lrs"]) == 20
     assert RunStore.under(tmp_path / "artifact").run_ids() == []
+
+
+async def test_f9_on_configs_finds_the_rate_and_enter_puts_it_in_the_form_unsaved(tui_env):
+    from tui_support import make_app, select_config, text_of, wait_for
+
+    from resnet_tui.tui.screens.lr_find_screen import LrFindScreen
+    from resnet_tui.tui.widgets.config_form import ConfigForm
+
+    app = make_app(tui_env)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await select_config(pilot, "tiny")
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: isinstance(app.screen, LrFindScreen), 10, "the range test to open")
+        finder = app.screen
+        await wait_for(pilot, lambda: finder.ended, 180, "the range test to end")
+        await pilot.pause()
+        assert len(finder.curve.lrs) > 10 and "steepest" in text_of(finder.query_one("#lr-status"))
+        await pilot.press("s", "right", "right")  # the steepest descent, then two points on
+        chosen = float(f"{finder.curve.lrs[finder.cursor]:.3g}")
+        assert finder.curve.lrs[finder.cursor] > finder.curve.steepest
+        await pilot.press("enter")
+        await pilot.pause()
+        configs = app.get_screen("config")
+        assert app.screen is configs
+        assert configs.query_one(ConfigForm).row("OPTIMIZER.learning_rate").get_value() == chosen
+        assert configs.is_dirty() and "(edited)" in text_of(configs.query_one("#config-status"))
+        assert tui_env.store.run_ids() == []  # the range test is not a run

@@ -80,9 +80,10 @@ def exponential_rates(start: float, end: float, iterations: int) -> np.ndarray:
 
 def find_lr(config: Config, start: float = 1e-5, end: float = 10.0, iterations: int = 200,
             on_point: Callable[[float, float, float], None] | None = None,
-            cancel: threading.Event | None = None) -> LrCurve:
+            cancel: threading.Event | None = None, curve: LrCurve | None = None) -> LrCurve:
     """The range test of ``config``: ``on_point(lr, loss, smoothed)`` after each iteration;
-    ``cancel`` (set from another thread) ends it after the step under way."""
+    ``cancel`` (set from another thread) ends it after the step under way. The points go into
+    ``curve`` when given (a watcher reads it as it grows), else into a new one."""
     import keras
 
     from resnet_tui.data.batches import pipeline_callbacks, train_batches
@@ -98,7 +99,7 @@ def find_lr(config: Config, start: float = 1e-5, end: float = 10.0, iterations: 
         model = dispatch_build_model(config.model_number, config)
     compile_model(model, config, keras.optimizers.schedules.PiecewiseConstantDecay(
         list(range(1, iterations)), [float(r) for r in rates]))
-    curve = LrCurve(config.name)
+    curve = curve if curve is not None else LrCurve(config.name)
     data = train_batches(dataset, config.BATCH_SIZE, config.AUGMENT_MODE, config.SEED)
     steps_per_epoch = len(data) if hasattr(data, "__len__") else None
 

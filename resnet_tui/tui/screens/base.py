@@ -36,8 +36,8 @@ class DashboardScreen(Screen):
             if key in app_keys:
                 continue
             room -= self._footer_cells(active)
-            f_key = key[:1] == "f" and key[1:].isdigit() and key not in self.SPARE_APP_KEYS
-            if room < 0 and active.binding.show and not f_key:  # out of the footer only: the key still works
+            training_key = key in ("f5", "f6", "f7")  # a screen's own start/stop (Sweeps) stays in view as the app's
+            if room < 0 and active.binding.show and not training_key:  # out of the footer only: the key still works
                 active = active._replace(binding=dataclasses.replace(active.binding, show=False))
             screen_keys[key] = active
         first = {k: b for k, b in app_keys.items() if not b.binding.priority}

@@ -25,6 +25,7 @@ from resnet_tui.config import (
     default_values,
     diff_values,
     get_dotted,
+    learning_rate_key,
     list_configs,
     load_config,
     parse_json,
@@ -135,6 +136,7 @@ class ConfigScreen(DashboardScreen):
         Binding("ctrl+r", "revert", "Revert", show=False),
         Binding("ctrl+l", "focus_list", "List"),
         Binding("ctrl+t", "next_tab", "Tab"),
+        Binding("f9", "lr_find", "LR find", key_display="F9"),
     ]
 
     def __init__(self, configs_dir: Path, read_only: bool = False):
@@ -513,6 +515,28 @@ class ConfigScreen(DashboardScreen):
                 self.name_loaded = None  # no "discarded" warning: that is the point
                 self.load_path(path)
                 self.notify(f"Reverted to {path}")
+
+    def action_lr_find(self) -> None:
+        """F9: the learning-rate range test of the config as edited; the rate picked there goes
+        into the form as an unsaved edit, in the key the config's schedule reads."""
+        from resnet_tui.tui.screens.lr_find_screen import LrFindScreen
+
+        config = self.current_config()
+        if config is None:
+            self.notify("Fix the config's problems first: the range test trains it", severity="warning")
+            return
+        if self.app.controller.training_here or self.app.sweep_runner is not None:
+            self.notify("A run or a sweep trains here: the range test waits until it ends", severity="warning")
+            return
+
+        def chosen(rate: float | None) -> None:
+            if rate is not None:
+                key = learning_rate_key(config.values)  # the one-cycle peak, a warmup's target, else the rate
+                self.query_one(ConfigForm).row(key).set_value(rate)
+                self.validate()
+                self.notify(f"{key} = {rate:g} (unsaved: Ctrl+S saves as a new file)")
+
+        self.app.push_screen(LrFindScreen(config), chosen)
 
     def action_focus_list(self) -> None:
         self.query_one("#config-list", ListView).focus()
