@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "resnet_tui"
 
 # Lowest first. A module may import from its own layer and the layers below, never above.
 LAYERS = (
-    ("events", "registry", "backend"),  # the contract between training and its watchers; the models; the Keras backend
+    ("events", "registry", "backend", "health", "alerts"),  # the trainer-watcher contract, the models, the backend, run health
     ("machine",),  # the CPU, the sampler of what training uses, fd 2
     ("store",),  # what a run keeps on disk, and the one way files are written
     ("config",),  # a training config: schema, validation, files

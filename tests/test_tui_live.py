@@ -53,6 +53,7 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         assert "ETA" in progress and "img/s" in progress and "elapsed" in progress
         numbers = text_of(screen.query_one("#numbers"))
         assert "loss" in numbers and "mean" in numbers and "·  lr 0." in numbers
+        assert text_of(screen.query_one("#health")).startswith("health: no problem seen")  # the health line
 
         notes = log.notifications
         await pilot.press("f5")  # one run at a time

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from resnet_tui import backend
 from resnet_tui.config import Config
 from resnet_tui.events import LogMessage, RunFinished, RunStarted, RunStatus, Sink, SinkFanout, StopReason
+from resnet_tui.health import HealthWatch
 from resnet_tui.machine.sampler import INTERVAL, MachineMonitor
 from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.store.json_files import FinishedStatus, RunResult
@@ -172,6 +173,7 @@ class Trainer:
         self.machine_interval = machine_interval  # seconds between machine samples; None: none (benchmarks)
         self.sweep = sweep  # {"study": name, "trial": number} for a sweep's trial, kept in run.json
         self._monitor: MachineMonitor | None = None
+        self.health = HealthWatch()
 
     @classmethod
     def resuming(cls, store: RunStore, run_id: str, sink: Sink | None = None,
@@ -259,7 +261,9 @@ class Trainer:
             run.begin_resume(state.epoch if state else 0, state.iteration if state else 0)
         else:
             run.write_config(self.config.values)
-        self.sink = SinkFanout([RunRecorder(run)], watchers=[] if self._external_sink is None else [self._external_sink])
+        self.health = HealthWatch()  # what it says goes into the result (health.py)
+        self.sink = SinkFanout([RunRecorder(run), self.health],
+                               watchers=[] if self._external_sink is None else [self._external_sink])
         if self.machine_interval is not None:  # samples from now; each epoch's means follow its EpochEnd
             self.sink = self._monitor = MachineMonitor(self.sink, self.machine_interval).start()
         now = time.time()
@@ -310,7 +314,8 @@ class Trainer:
             test_loss=test.get("test_loss"), test_accuracy=test.get("test_accuracy"), confusion=test.get("confusion"),
             versions=environment.versions if environment else _safe(library_versions),
             device=environment.device if environment else _safe(describe_device),
-            dataset=environment.dataset if environment else {}, distribute=progress.distribute or {})
+            dataset=environment.dataset if environment else {}, distribute=progress.distribute or {},
+            health=[alert.record() for alert in self.health.alerts])
         if outcome.status == RunStatus.FAILED and not run.paths.error_log.exists():
             _try(run.write_error, f"{outcome.error}\n")
         leave_out = progress.unreached() | (set() if start.resumed_at else {"resumed_at"})

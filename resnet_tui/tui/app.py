@@ -26,6 +26,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from resnet_tui.alerts import Notifier
 from resnet_tui.config import Config, default_values
 from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.report import format as fmt
@@ -52,6 +53,7 @@ from resnet_tui.tui.screens.train_screen import TrainScreen
 from resnet_tui.tui.session import Changes, TrainingSession
 from resnet_tui.tui.widgets.charts import ChartOptions
 
+STALL_CHECK_SECONDS = 5.0  # how often a run is asked whether it stopped moving
 DRAIN_SECONDS = 0.2  # how often the UI takes the trainer's events: 5 times a second
 
 # Keys that widgets handle themselves, listed in the help overlay.
@@ -84,7 +86,7 @@ class ResnetTuiApp(App):
     ]
 
     def __init__(self, configs_dir: str | os.PathLike = "configs", store: RunStore | None = None,
-                 read_only: bool = False):
+                 read_only: bool = False, notifier: Notifier | None = None):
         super().__init__()
         self.configs_dir = Path(configs_dir)
         # The session and what may be done with it; a new session is posted to the screen on show.
@@ -95,6 +97,7 @@ class ResnetTuiApp(App):
         self.exit_code = 0  # 128 + the signal that ended the dashboard, if one did
         self.quitting = False
         self.sweep_runner = None  # the sweep this dashboard runs (Sweeps screen), while it runs
+        self.notifier = notifier or Notifier()  # where alerts go beyond this terminal (alerts.py)
 
     def on_mount(self) -> None:
         self.install_screen(ConfigScreen(self.configs_dir, read_only=self.read_only), "config")
@@ -107,6 +110,7 @@ class ResnetTuiApp(App):
                 screen.title = f"{screen.TITLE} · read-only"
         self.push_screen("config")
         self.set_interval(DRAIN_SECONDS, self.drain)
+        self.set_interval(STALL_CHECK_SECONDS, self.check_stall)
         # A dropped SSH session sends SIGHUP, a service manager SIGTERM: as in the CLI, the step under
         # way finishes, the run is saved and recorded as stopped, the terminal restored, then exit.
         loop = asyncio.get_running_loop()
@@ -314,7 +318,27 @@ class ResnetTuiApp(App):
             self.notify(message, severity=severity, timeout=8, markup=False)  # they quote run files
         if changes.finished:
             self.bell()  # the user may be on another screen, or away
+        self.raise_alerts(session, changes.alerts)
         self._show_session(changes)
+
+    def raise_alerts(self, session: TrainingSession, alerts: list) -> None:
+        """The health rules' alerts: a bell and a toast here (the end has its own), and the user's
+        notifier (alerts.py) wherever it sends them."""
+        for alert in alerts:
+            if alert.kind not in ("completed", "stopped", "failed", "interrupted"):
+                self.bell()
+                self.notify(f"{session.config.name}: {alert.kind}: {alert.message}", severity="warning", timeout=12)
+            if session.started is not None:
+                self.notifier.send(alert, session.started.run_id, session.config.name)
+
+    def check_stall(self) -> None:
+        """Timer: a run that stopped moving says so (its writer hung or stopped writing)."""
+        session = self.session
+        if session is not None:
+            alerts = session.check_stall()
+            if alerts:
+                self.raise_alerts(session, alerts)
+                self._show_session(Changes(status=True))
 
     def _new_session(self, session: TrainingSession | None) -> None:
         """The controller's session was replaced: a new one is drawn whole."""
@@ -444,8 +468,9 @@ def run_app(configs_dir: str | os.PathLike = "configs", artifact_dir: str | os.P
         read_only = True
     if read_only:  # fd 2's log goes where this user can write, not into the runs folder
         log_root = Path(tempfile.gettempdir()) / f"resnet-tui-{os.getuid()}"
+    notifier = Notifier.from_settings()  # AlertSettingsError, before the screen takes the terminal
     with stderr_to_log(log_root / "dashboard-stderr.log"):
-        app = ResnetTuiApp(configs_dir, store=store, read_only=read_only)
+        app = ResnetTuiApp(configs_dir, store=store, read_only=read_only, notifier=notifier)
         try:
             app.run()
             return app.return_code or 0

@@ -29,6 +29,7 @@ from resnet_tui.events import (
     RunStarted,
     RunStatus,
 )
+from resnet_tui.health import Alert, HealthWatch
 from resnet_tui.report.tables import stopping_message
 from resnet_tui.store.runs import Run, RunStore
 from resnet_tui.tui.history import RunHistory
@@ -95,9 +96,11 @@ class Changes:
     machine: bool = False  # a new MachineSample
     notices: list[tuple[str, str]] = field(default_factory=list)  # (severity, message) for toasts
     finished: bool = False  # the run ended: worth a bell, wherever the user is
+    alerts: list[Alert] = field(default_factory=list)  # what the health rules said (health.py)
 
     def __bool__(self) -> bool:
-        return self.iterations or self.epochs or self.log or self.status or self.machine or bool(self.notices)
+        return (self.iterations or self.epochs or self.log or self.status or self.machine or bool(self.notices)
+                or bool(self.alerts))
 
     @classmethod
     def all(cls) -> Changes:
@@ -121,6 +124,7 @@ class TrainingSession:
         self.resume_run_id = resume_run_id  # continue this stopped/interrupted run
         self.buffer = EventBuffer()
         self.history = RunHistory()
+        self.health = HealthWatch()  # the run's health, from the same events (health.py)
         self.state = SessionState.STARTING
         self.started: RunStarted | None = None
         self.finished: RunFinished | None = None
@@ -238,6 +242,7 @@ class TrainingSession:
             return changes
         iterations: list[IterationEnd] = []
         for event in events:
+            changes.alerts += self.health.see(event)
             if isinstance(event, IterationEnd):
                 iterations.append(event)
                 continue
@@ -267,6 +272,12 @@ class TrainingSession:
         if iterations:
             self._add_iterations(iterations, changes)
         return changes
+
+    def check_stall(self) -> list[Alert]:
+        """The stall rule, asked by a timer: only while the run trains (a pause is no stall)."""
+        if self.state != SessionState.RUNNING:
+            return []
+        return self.health.tick()
 
     def _add_iterations(self, events: list[IterationEnd], changes: Changes) -> None:
         self.history.add_iterations(events)

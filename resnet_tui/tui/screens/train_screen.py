@@ -92,8 +92,18 @@ class TrainScreen(DashboardScreen):
             yield Static("", id="chart-options")
         yield ProgressPanel(id="progress")
         yield MachinePanel(id="machine")
+        yield Static("", id="health")
         yield ChartGrid(self._side_panel, id="train-charts")
         yield Footer(compact=True, show_command_palette=False)
+
+    def _show_health(self, session: TrainingSession | None) -> None:
+        """One line: what the health rules saw (health.py), red when something is wrong."""
+        if session is None:
+            self.query_one("#health", Static).update("")
+            return
+        line = session.health.line()
+        sick = any(a.kind in ("diverging", "stalled", "learning_rate", "overfitting") for a in session.health.alerts)
+        self.query_one("#health", Static).update(Text(line, style="bold red" if sick else "dim"))
 
     def _side_panel(self) -> ComposeResult:
         with TabbedContent(id="train-side", classes="chart"):
@@ -140,6 +150,8 @@ class TrainScreen(DashboardScreen):
             self.query_one(ProgressPanel).update_from(session)
         if changes.machine or changes.status:
             self.query_one(MachinePanel).update_from(session)
+        if changes.alerts or changes.status or changes.finished:
+            self._show_health(session)
         self._update_controls()
         if session is None:
             self.query_one(ChartGrid).clear()
