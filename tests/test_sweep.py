@@ -171,3 +171,15 @@ def test_the_shipped_sweep_files_are_valid():
 
     specs = [load_sweep(path) for path in sorted((REPO / "sweeps").glob("*.json"))]
     assert specs and all(spec.trials and spec.params for spec in specs)
+
+
+def test_a_worker_joining_later_does_not_draw_the_first_workers_values_again(tmp_path):
+    from resnet_tui.sweep.study import join_study
+
+    spec = load_sweep(write_sweep(tmp_path, trials=4))
+    url = default_storage(RunStore.under(tmp_path / "artifact"), "lr")
+    first = create_study(spec, url)
+    drawn = [first.ask().suggest_float("OPTIMIZER.learning_rate", 0.001, 0.5, log=True) for _ in range(2)]
+    _, second = join_study("lr", url)
+    again = [second.ask().suggest_float("OPTIMIZER.learning_rate", 0.001, 0.5, log=True) for _ in range(2)]
+    assert not set(drawn) & set(again)

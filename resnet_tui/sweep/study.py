@@ -60,10 +60,13 @@ def open_storage(url: str, heartbeat_seconds: float) -> optuna.storages.RDBStora
                                       grace_period=max(3, round(3 * heartbeat_seconds)))
 
 
-def _sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+def _sampler(spec: SweepSpec, offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The sweep's sampler; ``offset`` (the trials in the study when this worker joined) keeps a second
+    worker from drawing the first one's values all over again: the same seed would repeat them."""
+    seed = None if spec.seed is None else spec.seed + offset
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    return optuna.samplers.TPESampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
@@ -77,9 +80,12 @@ def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
 
 def create_study(spec: SweepSpec, storage_url: str) -> optuna.Study:
     """The sweep's study, created or (same name, same storage) continued."""
-    study = optuna.create_study(study_name=spec.name, storage=open_storage(storage_url, spec.heartbeat_seconds),
-                                direction="maximize", sampler=_sampler(spec), pruner=_pruner(spec),
-                                load_if_exists=True)
+    storage = open_storage(storage_url, spec.heartbeat_seconds)
+    # A sweep continued later draws on from where it was, not its first values again.
+    done = next((summary.n_trials for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
+                 if summary.study_name == spec.name), 0)
+    study = optuna.create_study(study_name=spec.name, storage=storage, direction="maximize",
+                                sampler=_sampler(spec, done), pruner=_pruner(spec), load_if_exists=True)
     if SPEC_ATTR not in study.user_attrs:
         study.set_user_attr(SPEC_ATTR, spec.to_json())
     return study
@@ -92,8 +98,9 @@ def join_study(name: str, storage_url: str) -> tuple[SweepSpec, optuna.Study]:
     if stored is None:
         raise ConfigError(f"study {name!r} in {storage_url} was not made by `resnet-tui sweep`")
     spec = SweepSpec.from_json(stored)
+    joined_at = len(probe.get_trials(deepcopy=False))
     return spec, optuna.load_study(study_name=name, storage=open_storage(storage_url, spec.heartbeat_seconds),
-                                   sampler=_sampler(spec), pruner=_pruner(spec))
+                                   sampler=_sampler(spec, joined_at), pruner=_pruner(spec))
 
 
 def counted(study: optuna.Study) -> int:
