@@ -46,7 +46,8 @@ test-all: test test-slow
 # again under a 40-column $COLUMNS and a temporary folder whose path is over 150 characters:
 # they must pass whatever the environment (CI runs this after `make test`).
 ENV_TESTS := tests/test_cli.py tests/test_export.py tests/test_evaluation.py tests/test_model.py \
-	tests/test_serve.py tests/test_tui_small.py tests/test_tui_snapshots.py tests/test_tui_text.py tests/test_tui_sweeps.py
+	tests/test_serve.py tests/test_tui_small.py tests/test_tui_snapshots.py tests/test_tui_text.py tests/test_tui_sweeps.py \
+	tests/test_run_notes.py
 test-env: install-test
 	@top=$$(mktemp -d) && long=$$top/$$(printf '%0150d' 0) && mkdir -p $$long && \
 	echo "COLUMNS=40 TMPDIR=$$long ($${#long} characters)" && \

@@ -1,8 +1,12 @@
 """Command line: ``resnet-tui`` opens the dashboard; subcommands work headless.
 
     resnet-tui train CONFIG [--set KEY=VALUE ...]
-    resnet-tui runs
+    resnet-tui runs [--tag NAME] [--grep TEXT] [--all]
     resnet-tui show RUN
+    resnet-tui note RUN [TEXT]
+    resnet-tui tag RUN [+NAME|-NAME ...]
+    resnet-tui hide RUN / unhide RUN
+    resnet-tui delete RUN [--yes]
     resnet-tui evaluate RUN
     resnet-tui export RUN [--tensorboard DIR] [--csv FILE]
     resnet-tui resume RUN
@@ -37,12 +41,14 @@ from resnet_tui.report.console import CliConsole
 from resnet_tui.report.tables import (
     confusion_report,
     machine_rows,
+    note_rows,
     result_table,
     resume_command,
     runs_listing,
     stopping_message,
 )
 from resnet_tui.store.json_files import RunFileError, RunResult
+from resnet_tui.store.notes import shown_tags, tag_problem
 from resnet_tui.store.runs import ResumeError, RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore, StorageError
 
 console = CliConsole()
@@ -443,9 +449,28 @@ def cmd_runs(args) -> int:
     if not infos:
         console.print("no runs yet; start one with `resnet-tui train configs/m8_light.json`")
         return 0
-    # On a terminal the table fits its width; piped (| cat, > file) it keeps every column.
-    console.print(runs_listing(infos, console.width if console.on_a_terminal() else None))
+    infos, hidden = select_runs(infos, args.tag, args.grep, args.all)
+    if infos:
+        # On a terminal the table fits its width; piped (| cat, > file) it keeps every column.
+        console.print(runs_listing(infos, console.width if console.on_a_terminal() else None))
+    else:
+        console.print("no runs match" if args.tag or args.grep else "every run is hidden")
+    if hidden:
+        count = f"{hidden} hidden run{'s' if hidden > 1 else ''}"
+        console.print(Text(f"{count}, dimmed" if args.all else
+                           f"{count} (--all shows {'them' if hidden > 1 else 'it'})", style="dim"))
     return 0
+
+
+def select_runs(infos: list[RunInfo], tags: list[str], grep: str | None, every: bool) -> tuple[list[RunInfo], int]:
+    """The runs that have every tag of ``tags`` and ``grep`` in their note, config name or id (case
+    ignored), hidden ones only if ``every``; and how many of them are hidden."""
+    wanted = {tag.removeprefix("#").lower() for tag in tags}
+    text = (grep or "").lower()
+    chosen = [i for i in infos if wanted <= {tag.lower() for tag in i.tags}
+              and text in f"{i.note}\n{i.config_name}\n{i.run_id}".lower()]
+    hidden = sum(i.hidden for i in chosen)
+    return (chosen if every else [i for i in chosen if not i.hidden]), hidden
 
 
 def cmd_show(args) -> int:
@@ -454,6 +479,8 @@ def cmd_show(args) -> int:
     run = store_from_args(args).open_run(args.run)
     info = run.require_readable()
     console.print(labelled(run.id, "bold", f" status: {info.status}" + (f" ({info.problem})" if info.problem else "")))
+    for label, value in note_rows(info):
+        console.print(labelled(f"{label}:", "bold", value.plain if isinstance(value, Text) else value))
     try:
         console.print_json(json.dumps(run.read_config()))
     except (OSError, ValueError) as exc:
@@ -477,6 +504,107 @@ def cmd_show(args) -> int:
     error = run.read_error()
     if error:
         console.print(Text(error, style="red"))
+    return 0
+
+
+def cmd_note(args) -> int:
+    """Set a run's note (an empty text clears it); without a text, print it."""
+    run = store_from_args(args).open_run(args.run)
+    if not args.text:
+        note = run.read_notes().note
+        console.print(Text(note) if note else Text(f"run {run.id} has no note", style="dim"))
+        return 0
+    notes = run.update_notes(note=" ".join(args.text))
+    console.print(labelled("note:", "green", f"{run.id}: {notes.note}" if notes.note else f"{run.id}: cleared"))
+    return 0
+
+
+def tag_changes(args) -> tuple[list[str], list[str]]:
+    """The tags to add (+NAME) and to remove (-NAME), the last word about a name winning. argparse
+    hands over every word after the run id (a -NAME is no option): --artifact DIR among them is taken
+    here. ValueError says what is wrong."""
+    add: list[str] = []
+    remove: list[str] = []
+    words = iter(args.changes)
+    for word in words:
+        if word == "--artifact" or word.startswith("--artifact="):
+            args.artifact = word.partition("=")[2] or next(words, "")
+            if not args.artifact:
+                raise ValueError("--artifact needs a folder")
+            continue
+        if word[:1] not in ("+", "-") or word.startswith("--"):
+            raise ValueError(f"{word!r}: give +NAME to add a tag and -NAME to remove one")
+        name = word[1:].removeprefix("#")
+        problem = tag_problem(name)
+        if problem:
+            raise ValueError(problem)
+        for where in (add, remove):
+            if name in where:
+                where.remove(name)
+        (add if word[0] == "+" else remove).append(name)
+    return add, remove
+
+
+def cmd_tag(args) -> int:
+    """Add and remove a run's tags; without changes, print them."""
+    try:
+        add, remove = tag_changes(args)
+    except ValueError as exc:
+        err_console.print(labelled("error:", "bold red", str(exc)))
+        return 2
+    run = store_from_args(args).open_run(args.run)
+    before = run.info().tags  # [] when notes.json is damaged: update_notes says what is wrong
+    notes = run.update_notes(add=tuple(add), remove=tuple(remove)) if add or remove else run.read_notes()
+    for name in remove:
+        if name not in before:
+            err_console.print(labelled("warning:", "yellow", f"run {run.id} had no tag {name!r}"))
+    console.print(labelled("tags:", "green", f"{run.id}: {shown_tags(notes.tags)}" if notes.tags
+                           else f"{run.id}: none"))
+    return 0
+
+
+def cmd_hide(args) -> int:
+    """Hide a run from `runs` and the Runs screen (never a running one), or show it again."""
+    hide = args.command == "hide"
+    run = store_from_args(args).open_run(args.run)
+    if run.info().hidden == hide:
+        console.print(Text(f"run {run.id} is {'already hidden' if hide else 'not hidden'}", style="dim"))
+        return 0
+    run.update_notes(hidden=hide)
+    console.print(labelled("hidden:" if hide else "shown:", "green",
+                           f"{run.id} (`resnet-tui runs --all` lists it; `resnet-tui unhide {run.id}` shows it again)"
+                           if hide else f"{run.id} is listed again"))
+    return 0
+
+
+def cmd_delete(args) -> int:
+    """Remove every folder of a run (never a running one's), after saying which and asking."""
+    run = store_from_args(args).open_run(args.run)
+    run.refuse_if_running("deleted")
+    folders = run.folders()
+    console.print(labelled("delete:", "bold", f"run {run.id}: {len(folders)} folder{'s' * (len(folders) != 1)}, "
+                                              "with everything in them:"))
+    for folder in folders:
+        console.print(Text(f"  {folder}"))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            err_console.print(labelled("error:", "bold red", "nothing deleted: give --yes to delete without "
+                                                             "being asked (stdin is not a terminal to ask on)"))
+            return 2
+        try:
+            answer = input(f"delete run {run.id}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            console.print("nothing deleted")
+            return 1
+    try:
+        removed = run.delete()
+    except OSError as exc:
+        why = str(exc) if isinstance(exc, StorageError) else f"cannot delete {exc.filename}: {exc.strerror or exc}"
+        err_console.print(labelled("error:", "bold red", why))
+        return 1
+    console.print(labelled("deleted:", "green", f"run {run.id} ({len(removed)} folder{'s' * (len(removed) != 1)})"))
     return 0
 
 
@@ -663,7 +791,36 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--csv", metavar="FILE", help="write iterations joined with their epoch's values")
         if name == "watch":
             p.add_argument("--interval", type=float, default=0.5, help="seconds between looks at the files")
+        if name == "runs":
+            p.add_argument("--tag", action="append", default=[], metavar="NAME",
+                           help="only runs with this tag (repeat: with every one of them)")
+            p.add_argument("--grep", metavar="TEXT", help="only runs whose note, config name or id holds TEXT "
+                                                          "(case ignored)")
+            p.add_argument("--all", action="store_true", help="hidden runs too (dimmed)")
         p.set_defaults(func=func)
+    run_help = "run id (a unique prefix is enough)"
+    p = sub.add_parser("note", help="set a run's note; an empty TEXT clears it, none prints it")
+    p.add_argument("run", help=run_help)
+    p.add_argument("text", nargs="*", help="the note (several words are joined by spaces)")
+    with_artifact(p)
+    p.set_defaults(func=cmd_note)
+    p = sub.add_parser("tag", help="add (+NAME) and remove (-NAME) a run's tags; none prints them")
+    p.add_argument("run", help=run_help)
+    p.add_argument("changes", nargs=argparse.REMAINDER, metavar="+NAME|-NAME",
+                   help="a tag to add or remove: letters, digits and _ . : / = @ + -")
+    with_artifact(p)
+    p.set_defaults(func=cmd_tag)
+    for name, help_ in (("hide", "leave a run out of `runs` and the Runs screen (not a running run)"),
+                        ("unhide", "list a hidden run again")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("run", help=run_help)
+        with_artifact(p)
+        p.set_defaults(func=cmd_hide)
+    p = sub.add_parser("delete", help="remove every folder of a run, after listing them (not a running run)")
+    p.add_argument("run", help=run_help)
+    p.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
+    with_artifact(p)
+    p.set_defaults(func=cmd_delete)
     p = sub.add_parser("serve", help="serve the dashboard to a web browser (textual-serve)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)

@@ -16,6 +16,7 @@ from rich.text import Text
 from resnet_tui.config import default_values
 from resnet_tui.events import MachineEpoch, RunStatus
 from resnet_tui.report import format as fmt
+from resnet_tui.store.notes import shown_tags
 from resnet_tui.store.runs import Run, RunInfo, RunStore
 
 STATUS_STYLES = {"completed": "green", "stopped": "yellow", "failed": "bold red", "running": "cyan",
@@ -36,10 +37,12 @@ def resume_command(run_id: str, store: RunStore | None = None) -> str:
 
 def result_rows(info: RunInfo, result: dict | None = None, problems: Sequence[str] = (),
                 saved: Run | None = None, show_error: bool = True,
-                machine: Sequence[MachineEpoch] = (), store: RunStore | None = None) -> list[tuple[str, Text | str]]:
+                machine: Sequence[MachineEpoch] = (), store: RunStore | None = None,
+                notes: bool = False) -> list[tuple[str, Text | str]]:
     """(label, value) rows describing a run, from its listing info and its result.json (default: the info's);
     with ``saved``, where its files are; ``show_error=False`` when the caller prints the error itself;
-    ``machine``, its machine.csv rows (none for a run older than it: no row)."""
+    ``machine``, its machine.csv rows (none for a run older than it: no row); ``notes``: its note
+    and tags too, when it has them."""
     result = (info.result if result is None else result) or {}
     best = fmt.percent(info.best_val_accuracy)
     if result.get("best_epoch"):
@@ -49,6 +52,7 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: Sequence[st
         ("status", Text(info.status, style=STATUS_STYLES.get(info.status, ""))),
         ("why it ended", result.get("stop_reason") or "—"),
         ("config", info.config_name),
+        *(note_rows(info) if notes else []),
         ("started", fmt.date(info.started)),
         ("duration", fmt.duration(info.duration)),
         ("iterations", f"{info.iterations:,}"),
@@ -77,6 +81,18 @@ def result_rows(info: RunInfo, result: dict | None = None, problems: Sequence[st
     return rows
 
 
+def note_rows(info: RunInfo) -> list[tuple[str, Text | str]]:
+    """The run's note, tags and hidden flag as (label, value) rows; none for a run without them."""
+    rows: list[tuple[str, Text | str]] = []
+    if info.note:
+        rows.append(("note", Text(info.note, style="italic")))
+    if info.tags:
+        rows.append(("tags", Text(shown_tags(info.tags), style="cyan")))
+    if info.hidden:
+        rows.append(("hidden", Text("yes: listed only by `resnet-tui runs --all` (H on the Runs screen)", style="dim")))
+    return rows
+
+
 def one_line(text: str, limit: int = 60) -> str:
     """The first line of ``text``, cut to ``limit`` characters (a listing's summary of an error)."""
     first = (text.strip().splitlines() or [""])[0]
@@ -95,6 +111,7 @@ RUN_FIELDS: dict[str, tuple[str, Callable[[RunInfo], str]]] = {
     "test": ("test acc", lambda i: fmt.percent(i.test_accuracy)),
     "duration": ("duration", lambda i: fmt.duration(i.duration)),
     "date": ("date", lambda i: fmt.date(i.started)),
+    "tags": ("tags", lambda i: shown_tags(i.tags)),
 }
 
 # The run columns, most important first, in the CLI listing and the dashboard's table: a
@@ -104,27 +121,40 @@ RUN_ORDER = ("run", "status", "best_val", "test", "iterations", "epochs", "confi
 # The CLI's status cell adds the problem in one line (the dashboard shows it beside the table).
 RUN_COLUMNS: list[tuple[str, Callable[[RunInfo], str]]] = [RUN_FIELDS[key] for key in RUN_ORDER]
 RUN_COLUMNS[1] = ("status", lambda i: i.status + (f" ({one_line(i.problem)})" if i.problem else ""))
+# Where the tags column goes in both listings, when a listed run has tags (after the config's name).
+TAGS_AFTER = "config"
+
+
+def with_tags(keys: Sequence[str], infos: Sequence[RunInfo]) -> list[str]:
+    """``keys`` (RUN_FIELDS') with "tags" after the config's name when one of ``infos`` has tags."""
+    keys = list(keys)
+    if any(info.tags for info in infos):
+        keys.insert(keys.index(TAGS_AFTER) + 1, "tags")
+    return keys
 
 
 def runs_listing(infos: list[RunInfo], width: int | None) -> Table:
     """The runs as a table no wider than ``width`` (None: every column): columns are
     dropped from the least important, and the status column is the one that gives way,
-    down to its statuses whole ("interrupted"): a problem's words are cut, never the status."""
-    cells = [[cell(info) for _, cell in RUN_COLUMNS] for info in infos]
-    widths = [max(len(header), *(len(row[k]) for row in cells)) for k, (header, _) in enumerate(RUN_COLUMNS)]
-    shown, status_width = len(RUN_COLUMNS), widths[1]
+    down to its statuses whole ("interrupted"): a problem's words are cut, never the status.
+    A tags column comes after the config's when a run has tags; hidden runs are dimmed."""
+    by_key = dict(zip(RUN_ORDER, RUN_COLUMNS, strict=True))
+    run_columns = [by_key.get(key) or RUN_FIELDS[key] for key in with_tags(RUN_ORDER, infos)]
+    cells = [[cell(info) for _, cell in run_columns] for info in infos]
+    widths = [max(len(header), *(len(row[k]) for row in cells)) for k, (header, _) in enumerate(run_columns)]
+    shown, status_width = len(run_columns), widths[1]
     if width is not None:
         floor = max(len(str(info.status)) for info in infos) if infos else len("status")
         while shown > 2 and _table_width(widths[:shown]) - widths[1] + floor > width:
             shown -= 1
         status_width = max(floor, min(widths[1], width - _table_width(widths[:shown]) + widths[1]))
     table = Table(title="runs")
-    for k, (header, _) in enumerate(RUN_COLUMNS[:shown]):
+    for k, (header, _) in enumerate(run_columns[:shown]):
         table.add_column(header, no_wrap=True, overflow="ellipsis",
                          width=status_width if k == 1 else widths[k])
     for info, row in zip(infos, cells, strict=True):
         table.add_row(*(Text(cell, style=STATUS_STYLES.get(info.status, "") if k == 1 else "")
-                        for k, cell in enumerate(row[:shown])))
+                        for k, cell in enumerate(row[:shown])), style="dim" if info.hidden else None)
     return table
 
 
@@ -143,11 +173,11 @@ def stopping_message(stop_at: int | None, evaluating: bool = False) -> str:
 
 def result_table(info: RunInfo, result: dict | None = None, problems: Sequence[str] = (),
                  saved: Run | None = None, show_error: bool = True, machine: Sequence[MachineEpoch] = (),
-                 store: RunStore | None = None) -> Table:
+                 store: RunStore | None = None, notes: bool = False) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
     table.add_column()
-    for label, value in result_rows(info, result, problems, saved, show_error, machine, store):
+    for label, value in result_rows(info, result, problems, saved, show_error, machine, store, notes):
         table.add_row(label, Text(value) if isinstance(value, str) else value)  # values as typed, never markup
     return table
 

@@ -1,7 +1,7 @@
 """One validating reader for the JSON files a run keeps (store/runs.py says where each lives).
 
 Everything that reads ``result.json``, ``run.json``, the ``lock``, ``plan.json``,
-``config.json`` or the checkpoint's ``state.json`` goes through :func:`read_json`.
+``notes.json``, ``config.json`` or the checkpoint's ``state.json`` goes through :func:`read_json`.
 A missing file is ``None``; a file that is not UTF-8 JSON, not an object, lacks a
 required field or has a field of the wrong type raises :class:`RunFileError`,
 whose text names the file and says what is wrong, e.g.
@@ -91,6 +91,16 @@ class RunResult:
     dataset: dict[str, Any] = field(default_factory=dict)
     distribute: dict[str, Any] = field(default_factory=dict)
     confusion: dict[str, Any] | None = None  # the test split's confusion matrix (confusion.py's record)
+
+
+@dataclass
+class RunNotes:
+    """``LOG_PATH/<id>/notes.json``: what the user says about a run (``resnet-tui note``, ``tag``,
+    ``hide``; the Runs screen's n, t, h). The trainer never writes it."""
+
+    note: str = ""
+    tags: list[str] = field(default_factory=list)
+    hidden: bool = False  # left out of `resnet-tui runs` and the Runs screen unless asked for
 
 
 # ``LOG_PATH/<id>/plan.json``: what a follower needs to draw progress, as the run's RunStarted says it.

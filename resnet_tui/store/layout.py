@@ -11,6 +11,7 @@ The seed's path keys keep their meaning; each holds one folder per run id::
     LOG_PATH/<id>/epochs.csv            one row per epoch, appended as they come
     LOG_PATH/<id>/machine.csv           one row per epoch: CPU, memory and GPU use (machine/sampler.py)
     LOG_PATH/<id>/train.log             warnings, errors and TensorFlow's own output
+    LOG_PATH/<id>/notes.json            the user's note, tags and hidden flag (never the trainer's)
     CHECKPOINT_PATH/<id>/best.weights.h5
     CHECKPOINT_PATH/<id>/state.json     where training was at the last epoch end (resume)
     MODEL_PATH/<id>/final.keras
@@ -31,6 +32,7 @@ LOCK_FILE = "lock"
 PLAN_FILE = "plan.json"
 SUMMARY_FILE = "summary.txt"
 TRAIN_LOG = "train.log"
+NOTES_FILE = "notes.json"
 STATE_FILE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
 FINAL_MODEL = "final.keras"

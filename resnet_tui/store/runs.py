@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,17 +22,19 @@ import psutil
 from resnet_tui import backend
 from resnet_tui.events import EpochEnd, IterationEnd, MachineEpoch, RunStatus
 from resnet_tui.store.atomic import PARTIAL_PREFIX, write_json_atomic, write_text_atomic
-from resnet_tui.store.json_files import LockOwner, RunFileError, RunMeta, RunPlan, RunResult, read_json
+from resnet_tui.store.json_files import LockOwner, RunFileError, RunMeta, RunNotes, RunPlan, RunResult, build, read_json
 from resnet_tui.store.layout import (
     CONFIG_FILE,
     LOCK_FILE,
     META_FILE,
+    NOTES_FILE,
     PLAN_FILE,
     RESULT_FILE,
     ROOT_KEYS,
     STATE_FILE,
     RunPaths,
 )
+from resnet_tui.store.notes import tag_problem
 from resnet_tui.store.records import Record, columns, header_problem, parse_rows, to_row
 from resnet_tui.store.state import TrainingState
 
@@ -45,7 +48,11 @@ JSON_FILES = {
     "config": ("config", CONFIG_FILE, None),
     "state": ("checkpoint", STATE_FILE, TrainingState),
     "result": ("result", RESULT_FILE, RunResult),
+    "notes": ("log", NOTES_FILE, RunNotes),
 }
+# The user's files: a damaged one is a problem the listing names, never a corrupt run (the run's
+# own files are whole: it shows, resumes and exports as before).
+USER_FILES = ("notes",)
 
 
 class RunNotFoundError(LookupError):
@@ -131,6 +138,9 @@ class RunInfo:
     damaged: list[Path] = field(default_factory=list)  # the files that make it corrupt
     writer: dict[str, Any] | None = None  # the lock ({"pid", "host"}) of the process writing a running run
     result: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # notes.json's: the user's words about the run
+    tags: list[str] = field(default_factory=list)
+    hidden: bool = False  # left out of listings unless asked for
 
     def add_result(self, result: dict[str, Any]) -> None:
         """Take what a finished run's result.json says over what its files suggested."""
@@ -374,6 +384,68 @@ class Run:
         except FileNotFoundError:
             pass
 
+    # -- the user's notes, tags, hiding and deleting ------------------------------
+    def read_notes(self) -> RunNotes:
+        """notes.json (empty notes when there is none); RunCorruptError, saying what is wrong and
+        where, when it is damaged."""
+        try:
+            return build(RunNotes, self.read_file("notes") or {})
+        except RunFileError as exc:
+            raise RunCorruptError(f"run {self.id}: {exc}; fix or remove {self.file_path('notes')} "
+                                  "(it holds only the note, tags and hidden flag)") from None
+
+    def update_notes(self, *, note: str | None = None, tags: list[str] | None = None,
+                     add: tuple[str, ...] = (), remove: tuple[str, ...] = (),
+                     hidden: bool | None = None) -> RunNotes:
+        """Change notes.json (written whole, atomically) and return it: ``note`` replaces the note,
+        ``tags`` the tags; ``add`` and ``remove`` change them; ``hidden`` hides or shows the run.
+
+        A running run's notes change freely (the trainer never writes notes.json); hiding one is
+        refused (RunBusyError). A damaged notes.json is left alone: RunCorruptError says where."""
+        for name in (*(tags or ()), *add):
+            problem = tag_problem(name)
+            if problem:
+                raise ValueError(problem)
+        if hidden:
+            self.refuse_if_running("hidden")
+        notes = self.read_notes()
+        if note is not None:
+            notes.note = note.strip()
+        if tags is not None:
+            notes.tags = []
+        for name in (*(tags or ()), *add):
+            if name not in notes.tags:
+                notes.tags.append(name)
+        notes.tags = [t for t in notes.tags if t not in remove]
+        if hidden is not None:
+            notes.hidden = hidden
+        write_json_atomic(self.file_path("notes"), asdict(notes))
+        return notes
+
+    def refuse_if_running(self, done: str) -> None:
+        """RunBusyError when a live process writes this run: it cannot be ``done`` (hidden, deleted)."""
+        info = self.info()
+        if info.status == RunStatus.RUNNING and info.writer is not None:
+            stale = "" if info.writer["host"] == socket.gethostname() else f" ({self._stale_hint()})"
+            raise RunBusyError(f"run {self.id} is running ({self._writer(info.writer)}): it cannot be {done} "
+                               f"while it runs; stop it first{stale}")
+
+    def folders(self) -> list[Path]:
+        """The run's folders that exist, one per root (CONFIG_PATH, LOG_PATH, ...): what delete removes."""
+        folders = {Path(folder).resolve(): Path(folder) for folder in asdict(self.paths).values()}
+        return [folder for folder in folders.values() if folder.is_dir()]  # two roots may be one folder
+
+    def delete(self) -> list[Path]:
+        """Remove every folder of this run and nothing else; return them. Refused (RunBusyError)
+        while a live process writes it. The run's lock is held meanwhile, so nothing resumes it
+        halfway, and its log folder, which holds the lock, goes last."""
+        self.refuse_if_running("deleted")
+        self.acquire_lock()  # a resume that started since: RunBusyError
+        folders = self.folders()
+        for folder in sorted(folders, key=lambda f: f == self.paths.log):
+            shutil.rmtree(folder)
+        return folders
+
     def require_readable(self) -> RunInfo:
         """The run's info; RunCorruptError, naming each damaged file and what is wrong, for a corrupt run."""
         info = self.info()
@@ -448,6 +520,11 @@ class Run:
         if not info.iterations and info.status == RunStatus.RUNNING:
             rows = self.read_iterations()
             info.iterations = rows[-1].iteration if rows else 0
+        try:
+            notes = build(RunNotes, self.read_file("notes") or {})
+            info.note, info.tags, info.hidden = notes.note, notes.tags, notes.hidden
+        except RunFileError as exc:  # said beside the status, which it does not change
+            info.problem = "; ".join(p for p in (info.problem, str(exc)) if p)
         return info
 
     def _read_json_files(self) -> tuple[dict[str, dict[str, Any] | None], list[RunFileError]]:
@@ -455,6 +532,8 @@ class Run:
         files: dict[str, dict[str, Any] | None] = {}
         damaged: list[RunFileError] = []
         for what in JSON_FILES:
+            if what in USER_FILES:
+                continue
             try:
                 files[what] = self.read_file(what)
             except RunFileError as exc:

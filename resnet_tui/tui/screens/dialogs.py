@@ -1,8 +1,9 @@
-"""Modal dialogs: confirm, save-as, and the help overlay."""
+"""Modal dialogs: confirm, save-as, a line of text to edit, and the help overlay."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.table import Table
@@ -120,6 +121,54 @@ class SaveAsScreen(ModalScreen[str | None]):
             self.query_one("#save-error", Static).update(problem)
             return
         self.dismiss(name)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class EditTextScreen(ModalScreen[str | None]):
+    """One line of text to edit (a run's note, its tags): Enter saves, dismissing with the text;
+    Esc cancels (None). ``check(text)`` says why a text cannot be saved, under the input."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str, placeholder: str = "",
+                 check: Callable[[str], str | None] | None = None):
+        super().__init__(classes="dialog-screen")
+        self.title_text, self.value, self.placeholder = title, value, placeholder
+        self.check = check or (lambda text: None)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-question", markup=False)
+            yield Input(self.value, placeholder=self.placeholder, id="edit-text")
+            yield Static("", id="edit-error", classes="field-error", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save (enter)", variant="success", id="save", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#edit-text", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#edit-error", Static).update(self.check(event.value) or "")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._save()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self._save()
+        else:
+            self.dismiss(None)
+
+    def _save(self) -> None:
+        text = self.query_one("#edit-text", Input).value
+        problem = self.check(text)
+        if problem:
+            self.query_one("#edit-error", Static).update(problem)
+            return
+        self.dismiss(text)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,6 +1,7 @@
 """Past runs: a sortable, filterable table; the selected run's curves, result, confusion matrix
 (where it fails), config, error; several marked runs overlaid on one chart with their config
-differences and their per-class accuracies side by side."""
+differences and their per-class accuracies side by side. A run's note and tags are edited here
+(n, t), and a run is hidden (h; H lists hidden runs) or deleted (d)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from resnet_tui.events import MachineEpoch, RunStatus
 from resnet_tui.report import format as fmt
 from resnet_tui.report.tables import STATUS_STYLES, confusion_report, per_class_comparison, result_table
 from resnet_tui.store.json_files import RunFileError
-from resnet_tui.store.runs import RunInfo, RunStore
-from resnet_tui.tui.controller import SessionController
+from resnet_tui.store.notes import parse_tags
+from resnet_tui.store.runs import RunBusyError, RunCorruptError, RunInfo, RunNotFoundError, RunStore
+from resnet_tui.tui.controller import SessionController, read_only_refusal
 from resnet_tui.tui.history import RunHistory
 from resnet_tui.tui.messages import ChartOptionsChanged, ResumeRequested, SessionChanged, WatchRequested
 from resnet_tui.tui.screens.base import DashboardScreen
+from resnet_tui.tui.screens.dialogs import ConfirmScreen, EditTextScreen
 from resnet_tui.tui.screens.train_screen import CHART_BINDINGS
 from resnet_tui.tui.widgets.charts import ChartGrid
 from resnet_tui.tui.widgets.model_summary import ModelSummary
@@ -80,7 +83,16 @@ def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
 
 
 def detail_table(detail: RunDetail) -> Table:
-    return result_table(detail.info, detail.result or {}, detail.problems, machine=detail.machine)
+    return result_table(detail.info, detail.result or {}, detail.problems, machine=detail.machine, notes=True)
+
+
+def tags_problem(text: str) -> str | None:
+    """Why the tags input cannot be saved, or None."""
+    try:
+        parse_tags(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def marked_runs_table(details: list[RunDetail]) -> Table:
@@ -145,6 +157,11 @@ class RunsScreen(DashboardScreen):
         Binding("g", "reload", "Reload"),
         Binding("w", "watch", "Watch"),
         Binding("r", "resume", "Resume"),
+        Binding("n", "edit_note", "Note"),
+        Binding("t", "edit_tags", "Tags"),
+        Binding("h", "hide", "Hide"),
+        Binding("H", "toggle_hidden", "Hidden runs", show=False),
+        Binding("d", "delete", "Delete"),
         *CHART_BINDINGS,
     ]
 
@@ -161,7 +178,7 @@ class RunsScreen(DashboardScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="runs-top"):
-            yield Input(placeholder="/ filter by id, config or status", id="runs-filter", compact=True)
+            yield Input(placeholder="/ filter: id, config, note, #tag", id="runs-filter", compact=True)
             yield Static("", id="runs-sort")
         yield RunsTable(id="runs-table")
         with TabbedContent(id="run-tabs"):
@@ -238,7 +255,8 @@ class RunsScreen(DashboardScreen):
             table.move_cursor(row=table.get_row_index(run_id))
 
     def _show_listing(self, listing: dict[str, tuple[RunInfo, RunStore]]) -> None:
-        signature = [(i.run_id, i.status, i.iterations, i.epochs, i.problem) for i, _ in listing.values()]
+        signature = [(i.run_id, i.status, i.iterations, i.epochs, i.problem, i.note, i.tags, i.hidden)
+                     for i, _ in listing.values()]
         if signature == self._signature:
             self._select_pending()
             return  # nothing changed: leave the table (and its cursor) alone
@@ -262,8 +280,11 @@ class RunsScreen(DashboardScreen):
     def _update_sort_label(self) -> None:
         table = self.query_one(RunsTable)
         marks = f"  ·  {len(table.marked)} marked" if table.marked else ""
+        hidden = table.hidden_count()
+        if hidden:
+            marks += f"  ·  {hidden} hidden" + (", dimmed (H)" if table.show_hidden else " (H shows)")
         self.query_one("#runs-sort", Static).update(
-            f"{len(table.visible())}/{len(table.infos)} runs  ·  {table.describe_sort()} (s, or click a header){marks}")
+            f"{len(table.visible())}/{len(table.listed())} runs  ·  {table.describe_sort()} (s, or click a header){marks}")
 
     @on(Input.Changed, "#runs-filter")
     def _filter(self, event: Input.Changed) -> None:
@@ -337,6 +358,125 @@ class RunsScreen(DashboardScreen):
         if run_id is not None:
             self.post_message(ResumeRequested(self.stores[run_id], run_id))
 
+    # -- notes, tags, hiding, deleting ---------------------------------------------------
+    def _selected_info(self) -> RunInfo | None:
+        table = self.query_one(RunsTable)
+        run_id = table.current_run_id()
+        return next((i for i in table.infos if i.run_id == run_id), None)
+
+    def _may_change(self, info: RunInfo | None, what: str, done: str | None = None) -> bool:
+        """Whether the selected run may be changed: never in a read-only dashboard (the toast says
+        it does not ``what``), nor ``done`` (hidden, deleted) while it runs."""
+        if info is None:
+            return False
+        if self.app.read_only:
+            self.notify(read_only_refusal(what), severity="warning")
+            return False
+        if done and info.status == RunStatus.RUNNING:
+            self.notify(f"{info.run_id} is running: it cannot be {done} while it trains; stop it first.",
+                        severity="warning")
+            return False
+        return True
+
+    def action_edit_note(self) -> None:
+        """n: the selected run's note, in a dialog (Enter saves, Esc cancels)."""
+        info = self._selected_info()
+        if not self._may_change(info, "edit notes"):
+            return
+        assert info is not None
+
+        def edited(text: str | None) -> None:
+            if text is not None:
+                self._change(info, note=text)
+
+        self.app.push_screen(EditTextScreen(f"Note on {info.run_id}", info.note,
+                                            placeholder="what this run tried, what it showed"), edited)
+
+    def action_edit_tags(self) -> None:
+        """t: the selected run's tags, comma-separated, in a dialog."""
+        info = self._selected_info()
+        if not self._may_change(info, "edit tags"):
+            return
+        assert info is not None
+
+        def edited(text: str | None) -> None:
+            if text is not None:
+                self._change(info, tags=parse_tags(text))
+
+        self.app.push_screen(EditTextScreen(f"Tags of {info.run_id}, separated by commas", ", ".join(info.tags),
+                                            placeholder="e.g. baseline, lr-sweep", check=tags_problem), edited)
+
+    def action_hide(self) -> None:
+        """h: hide the selected run (H lists hidden runs), or list a hidden one again."""
+        info = self._selected_info()
+        hide = info is not None and not info.hidden
+        if not self._may_change(info, "hide runs", "hidden" if hide else None):
+            return
+        assert info is not None
+        if self._change(info, hidden=hide):
+            self.notify(f"Hid {info.run_id}: H lists hidden runs" if hide else f"{info.run_id} is listed again",
+                        timeout=3)
+
+    def action_toggle_hidden(self) -> None:
+        """H: list hidden runs too, dimmed, or not."""
+        self.query_one(RunsTable).toggle_hidden()
+        self._update_sort_label()
+
+    def _change(self, info: RunInfo, **changes) -> bool:
+        """Write the run's notes.json (Run.update_notes) and show the change at once."""
+        try:
+            notes = self.stores[info.run_id].open_run(info.run_id).update_notes(**changes)
+        except (RunBusyError, RunCorruptError, RunNotFoundError, ValueError, OSError) as exc:
+            self.notify(f"Can't change {info.run_id}: {exc}", severity="error")
+            return False
+        info.note, info.tags, info.hidden = notes.note, list(notes.tags), notes.hidden
+        self.query_one(RunsTable).rebuild()
+        self._update_sort_label()
+        self.show_selection()
+        return True
+
+    def action_delete(self) -> None:
+        """d: delete the selected run's folders, once a dialog that names them says yes."""
+        info = self._selected_info()
+        if not self._may_change(info, "delete runs", "deleted"):
+            return
+        assert info is not None
+        store = self.stores[info.run_id]
+        try:
+            folders = store.open_run(info.run_id).folders()
+        except RunNotFoundError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        listed = "\n".join(f"  {folder}" for folder in folders)
+        question = (f"Delete run {info.run_id}?\nThese {len(folders)} folders and everything in them go:\n{listed}"
+                    if len(folders) != 1 else f"Delete run {info.run_id}?\nThis folder and everything in it goes:\n{listed}")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._delete(store, info.run_id)
+
+        self.app.push_screen(ConfirmScreen(question, yes="Delete", no="Keep"), answered)
+
+    @work(thread=True, group="run-delete")
+    def _delete(self, store: RunStore, run_id: str) -> None:
+        try:
+            removed = store.open_run(run_id).delete()
+        except (RunBusyError, RunNotFoundError, OSError) as exc:
+            self.app.call_from_thread(self.notify, f"Can't delete {run_id}: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self._deleted, run_id, len(removed))
+
+    def _deleted(self, run_id: str, folders: int) -> None:
+        table = self.query_one(RunsTable)
+        table.marked.discard(run_id)
+        self.details.pop(run_id, None)
+        table.set_runs([i for i in table.infos if i.run_id != run_id])
+        self._update_sort_label()
+        self.show_selection()
+        self.notify(f"Deleted {run_id} ({folders} folder{'s' * (folders != 1)})", timeout=3)
+        self._signature = None
+        self.reload()
+
     def action_reload(self) -> None:
         self.details.clear()
         self._signature = None  # g: redraw even if nothing seems to have changed
@@ -368,7 +508,9 @@ class RunsScreen(DashboardScreen):
             if worker.is_cancelled:  # a newer selection replaced this one: read no more
                 return
             detail = self.details.get(info.run_id)
-            if detail is None or detail.info.status != info.status:
+            if detail is not None and (detail.info.status, detail.info.problem) == (info.status, info.problem):
+                detail.info = info  # its note and tags may be new
+            else:
                 try:
                     detail = read_detail(store, info)
                 except Exception as exc:  # a damaged run must not take the screen down
