@@ -68,6 +68,8 @@ $(JAX_VENV)/.installed: pyproject.toml
 
 test-jax: $(JAX_VENV)/.installed
 	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -m "not slow" -n auto --maxprocesses=4 $(JAX_TESTS)
+	# benchmarks/gpu_check.py --cpu: the GPU check's dry run, where there is no TensorFlow to lean on.
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q tests/test_gpu_check.py
 
 bench: install
 	$(BIN)/python benchmarks/bench_training.py

@@ -32,9 +32,10 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from resnet_tui import backend
+from resnet_tui.alerts import AlertSettingsError
 from resnet_tui.config import Config, ConfigError, load_config, parse_override
 from resnet_tui.data.dataset import DatasetError
-from resnet_tui.events import RunStatus
+from resnet_tui.events import RunStarted, RunStatus
 from resnet_tui.machine.stderr import fd2_to
 from resnet_tui.report import format as fmt
 from resnet_tui.report.console import CliConsole
@@ -256,7 +257,7 @@ def epoch_line(event, width: int) -> str:
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def run_interruptible(work, first_signal, on_abort) -> Any:
+def run_interruptible(work, first_signal, on_abort, tick=lambda: None) -> Any:
     """``work()`` in a thread while the main thread takes each signal at once, and its result.
 
     Python runs handlers in the main thread only, and only between its own steps, so two
@@ -287,6 +288,7 @@ def run_interruptible(work, first_signal, on_abort) -> Any:
         worker.start()
         while worker.is_alive():
             worker.join(0.1)
+            tick()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -296,8 +298,27 @@ def run_interruptible(work, first_signal, on_abort) -> Any:
 
 
 def train_with_progress(make_trainer) -> int:
+    from resnet_tui.alerts import Notifier
+    from resnet_tui.health import HealthWatch
+
     progress = make_progress()
-    trainer = make_trainer(ProgressSink(progress))
+    notifier, health, names = Notifier.from_settings(), HealthWatch(), {"run": "?", "config": "?"}
+
+    def alert(alerts) -> None:  # the health rules' alerts: said here, and sent as the user set up (alerts.py)
+        for said in alerts:
+            if said.kind not in ("completed", "stopped", "failed", "interrupted"):
+                progress.console.print(Text(f"health: {said.kind}: {said.message}", style="bold red"))
+            notifier.send(said, names["run"], names["config"])
+
+    progress_sink = ProgressSink(progress)
+
+    def sink(event) -> None:
+        progress_sink(event)
+        if isinstance(event, RunStarted):
+            names.update(run=event.run_id, config=event.config_name)
+        alert(health.see(event))
+
+    trainer = make_trainer(sink)
 
     def first_signal(signum: int) -> None:
         # Finish the current step, save, record the run as stopped, by which signal.
@@ -310,8 +331,9 @@ def train_with_progress(make_trainer) -> int:
         err_console.print("aborted: the run is left interrupted; resume it from its last saved epoch")
 
     with progress:
-        result, signalled = run_interruptible(trainer.run, first_signal, on_abort)
+        result, signalled = run_interruptible(trainer.run, first_signal, on_abort, tick=lambda: alert(health.tick()))
     print_result(result, trainer.run_record)
+    notifier.wait()
     if result.status == RunStatus.FAILED:
         return 1
     # Stopped by a signal: a shell (or a service manager) expects 128 + its number (130, 143, 129).
@@ -879,14 +901,14 @@ def main(argv: list[str] | None = None) -> int:
     except backend.BackendError as exc:
         err_console.print(labelled("error:", "bold red", str(exc)))
         return 2
-    if args.command is None:
-        from resnet_tui.tui.app import run_app
-
-        return run_app(configs_dir=args.configs, artifact_dir=args.artifact, read_only=args.read_only)
     try:
+        if args.command is None:
+            from resnet_tui.tui.app import run_app
+
+            return run_app(configs_dir=args.configs, artifact_dir=args.artifact, read_only=args.read_only)
         return args.func(args)
     except (ConfigError, DatasetError, RunNotFoundError, RunBusyError, RunCorruptError, StorageError,
-            ResumeError, RunFileError) as exc:
+            ResumeError, RunFileError, AlertSettingsError) as exc:
         err_console.print(labelled("error:", "bold red", str(exc)))
         return 2
     except KeyboardInterrupt:

@@ -91,6 +91,7 @@ class RunResult:
     dataset: dict[str, Any] = field(default_factory=dict)
     distribute: dict[str, Any] = field(default_factory=dict)
     confusion: dict[str, Any] | None = None  # the test split's confusion matrix (confusion.py's record)
+    health: list[dict[str, Any]] = field(default_factory=list)  # what health.py's rules said while it trained
 
 
 @dataclass
