@@ -84,7 +84,32 @@ def _sum_metrics(model: keras.Model) -> dict:
     return found
 
 
-class StepLog:
+class _WrappedStep:
+    """Wraps a model's ``train_step``; the model keeps the wrapper (ATTRIBUTE) until it is detached."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self._original_train_step = model.train_step
+
+    def _train_step(self, *args):  # pragma: no cover - each backend's wrapper defines it
+        raise NotImplementedError
+
+    def _install(self):
+        self.model.train_step = self._train_step
+        self.model.train_function = None  # fit() builds it again, around the wrapped step
+        setattr(self.model, ATTRIBUTE, self)
+        return self
+
+    def detach(self) -> None:
+        """Give the model back its own train_step."""
+        model = self.model
+        if getattr(model, ATTRIBUTE, None) is self:
+            setattr(model, ATTRIBUTE, None)
+        model.train_step = self._original_train_step
+        model.train_function = None
+
+
+class StepLog(_WrappedStep):
     """A device-side ring buffer of the metrics' running sums after each training step."""
 
     def __init__(self, model: keras.Model, capacity: int):
@@ -100,8 +125,7 @@ class StepLog:
             self.steps = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="steplog_steps",
                                      synchronization=tf.VariableSynchronization.ON_READ,
                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.model = model
-        self._original_train_step = model.train_step
+        super().__init__(model)
 
     # On the device ---------------------------------------------------------
     def _train_step(self, data):
@@ -128,19 +152,7 @@ class StepLog:
             return log
         if log is not None:  # recompiled with more steps per execution: a bigger buffer
             log.detach()
-        log = cls(model, capacity)
-        model.train_step = log._train_step
-        model.train_function = None  # fit() builds it again, around the wrapped step
-        setattr(model, ATTRIBUTE, log)
-        return log
-
-    def detach(self) -> None:
-        """Give the model back its own train_step."""
-        model = self.model
-        if getattr(model, ATTRIBUTE, None) is self:
-            setattr(model, ATTRIBUTE, None)
-        model.train_step = self._original_train_step
-        model.train_function = None
+        return cls(model, capacity)._install()
 
     def skip_to_now(self) -> None:
         """Forget steps not taken yet (e.g. a fit run without the streaming callback)."""
@@ -161,15 +173,11 @@ class StepLog:
         return np.roll(rows, -first, axis=0)[:new]
 
 
-class JaxStepLog:
+class JaxStepLog(_WrappedStep):
     """The metrics' running sums after each step, carried out of JAX's pure step in its logs."""
 
     KEY = "resnet_tui_step_sums"  # the logs entry; the streaming callback takes it out again
     capacity = 1
-
-    def __init__(self, model: keras.Model):
-        self.model = model
-        self._original_train_step = model.train_step
 
     def _train_step(self, state, data):
         import jax.numpy as jnp
@@ -192,18 +200,7 @@ class JaxStepLog:
             return log
         if log is not None:
             log.detach()
-        log = cls(model)
-        model.train_step = log._train_step
-        model.train_function = None
-        setattr(model, ATTRIBUTE, log)
-        return log
-
-    def detach(self) -> None:
-        model = self.model
-        if getattr(model, ATTRIBUTE, None) is self:
-            setattr(model, ATTRIBUTE, None)
-        model.train_step = self._original_train_step
-        model.train_function = None
+        return cls(model)._install()
 
     def skip_to_now(self) -> None:
         pass  # nothing is kept between steps
