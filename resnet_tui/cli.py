@@ -340,15 +340,20 @@ def train_with_progress(make_trainer) -> int:
     return 128 + signalled[0] if signalled and result.status == RunStatus.STOPPED else 0
 
 
-def cmd_sweep(args) -> int:
+def with_artifact_paths(spec, args):
+    """The sweep with every trial's run folders under --artifact DIR, when given."""
     from dataclasses import replace
 
+    if not getattr(args, "artifact", None):
+        return spec
+    return replace(spec, base_values={**spec.base_values, **RunStore.under(args.artifact).path_values()})
+
+
+def cmd_sweep(args) -> int:
     from resnet_tui.sweep.spec import load_sweep
     from resnet_tui.sweep.study import create_study, default_storage
 
-    spec = load_sweep(args.sweep)
-    if getattr(args, "artifact", None):  # every trial's run folders under DIR
-        spec = replace(spec, base_values={**spec.base_values, **RunStore.under(args.artifact).path_values()})
+    spec = with_artifact_paths(load_sweep(args.sweep), args)
     store = RunStore.from_values(spec.base_values)
     url = args.storage or spec.storage or default_storage(store, spec.name)
     import_keras_quietly()
@@ -356,13 +361,10 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_sweep_worker(args) -> int:
-    from dataclasses import replace
-
     from resnet_tui.sweep.study import join_study
 
     spec, study = join_study(args.study, args.storage)
-    if getattr(args, "artifact", None):
-        spec = replace(spec, base_values={**spec.base_values, **RunStore.under(args.artifact).path_values()})
+    spec = with_artifact_paths(spec, args)
     import_keras_quietly()
     return run_sweep(spec, study, args.storage, RunStore.from_values(spec.base_values), args.save_best)
 
