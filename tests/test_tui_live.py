@@ -21,8 +21,9 @@ SIZE = (160, 50)
 
 
 def long_env(tmp_path, **changes):
-    """The tiny config with enough epochs that a test can stop it part way."""
-    values = tiny_values(tmp_path, EPOCHS_COUNT=60, BATCH_SIZE=16, **{"DATASET.synthetic_train_count": 160,
+    """The tiny config with enough epochs that a test can stop it part way (JAX's compiled step
+    ran 60 of these epochs before a key press could)."""
+    values = tiny_values(tmp_path, EPOCHS_COUNT=5000, BATCH_SIZE=16, **{"DATASET.synthetic_train_count": 160,
                          "DATASET.validation_count": 32, "DATASET.synthetic_test_count": 32}, **changes)
     return SimpleNamespace(root=tmp_path, configs=write_configs(tmp_path / "configs", values),
                            values=values, store=RunStore.from_values(values))

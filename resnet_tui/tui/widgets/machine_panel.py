@@ -76,8 +76,10 @@ def machine_text(session: TrainingSession | None, width: int) -> Text:
         if session.machine_epochs:
             return Text(means_line(session.machine_epochs), style="dim")
         return Text(ENDED if session.machine is not None else "", style="dim")
-    # Which backend trains it leads the line: "JAX · CPU 187% · ...".
-    label = f"{backend.LABELS.get(session.started.backend, session.started.backend)}{SEPARATOR}" if session.started else ""
+    # Which backend trains it leads the line: "JAX · CPU 187% · ...". Before its RunStarted (data,
+    # model, compile: sampled already) a run trained here is on this process's backend.
+    name = session.started.backend if session.started else (None if session.follower else backend.current())
+    label = f"{backend.LABELS.get(name, name)}{SEPARATOR}" if name else ""
     if session.machine is None:
         return Text(label + WAITING, style="dim")
     return Text(label + machine_line(session.machine, width - len(label)))
