@@ -431,8 +431,8 @@ def cmd_lr_find(args) -> int:
     plt.clear_figure()
     plt.plot(curve.lrs, curve.smoothed, marker="braille")
     plt.xscale("log")
-    plt.title(f"{config.name}: smoothed loss against learning rate")
     plt.plotsize(min(console.width, 100), 20)
+    console.print(Text(f"{config.name}: smoothed loss against learning rate", style="bold"))  # whole, however narrow
     console.print(Text.from_ansi(plt.build()))
     record = curve.save(RunStore.from_values(config.values).roots["log"].parent / "lr_find")
     key = learning_rate_key(config.values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from types import SimpleNamespace
 
@@ -54,7 +55,10 @@ async def test_live_run_shows_progress_and_growing_charts_then_stops(tmp_path):
         assert "ETA" in progress and "img/s" in progress and "elapsed" in progress
         numbers = text_of(screen.query_one("#numbers"))
         assert "loss" in numbers and "mean" in numbers and "·  lr 0." in numbers
-        assert text_of(screen.query_one("#health")).startswith("health: no problem seen")  # the health line
+        # The health line is there; what it says depends on what the tiny model learns (the synthetic
+        # labels are noise: a flat loss may be flagged), so only its form is asserted here (test_health.py
+        # drives each rule).
+        assert re.match(r"health: (no problem seen|\w+: )", text_of(screen.query_one("#health")))
 
         notes = log.notifications
         await pilot.press("f5")  # one run at a time
