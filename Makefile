@@ -47,7 +47,7 @@ test-all: test test-slow
 # they must pass whatever the environment (CI runs this after `make test`).
 ENV_TESTS := tests/test_cli.py tests/test_export.py tests/test_evaluation.py tests/test_model.py \
 	tests/test_serve.py tests/test_tui_small.py tests/test_tui_snapshots.py tests/test_tui_text.py tests/test_tui_sweeps.py \
-	tests/test_run_notes.py tests/test_lr_finder.py tests/test_sweep.py
+	tests/test_run_notes.py tests/test_lr_finder.py
 test-env: install-test
 	@top=$$(mktemp -d) && long=$$top/$$(printf '%0150d' 0) && mkdir -p $$long && \
 	echo "COLUMNS=40 TMPDIR=$$long ($${#long} characters)" && \

@@ -31,7 +31,7 @@ def runs_by_trial(tmp_path, study="lr"):
     store = RunStore.under(tmp_path / "artifact")
     runs = {}
     for run_id in store.run_ids():
-        meta = store.open_run(run_id).read_meta()
+        meta = store.open_run(run_id).read_meta() or {}  # a trial's run is listed before its run.json is written
         if meta.get("sweep", {}).get("study") == study:
             runs.setdefault(meta["sweep"]["trial"], []).append(store.open_run(run_id))
     return runs
