@@ -63,7 +63,12 @@ async def test_a_run_shows_its_machine_live_and_its_means_in_runs(tui_env):
 
         await pilot.press("f4")
         runs = app.screen
-        await wait_for(pilot, lambda: runs.shown and runs.shown[0].info.status == "stopped", 30, "the run's details")
+        listed = runs.query_one(RunsTable)
+        await wait_for(pilot, lambda: runs.shown and runs.shown[0].info.status.finished, 60,
+                       lambda: f"the run's details (listed: {[(i.run_id, i.status) for i in listed.infos]}, "
+                               f"shown: {[(d.info.status, d.problems) for d in runs.shown]})")
+        detail = runs.shown[0]
+        assert detail.info.status == "stopped", (detail.info, detail.error, text_of(runs.query_one("#run-error")))
         result = text_of(runs.query_one("#run-result"))
         assert "machine" in result and "RSS peak" in result, result
         assert len(runs.shown[0].machine) == runs.shown[0].info.epochs >= 2  # a row per whole epoch

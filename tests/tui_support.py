@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,12 +40,13 @@ def write_configs(folder: Path, values: dict, name: str = "tiny") -> Path:
     return folder
 
 
-async def wait_for(pilot, predicate, timeout: float = 90.0, what: str = "condition") -> None:
-    """Let the app run until ``predicate()`` holds (training runs in a thread meanwhile)."""
+async def wait_for(pilot, predicate, timeout: float = 90.0, what: str | Callable[[], str] = "condition") -> None:
+    """Let the app run until ``predicate()`` holds (training runs in a thread meanwhile). ``what``
+    may be a function: what it returns at the timeout says what was seen instead."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}")
         await pilot.pause(0.1)
 
 

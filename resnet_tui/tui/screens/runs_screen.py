@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from resnet_tui.config import SCHEMA, get_dotted
 from resnet_tui.events import MachineEpoch, RunStatus
@@ -170,6 +170,7 @@ class RunsScreen(DashboardScreen):
         self.controller = controller  # read only: the session and where runs are (tui/messages.py)
         self.stores: dict[str, RunStore] = {}  # run id -> the store it lives in
         self.details: dict[str, RunDetail] = {}  # finished runs only: they don't change
+        self._listing: Worker | None = None  # the last listing started
         self.shown: list[RunDetail] = []
         self._signature: list | None = None  # what the table last showed, to skip unchanged listings
         self._announced: str | None = None  # the session run last put under the cursor
@@ -235,12 +236,13 @@ class RunsScreen(DashboardScreen):
     # -- the table ----------------------------------------------------------------
     def reload(self) -> None:
         """List the runs again, in a thread: the table changes when the listing comes back."""
-        self._list_in_background(self.controller.run_stores())
+        self._listing = self._list_in_background(self.controller.run_stores())
 
     def _refresh(self) -> None:
         """Timer: while the screen is shown, list the runs again (new, finished, damaged runs
-        appear without a key)."""
-        if self.is_current:
+        appear without a key). Not while a listing is under way: on a loaded machine or a slow
+        disk one can take longer than the timer, and each would cancel the one before."""
+        if self.is_current and (self._listing is None or self._listing.is_finished):
             self.reload()
 
     @work(thread=True, exclusive=True, group="runs-listing")
