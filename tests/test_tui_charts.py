@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from tui_support import MessageLog, make_app, screen_text, wait_for
 
 from resnet_tui.config import config_from_values
@@ -13,6 +14,7 @@ from resnet_tui.tui.history import GrowableArray, RunHistory, decimate_minmax, e
 from resnet_tui.tui.session import TrainingSession
 from resnet_tui.tui.widgets.axes import (
     clipped_note,
+    count_label,
     count_outside,
     full_range,
     linear_ticks,
@@ -21,9 +23,10 @@ from resnet_tui.tui.widgets.axes import (
     tick_labels,
     time_ticks,
     time_unit,
+    x_ticks,
 )
-from resnet_tui.tui.widgets.charts import ChartOptions, short_labels
-from resnet_tui.tui.widgets.metric_chart import MetricChart
+from resnet_tui.tui.widgets.charts import MAX_ZOOM, ChartOptions, shared_x_range, short_labels, view_range
+from resnet_tui.tui.widgets.metric_chart import MetricChart, Trace
 
 
 def test_growable_array_keeps_everything_with_amortized_growth():
@@ -98,7 +101,43 @@ def test_chart_options_cycle():
     for _ in range(10):
         options.smoother(-1)
     assert options.smoothing == 0.0
-    assert [options.next_x_axis() or options.x_axis for _ in range(3)] == ["epoch", "time", "iteration"]
+    assert [options.next_x_axis() or options.x_axis for _ in range(4)] == ["epoch", "time", "images", "iteration"]
+
+
+def test_zoom_and_pan_keep_the_view_inside_the_x_range():
+    options = ChartOptions()
+    options.zoom_by(2)
+    assert options.view == (0.25, 0.75) and options.zoom == 2  # the middle half
+    options.pan(1)
+    assert options.view == (0.375, 0.875)  # a quarter of its width to the right
+    for _ in range(5):
+        options.pan(1)
+    assert options.view == (0.5, 1.0)  # stops at the end
+    options.zoom_by(0.5)
+    assert options.view == (0.0, 1.0)  # zooming out past the whole range shows the whole range
+    for _ in range(20):
+        options.zoom_by(2)
+    assert options.zoom == MAX_ZOOM
+    options.reset_view()
+    assert options.view == (0.0, 1.0) and "zoom 1x" in options.describe()
+
+
+def test_a_view_of_a_log_axis_is_a_share_of_its_decades():
+    assert view_range((0.0, 400.0), (0.25, 0.5)) == (100.0, 200.0)
+    low, high = view_range((1.0, 10_000.0), (0.5, 1.0), log=True)  # the upper two of four decades
+    assert low == pytest.approx(100.0) and high == pytest.approx(10_000.0)
+    traces = [Trace(None, np.array([0.0, 2.0, 50.0]), np.ones(3)), Trace(None, np.array([5.0, 80.0]), np.ones(2))]
+    assert shared_x_range(traces) == (0.0, 80.0)
+    assert shared_x_range(traces, log=True) == (2.0, 80.0)  # 0 has no place on a log axis
+
+
+def test_x_ticks_name_each_quantity_in_its_units():
+    assert x_ticks("images", 0, 2_560_000, 4) == ([0.0, 1_000_000.0, 2_000_000.0], ["0", "1M", "2M"])
+    assert x_ticks("iteration", 1, 64_000, 6, log=True)[1] == ["1", "10", "100", "1k", "10k"]
+    assert x_ticks("time", 1, 1_000, 6, log=True)[1] == ["1s", "10s", "100s", "1000s"]
+    assert x_ticks("epoch", 3.0, 4.0, 6)[1] == ["3.0", "3.2", "3.4", "3.6", "3.8", "4.0"]  # zoomed into an epoch
+    assert x_ticks("epoch", 0, 200, 5)[1] == ["0", "50", "100", "150", "200"]
+    assert count_label(1_500_000) == "1.5M" and count_label(12_500) == "12.5k" and count_label(640) == "640"
 
 
 def rebuilds(log: MessageLog, chart: MetricChart) -> int:

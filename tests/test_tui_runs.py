@@ -164,9 +164,41 @@ async def test_chart_options_apply_to_the_runs_charts(tui_fake_runs):
         await pilot.press("a")
         await pilot.pause()
         assert loss.xlabel == "epoch"
-        await pilot.press("left_square_bracket", "left_square_bracket", "left_square_bracket")
+        await pilot.press("left_curly_bracket", "left_curly_bracket", "left_curly_bracket")
         await pilot.pause()
         assert app.chart_options.smoothing == 0.0 and "#0" not in loss.plotted
+
+
+async def test_zoom_pan_log_x_and_images_seen_move_every_chart_of_the_screen(tui_fake_runs):
+    """+ - [ ] 0 zoom and pan the x range of the three charts together, x puts it on a log scale,
+    a cycles what x counts (the run shown first: 40 iterations of 64 images)."""
+    app = make_app(tui_fake_runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, _ = await open_runs(pilot)
+        charts = [screen.query_one(f"#run-charts #chart-{name}", MetricChart) for name in ("loss", "accuracy", "lr")]
+        loss = charts[0]
+        await wait_for(pilot, lambda: loss.plotted, 10, "the curves")
+        assert loss.ticks["x"][-1] == "40"
+        await pilot.press("plus", "plus")
+        await pilot.pause()
+        assert [chart.x_range for chart in charts] == [(15.0, 25.0)] * 3  # the middle quarter, on every chart
+        xs = loss.drawn["train"][0]
+        assert 15 <= xs.min() and xs.max() <= 25 and len(xs) == 11  # only the points inside are drawn
+        await pilot.press(*["right_square_bracket"] * 6)
+        await pilot.pause()
+        assert [chart.x_range for chart in charts] == [(30.0, 40.0)] * 3  # panned to the end, and no further
+        await pilot.press("0")
+        await pilot.pause()
+        assert [chart.x_range for chart in charts] == [(0.0, 40.0)] * 3
+        await pilot.press("x")
+        await pilot.pause()
+        assert "log x" in loss.header and loss.ticks["x"] == ["1", "10"]
+        await pilot.press("a", "a", "a")
+        await pilot.pause()
+        assert loss.xlabel == "images seen" and loss.ticks["x"] == ["100", "1k"]  # 64 to 2,560 images
+        await pilot.press("x")
+        await pilot.pause()
+        assert loss.ticks["x"][-1] == "2.5k" and loss.header.strip().split("  ")[0] == "loss vs images seen"
 
 
 @pytest.mark.parametrize("key", ["w", "enter"])

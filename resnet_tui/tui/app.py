@@ -366,6 +366,22 @@ class ResnetTuiApp(App):
         self.chart_options.next_x_axis()
         self._redraw_charts()
 
+    def action_toggle_log_x(self) -> None:
+        self.chart_options.log_x = not self.chart_options.log_x
+        self._redraw_charts()
+
+    def action_zoom(self, factor: float) -> None:
+        self.chart_options.zoom_by(factor)
+        self._redraw_charts()
+
+    def action_pan(self, steps: int) -> None:
+        self.chart_options.pan(steps)
+        self._redraw_charts()
+
+    def action_reset_view(self) -> None:
+        self.chart_options.reset_view()
+        self._redraw_charts()
+
     def action_toggle_outliers(self) -> None:
         self.chart_options.ignore_outliers = not self.chart_options.ignore_outliers
         self._redraw_charts()

@@ -17,7 +17,7 @@ from resnet_tui.store.records import columns
 
 ITERATION_FIELDS = columns(IterationEnd)
 EPOCH_FIELDS = columns(EpochEnd)
-X_AXES = ("iteration", "epoch", "time")
+X_AXES = ("iteration", "epoch", "time", "images")
 
 
 class GrowableArray:
@@ -86,10 +86,11 @@ class Table:
 class RunHistory:
     """Per-iteration and per-epoch metrics of one run, live or read from disk."""
 
-    def __init__(self, steps_per_epoch: int = 0):
+    def __init__(self, steps_per_epoch: int = 0, batch_size: int = 0):
         self.iterations = Table(ITERATION_FIELDS)
         self.epochs = Table(EPOCH_FIELDS)
         self.steps_per_epoch = steps_per_epoch
+        self.batch_size = batch_size  # images per iteration (0: unknown, no "images seen" axis)
         self.version = 0  # bumped on every change, so views redraw only when it moves
         self._smoothed: dict[str, _SmoothCache] = {}
 
@@ -102,18 +103,22 @@ class RunHistory:
             self.version += 1
 
     @classmethod
-    def from_records(cls, iterations: Sequence[IterationEnd], epochs: Sequence[EpochEnd]) -> RunHistory:
+    def from_records(cls, iterations: Sequence[IterationEnd], epochs: Sequence[EpochEnd],
+                     batch_size: int = 0) -> RunHistory:
         """From a run's records (``Run.read_iterations()`` / ``read_epochs()``)."""
-        history = cls(_steps_per_epoch(iterations, epochs))
+        history = cls(_steps_per_epoch(iterations, epochs), batch_size)
         history.add_iterations(iterations)
         history.add_epochs(epochs)
         return history
 
     def x_values(self, axis: str, table: str = "iterations") -> np.ndarray:
-        """The x coordinate of each row for an axis: iteration, epoch or time (seconds)."""
+        """The x coordinate of each row for an axis: iteration, epoch, time (seconds) or images
+        (seen by the optimizer so far; NaN while the batch size is unknown)."""
         rows = self.iterations if table == "iterations" else self.epochs
         if axis == "time":
             return rows["elapsed"]
+        if axis == "images":
+            return rows["iteration"] * (self.batch_size or math.nan)
         if axis == "epoch":
             if table == "epochs":
                 return rows["epoch"]

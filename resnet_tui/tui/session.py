@@ -305,6 +305,7 @@ class TrainingSession:
         self.started = event
         self.phase = PHASE_COMPILING
         self.history.steps_per_epoch = event.steps_per_epoch
+        self.history.batch_size = event.batch_size
         if self.state == SessionState.STARTING:
             self.state = SessionState.RUNNING
         self.download = None

@@ -76,7 +76,9 @@ def read_detail(store: RunStore, info: RunInfo) -> RunDetail:
             if problem not in info.problem:  # the listing said it already
                 detail.problems.append(problem)
     try:
-        detail.history = RunHistory.from_records(run.read_iterations(), run.read_epochs())
+        batch_size = (detail.config or {}).get("BATCH_SIZE")
+        detail.history = RunHistory.from_records(run.read_iterations(), run.read_epochs(),
+                                                 batch_size if isinstance(batch_size, int) else 0)
     except (OSError, ValueError) as exc:  # a metrics file whose header is damaged: RunFileError says which
         detail.problems.append(str(exc))
     return detail

@@ -56,12 +56,19 @@ class ChartPace:
         self.due = now + max(CHART_SECONDS, cost / CHART_BUDGET)
 
 
+# The Runs footer shows the first few; F1 lists them all and a toast says the options after each.
 CHART_BINDINGS = [
-    Binding("left_square_bracket", "app.smoothing(-1)", "Smooth-", key_display="["),
-    Binding("right_square_bracket", "app.smoothing(1)", "Smooth+", key_display="]"),
+    Binding("plus,equals_sign", "app.zoom(2)", "Zoom in", key_display="+"),
+    Binding("minus", "app.zoom(0.5)", "Zoom out", key_display="-"),
+    Binding("left_square_bracket", "app.pan(-1)", "Pan left", key_display="[", show=False),
+    Binding("right_square_bracket", "app.pan(1)", "Pan right", key_display="]", show=False),
+    Binding("0", "app.reset_view", "Whole x range", key_display="0", show=False),
+    Binding("left_curly_bracket", "app.smoothing(-1)", "Smooth-", key_display="{", show=False),
+    Binding("right_curly_bracket", "app.smoothing(1)", "Smooth+", key_display="}", show=False),
     Binding("l", "app.toggle_log", "Log loss"),
     Binding("a", "app.next_axis", "X axis"),
-    Binding("o", "app.toggle_outliers", "Outliers"),
+    Binding("x", "app.toggle_log_x", "Log x", show=False),
+    Binding("o", "app.toggle_outliers", "Outliers", show=False),
 ]
 # The training screen prints these keys in its chart-options line instead of the footer.
 QUIET_CHART_BINDINGS: list[BindingType] = [

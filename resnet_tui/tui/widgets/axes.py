@@ -189,6 +189,31 @@ def time_ticks(low: float, high: float, max_ticks: int = 5) -> tuple[list[float]
     return ticks, labels
 
 
+def x_ticks(quantity: str, low: float, high: float, max_ticks: int, log: bool = False) -> tuple[list[float], list[str]]:
+    """Ticks and labels of an x axis of ``quantity`` (iteration, epoch, time or images) from ``low``
+    to ``high``: whole numbers while the span allows, wall time in its unit, images as 10k / 1.5M."""
+    if log:
+        ticks = log_ticks(low, high, max_ticks)
+        if quantity == "time":
+            return ticks, [f"{_number(t)}s" for t in ticks]
+        return ticks, [count_label(t) if t >= 1 else f"{t:g}" for t in ticks]
+    if quantity == "time":
+        return time_ticks(low, high, max_ticks)
+    whole = quantity != "epoch" or high - low >= 2  # zoomed into an epoch or two: ticks between epochs
+    ticks = linear_ticks(low, high, max_ticks, integer=whole)
+    if quantity == "images":
+        return ticks, [count_label(t) for t in ticks]
+    return ticks, tick_labels(ticks, "integer" if whole else "number")
+
+
+def count_label(value: float) -> str:
+    """A count written short: 500, 10k, 1.5M, 2G."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def _number(value: float) -> str:
     text = f"{value:.6g}"
     return text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,18 +17,29 @@ from resnet_tui.tui.widgets.metric_chart import VAL_MARKER, LegendEntry, MetricC
 # Distinct colours for overlaid runs (plotext names).
 RUN_COLORS = ("cyan+", "orange+", "magenta+", "green+", "blue+", "red+", "cyan", "orange")
 SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
-X_LABELS = {"iteration": "iteration", "epoch": "epoch", "time": "wall time"}
+X_LABELS = {"iteration": "iteration", "epoch": "epoch", "time": "wall time", "images": "images seen"}
 TRAIN_SYMBOL, VAL_SYMBOL = "━", f"─{VAL_MARKER}─"
+ZOOM_STEP = 2.0  # each + shows half as much of the x range, each - twice as much
+PAN_STEP = 0.25  # [ and ] move the shown part by this share of its width
+MAX_ZOOM = 1024.0
+FULL_VIEW = (0.0, 1.0)
 
 
 @dataclass
 class ChartOptions:
-    """How every chart is drawn; shared by the training and runs screens."""
+    """How every chart is drawn; shared by the training and runs screens.
+
+    ``view`` is the part of the x range shown, as fractions of the whole (of its logarithm on a
+    log axis): the charts of a screen share it, it keeps its place while a live run grows, and it
+    survives a change of x quantity.
+    """
 
     smoothing: float = 0.6
     log_loss: bool = False
     x_axis: str = "iteration"
+    log_x: bool = False
     ignore_outliers: bool = True  # scale y to the bulk of the points (loss and accuracy)
+    view: tuple[float, float] = FULL_VIEW
 
     def smoother(self, step: int) -> None:
         index = min(range(len(SMOOTHING_STEPS)), key=lambda i: abs(SMOOTHING_STEPS[i] - self.smoothing))
@@ -36,14 +48,43 @@ class ChartOptions:
     def next_x_axis(self) -> None:
         self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
 
+    @property
+    def zoom(self) -> float:
+        """How many times the x range is magnified (1 when all of it shows)."""
+        return 1.0 / (self.view[1] - self.view[0])
+
+    def zoom_by(self, factor: float) -> None:
+        """Magnify the x range ``factor`` times (below 1: zoom out) around the middle of the view."""
+        low, high = self.view
+        width = min(1.0, max(1.0 / MAX_ZOOM, (high - low) / factor))
+        self.view = _within((low + high - width) / 2, width)
+
+    def pan(self, steps: int) -> None:
+        """Move the view right (steps > 0) or left by PAN_STEP of its width per step."""
+        low, high = self.view
+        self.view = _within(low + steps * PAN_STEP * (high - low), high - low)
+
+    def reset_view(self) -> None:
+        self.view = FULL_VIEW
+
     def describe(self, compact: bool = False) -> str:
         """The options and their keys, as Rich markup."""
         scale = "log" if self.log_loss else "linear"
+        x_scale = "log" if self.log_x else "lin"
         outliers = "clipped" if self.ignore_outliers else "shown"
-        if compact:
-            return f"smooth {self.smoothing:.2f} \\[] · {scale} (l) · x {self.x_axis} (a) · outliers {outliers} (o)"
-        return (f"smoothing {self.smoothing:.2f} \\[ ]  ·  loss {scale} (l)  ·  x: {self.x_axis} (a)  ·  "
-                f"outliers {outliers} (o)")
+        zoom = f"{self.zoom:.3g}x" + (f" at {self.view[0]:.0%}-{self.view[1]:.0%}" if self.zoom > 1 else "")
+        if compact:  # what is set, not the keys (F1 lists them)
+            changed = [*(["log loss"] if self.log_loss else []), *(["outliers shown"] if not self.ignore_outliers else [])]
+            return " · ".join([f"x {self.x_axis}{' log' if self.log_x else ''}", f"zoom {self.zoom:.3g}x",
+                               f"smooth {self.smoothing:.2f}", *changed])
+        return (f"smoothing {self.smoothing:.2f} {{ }}  ·  loss {scale} (l)  ·  x: {self.x_axis} (a), "
+                f"{x_scale} (x)  ·  zoom {zoom} (+ - \\[ ] 0)  ·  outliers {outliers} (o)")
+
+
+def _within(low: float, width: float) -> tuple[float, float]:
+    """A view ``width`` wide starting near ``low``, moved to lie inside [0, 1]."""
+    low = min(max(0.0, low), 1.0 - width)
+    return low, low + width
 
 
 class ChartGrid(Grid):
@@ -69,8 +110,8 @@ class ChartGrid(Grid):
 
     def show(self, runs: list[tuple[str, RunHistory]], options: ChartOptions, force: bool = False) -> bool:
         """Redraw if the data or the options changed; returns whether it did."""
-        key = (tuple((label, id(h), h.version) for label, h in runs),
-               options.smoothing, options.log_loss, options.x_axis, options.ignore_outliers)
+        key = (tuple((label, id(h), h.version) for label, h in runs), options.smoothing, options.log_loss,
+               options.x_axis, options.log_x, options.view, options.ignore_outliers)
         if key == self._drawn and not force:
             return False
         self._drawn = key
@@ -83,7 +124,9 @@ class ChartGrid(Grid):
             accuracy += self._metric_traces(history, "accuracy", label, color, overlay)
             lr.append(Trace(label if overlay else None, history.x_values(options.x_axis),
                             history.iterations["lr"], color or "yellow"))
-        common: dict[str, Any] = dict(x_axis=options.x_axis, x_range=shared_x_range(loss + accuracy + lr))
+        whole = shared_x_range(loss + accuracy + lr, options.log_x)
+        common: dict[str, Any] = dict(x_axis=options.x_axis, log_x=options.log_x,
+                                      x_range=view_range(whole, options.view, options.log_x))
         xlabel = X_LABELS[options.x_axis]
         robust = options.ignore_outliers
         legend = self._legend(runs, overlay)
@@ -142,8 +185,25 @@ def short_labels(labels: list[str]) -> list[str]:
     return list(labels)
 
 
-def shared_x_range(traces: list[Trace]) -> tuple[float, float]:
-    """From 0 to the last x of any trace: every chart of a screen starts and ends at the same place."""
-    highs = [float(np.nanmax(t.x)) for t in traces if len(t.x) and np.isfinite(t.x).any()]
+def shared_x_range(traces: list[Trace], log: bool = False) -> tuple[float, float]:
+    """From 0 (on a log axis: the smallest x above 0) to the last x of any trace: every chart of a
+    screen starts and ends at the same place."""
+    highs, lows = [], []
+    for trace in traces:
+        x = np.asarray(trace.x, dtype=float)
+        x = x[np.isfinite(x) & (x > 0)] if log else x[np.isfinite(x)]
+        if len(x):
+            highs.append(float(x.max()))
+            lows.append(float(x.min()))
     high = max(highs, default=0.0)
+    if log:
+        low = min(lows, default=1.0)
+        return low, high if high > low else low * 10.0
     return 0.0, high if high > 0 else 1.0
+
+
+def view_range(whole: tuple[float, float], view: tuple[float, float], log: bool = False) -> tuple[float, float]:
+    """The part ``view`` (fractions) of the x range ``whole``, measured along the axis as drawn."""
+    low, high = (math.log10(v) for v in whole) if log else whole
+    start, end = low + view[0] * (high - low), low + view[1] * (high - low)
+    return (10.0 ** start, 10.0 ** end) if log else (start, end)

@@ -7,6 +7,7 @@ the dashboard, and the legend shares the title line so it never covers data.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from resnet_tui.tui.widgets.axes import (
     log_ticks,
     robust_range,
     tick_labels,
-    time_ticks,
+    x_ticks,
 )
 
 ABOVE, BELOW = "▲", "▼"  # a point clipped to the top or bottom edge of the range
@@ -85,6 +86,7 @@ class MetricChart(PlotextPlot):
         self.xlabel = ""
         self.x_axis = "iteration"
         self.x_range: tuple[float, float] | None = None
+        self.log_x = False
         self.log_y = False
         self.robust = True
         self.render_seconds = 0.0  # what the last rebuild cost (the live view paces itself by it)
@@ -96,11 +98,12 @@ class MetricChart(PlotextPlot):
         self.header = ""  # the title line as shown
 
     def set_traces(self, traces: list[Trace], xlabel: str = "", log_y: bool = False, *,
-                   x_axis: str = "iteration", x_range: tuple[float, float] | None = None,
+                   x_axis: str = "iteration", x_range: tuple[float, float] | None = None, log_x: bool = False,
                    robust: bool = False, legend: list[LegendEntry] | None = None) -> None:
-        """``x_range`` fixes the x axis (the charts of a screen share one); ``robust``
-        scales y to the bulk of the points and clips the outliers."""
-        self.traces, self.xlabel, self.log_y = traces, xlabel, log_y
+        """``x_range`` fixes the x axis (the charts of a screen share one; zoomed, only the points
+        inside it are drawn and scale y); ``robust`` scales y to the bulk of the points and clips
+        the outliers."""
+        self.traces, self.xlabel, self.log_y, self.log_x = traces, xlabel, log_y, log_x
         self.x_axis, self.x_range, self.robust = x_axis, x_range, robust
         self.legend = legend or []
         self.refresh()
@@ -114,18 +117,14 @@ class MetricChart(PlotextPlot):
         self.plotted, self.drawn = {}, {}
         drawn: list[tuple[Trace, np.ndarray, np.ndarray]] = []
         for index, trace in enumerate(self.traces):
-            x, y = np.asarray(trace.x, dtype=float), np.asarray(trace.y, dtype=float)
-            keep = np.isfinite(x) & np.isfinite(y)
-            if self.log_y:
-                keep &= y > 0
-            if not keep.all():
-                x, y = x[keep], y[keep]
+            x, y = self._shown_points(trace)
             if not len(x):
                 continue
-            xs, ys = decimate_minmax(x, y, width)
+            xs, ys = decimate_minmax(np.log10(x) if self.log_x else x, y, width)  # even columns as drawn
+            xs = 10.0 ** xs if self.log_x else xs
             self.plotted[trace.label or f"#{index}"] = len(xs)
             self.drawn[trace.label or f"#{index}"] = (xs, ys)
-            drawn.append((trace, xs, np.log10(ys) if self.log_y else ys))
+            drawn.append((trace, np.log10(xs) if self.log_x else xs, np.log10(ys) if self.log_y else ys))
 
         self.y_range, self.clipped = None, (0, 0)
         self.ticks = {"x": [], "y": []}
@@ -148,6 +147,19 @@ class MetricChart(PlotextPlot):
         self.render_seconds = time.perf_counter() - start
         self.post_message(self.Rendered(self, self.render_seconds))
         return rendered
+
+    def _shown_points(self, trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+        """The finite points of ``trace`` a log axis can place, inside the x range when one is set."""
+        x, y = np.asarray(trace.x, dtype=float), np.asarray(trace.y, dtype=float)
+        keep = np.isfinite(x) & np.isfinite(y)
+        if self.log_y:
+            keep &= y > 0
+        if self.log_x:
+            keep &= x > 0
+        if self.x_range is not None:
+            low, high = self.x_range
+            keep &= (x >= low * (1 - 1e-9)) & (x <= high * (1 + 1e-9))
+        return (x, y) if keep.all() else (x[keep], y[keep])
 
     def _draw(self, trace: Trace, xs: np.ndarray, ys: np.ndarray, axis: AxisRange) -> None:
         plt = self.plt
@@ -181,24 +193,25 @@ class MetricChart(PlotextPlot):
         low, high = self.x_range or self._data_x_range()
         high = high if high > low else low + 1.0
         y_width = max((len(label) for label in labels), default=1) + 2
-        x_count = max(2, min(8, (width - y_width) // 8))
-        if self.x_axis == "time":
-            xticks, xlabels = time_ticks(low, high, x_count)
-        else:
-            xticks = linear_ticks(low, high, x_count, integer=True)
-            xlabels = tick_labels(xticks, "integer")
+        xticks, xlabels = x_ticks(self.x_axis, low, high, max(2, min(8, (width - y_width) // 8)), self.log_x)
+        if self.log_x:
+            low, high, xticks = math.log10(low), math.log10(high), np.log10(xticks).tolist()
         plt.xlim(low, high)
         plt.xticks(xticks, xlabels)
         self.ticks["x"] = xlabels
 
     def _data_x_range(self) -> tuple[float, float]:
         highs = [float(xs.max()) for xs, _ in self.drawn.values() if len(xs)]
+        if self.log_x:
+            low = min((float(xs.min()) for xs, _ in self.drawn.values() if len(xs)), default=1.0)
+            return low, max(highs, default=10.0)
         return 0.0, max(highs, default=1.0)
 
     def _header(self, width: int) -> Text:
         """The title, the note on clipped points, and the legend on one line: the first of
         ever shorter forms that fits ``width`` (then cut)."""
-        log = " (log)" if self.log_y else ""
+        scales = ", ".join(name for name, on in (("log", self.log_y), ("log x", self.log_x)) if on)
+        log = f" ({scales})" if scales else ""
         title = self.title + log
         long_title = f"{self.title} vs {self.xlabel}{log}" if self.xlabel else title
         below, above = self.clipped
