@@ -171,13 +171,13 @@ async def test_save_as_writes_a_new_file_and_never_overwrites(tui_env):
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, SaveAsScreen), 5, "the save-as dialog")
         dialog = app.screen
-        name_input = dialog.query_one("#save-name", Input)
+        name_input = dialog.query_one("#edit-text", Input)
         name_input.value = "m8_base"  # the seed's file: refused, the dialog stays
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, SaveAsScreen)
-        assert "already exists" in text_of(dialog.query_one("#save-error"))
+        assert "already exists" in text_of(dialog.query_one("#edit-error"))
 
         name_input.value = ""
         await pilot.press(*"m8_short")

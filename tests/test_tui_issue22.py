@@ -113,7 +113,7 @@ async def test_save_as_highlights_the_saved_configs_row(tui_env):
         await select_config(pilot, "m8_demo")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, SaveAsScreen), 5, "the save-as dialog")
-        app.screen.query_one("#save-name").value = "m8_saved"
+        app.screen.query_one("#edit-text").value = "m8_saved"
         await pilot.press("enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, SaveAsScreen), 5, "the dialog to close")
         list_view = screen.query_one("#config-list")

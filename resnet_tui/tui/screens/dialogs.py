@@ -70,65 +70,10 @@ class UnsavedEditsScreen(ModalScreen[str]):
         self.dismiss(choice)
 
 
-class SaveAsScreen(ModalScreen[str | None]):
-    """Asks for a new config file name; refuses names that exist (nothing is overwritten)."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, folder: Path, suggestion: str):
-        super().__init__(classes="dialog-screen")
-        self.folder = Path(folder)
-        self.suggestion = suggestion
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(f"Save the edited config as a new file in {self.folder}/", markup=False)
-            yield Input(self.suggestion, placeholder="name, e.g. m8_lr05", id="save-name")
-            yield Static("", id="save-error", classes="field-error", markup=False)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Save (enter)", variant="success", id="save", compact=True)
-                yield Button("Cancel (esc)", id="cancel", compact=True)
-
-    def name_problem(self, name: str) -> str | None:
-        if not name:
-            return "type a name"
-        if not NAME_PATTERN.match(name):
-            return "use letters, digits, '_', '-' or '.'"
-        if (self.folder / f"{name}.json").exists():
-            return f"{name}.json already exists; choose another name (nothing is overwritten)"
-        return None
-
-    def typed_name(self) -> str:
-        name = self.query_one("#save-name", Input).value.strip()
-        return name[:-5] if name.endswith(".json") else name
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#save-error", Static).update(self.name_problem(self.typed_name()) or "")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._save()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self._save()
-        else:
-            self.dismiss(None)
-
-    def _save(self) -> None:
-        name = self.typed_name()
-        problem = self.name_problem(name)
-        if problem:
-            self.query_one("#save-error", Static).update(problem)
-            return
-        self.dismiss(name)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
 class EditTextScreen(ModalScreen[str | None]):
-    """One line of text to edit (a run's note, its tags): Enter saves, dismissing with the text;
-    Esc cancels (None). ``check(text)`` says why a text cannot be saved, under the input."""
+    """One line of text to edit (a run's note, its tags, a file name): Enter saves, dismissing with
+    :meth:`result` of the text; Esc cancels (None). ``check(result)`` says why it cannot be saved,
+    under the input."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -150,8 +95,12 @@ class EditTextScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.query_one("#edit-text", Input).focus()
 
+    def result(self, text: str) -> str:
+        """What the typed text saves as."""
+        return text
+
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#edit-error", Static).update(self.check(event.value) or "")
+        self.query_one("#edit-error", Static).update(self.check(self.result(event.value)) or "")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self._save()
@@ -163,7 +112,7 @@ class EditTextScreen(ModalScreen[str | None]):
             self.dismiss(None)
 
     def _save(self) -> None:
-        text = self.query_one("#edit-text", Input).value
+        text = self.result(self.query_one("#edit-text", Input).value)
         problem = self.check(text)
         if problem:
             self.query_one("#edit-error", Static).update(problem)
@@ -172,6 +121,28 @@ class EditTextScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class SaveAsScreen(EditTextScreen):
+    """Asks for a new config file name; refuses names that exist (nothing is overwritten)."""
+
+    def __init__(self, folder: Path, suggestion: str):
+        self.folder = Path(folder)
+        super().__init__(f"Save the edited config as a new file in {self.folder}/", suggestion,
+                         "name, e.g. m8_lr05", check=self.name_problem)
+
+    def name_problem(self, name: str) -> str | None:
+        if not name:
+            return "type a name"
+        if not NAME_PATTERN.match(name):
+            return "use letters, digits, '_', '-' or '.'"
+        if (self.folder / f"{name}.json").exists():
+            return f"{name}.json already exists; choose another name (nothing is overwritten)"
+        return None
+
+    def result(self, text: str) -> str:
+        name = text.strip()
+        return name[:-5] if name.endswith(".json") else name
 
 
 class HelpScreen(ModalScreen[None]):
