@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from resnet_tui.events import EpochEnd, Event, IterationEnd, RunFinished, RunStarted, RunStatus
@@ -76,7 +77,7 @@ class Stalled(Rule):
         self.times, self.floor, self.clock = times, floor, clock
         self.last: float | None = None
         self.iteration = 0
-        self.steps: list[float] = []
+        self.steps: deque[float] = deque(maxlen=200)  # the latest step times
         self.running = False
         self.said = False
 
@@ -86,7 +87,7 @@ class Stalled(Rule):
             self.running, self.last = True, now
         elif isinstance(event, IterationEnd):
             if self.last is not None and self.iteration:
-                self.steps = (self.steps + [now - self.last])[-200:]
+                self.steps.append(now - self.last)
             self.last, self.iteration, self.said = now, event.iteration, False
         elif isinstance(event, EpochEnd):
             self.last = now  # validation is not a stall
