@@ -218,3 +218,49 @@ async def test_the_log_wraps_at_its_own_width_whatever_columns_says(tui_env, mon
         await training_mid_run(pilot, tui_env)
         shown = screen_text(app)
     assert "I epoch 1: loss 2.2923, acc 15.81%, val loss 93.6000, val acc 13.81%" in shown, shown
+
+
+# -- issue 25: the range test's curve, and charts zoomed on a log x axis --------------------------
+
+@SIZES
+def test_lr_range_test_with_its_marks_and_cursor(tui_env, snap_compare, size, monkeypatch):
+    """F9's picture for a fixed curve: the training behind it is tests/test_lr_finder.py's; here the
+    points are set so the picture is the same on every CPU."""
+    import numpy as np
+
+    from resnet_tui.training import lr_finder
+
+    def fixed_curve(config, *, iterations, cancel, curve, on_point):
+        for lr in np.geomspace(1e-5, 3.0, 120):
+            loss = 2.3 - 0.5 / (1 + (0.05 / lr) ** 1.5) + (lr / 1.5) ** 2
+            curve.add(float(lr), float(loss))
+            on_point(float(lr), float(loss), curve.smoothed[-1])
+        curve.stopped = "the loss diverged (4x its minimum)"
+        return curve
+
+    monkeypatch.setattr(lr_finder, "find_lr", fixed_curve)
+
+    async def measured(pilot):
+        await settled(pilot)
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: getattr(pilot.app.screen, "ended", False), 10, "the fixed curve")
+        await pilot.press("left", "left", "left")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tui_env), terminal_size=size, run_before=measured)
+
+
+@SIZES
+def test_runs_charts_zoomed_on_a_log_x_axis(tui_fake_runs, snap_compare, utc, size):
+    """+ twice and ] once on the Runs screen, then x: the three charts show the same quarter of the
+    run's iterations, on a log axis."""
+    async def zoomed(pilot):
+        await settled(pilot)
+        screen, _ = await open_runs(pilot)
+        await wait_for(pilot, lambda: screen.shown, 10, "the first run")
+        await pilot.press("plus", "plus", "right_square_bracket", "x")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tui_fake_runs), terminal_size=size, run_before=zoomed)

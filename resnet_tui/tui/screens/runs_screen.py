@@ -232,7 +232,9 @@ class RunsScreen(DashboardScreen):
     @on(ChartOptionsChanged)
     def _chart_options_changed(self) -> None:
         self.redraw_charts()
-        # The training screen shows the options in a line of its own; here a toast says them.
+        # The training screen shows the options in a line of its own; here a toast says them (one:
+        # pressing + four times leaves one toast, not four stacked over the table).
+        self.app.clear_notifications()
         self.notify(self.app.chart_options.describe(compact=True).replace("\\[", "["), timeout=2)
 
     # -- the table ----------------------------------------------------------------
