@@ -173,6 +173,7 @@ class RunsScreen(DashboardScreen):
         self.stores: dict[str, RunStore] = {}  # run id -> the store it lives in
         self.details: dict[str, RunDetail] = {}  # finished runs only: they don't change
         self._listing: Worker | None = None  # the last listing started
+        self._unseen_options: tuple | None = None  # the smoothing and outliers last told in a toast
         self.shown: list[RunDetail] = []
         self._signature: list | None = None  # what the table last showed, to skip unchanged listings
         self._announced: str | None = None  # the session run last put under the cursor
@@ -212,6 +213,7 @@ class RunsScreen(DashboardScreen):
 
     def on_mount(self) -> None:
         self.query_one(RunsTable).focus()
+        self._unseen_options = (self.app.chart_options.smoothing, self.app.chart_options.ignore_outliers)
         self.set_interval(REFRESH_SECONDS, self._refresh)
 
     def on_screen_resume(self) -> None:  # after on_mount, the first time too
@@ -232,10 +234,13 @@ class RunsScreen(DashboardScreen):
     @on(ChartOptionsChanged)
     def _chart_options_changed(self) -> None:
         self.redraw_charts()
-        # The training screen shows the options in a line of its own; here a toast says them (one:
-        # pressing + four times leaves one toast, not four stacked over the table).
-        self.app.clear_notifications()
-        self.notify(self.app.chart_options.describe(compact=True).replace("\\[", "["), timeout=2)
+        # The chart titles say the scales, x quantity and zoom; a toast says what they cannot
+        # (the training screen has a line for all of it).
+        options = self.app.chart_options
+        unseen = (options.smoothing, options.ignore_outliers)
+        if unseen != self._unseen_options:
+            self._unseen_options = unseen
+            self.notify(options.describe(compact=True), timeout=2)
 
     # -- the table ----------------------------------------------------------------
     def reload(self) -> None:

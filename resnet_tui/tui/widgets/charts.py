@@ -125,7 +125,7 @@ class ChartGrid(Grid):
             lr.append(Trace(label if overlay else None, history.x_values(options.x_axis),
                             history.iterations["lr"], color or "yellow"))
         whole = shared_x_range(loss + accuracy + lr, options.log_x)
-        common: dict[str, Any] = dict(x_axis=options.x_axis, log_x=options.log_x,
+        common: dict[str, Any] = dict(x_axis=options.x_axis, log_x=options.log_x, zoom=options.zoom,
                                       x_range=view_range(whole, options.view, options.log_x))
         xlabel = X_LABELS[options.x_axis]
         robust = options.ignore_outliers

@@ -87,6 +87,7 @@ class MetricChart(PlotextPlot):
         self.x_axis = "iteration"
         self.x_range: tuple[float, float] | None = None
         self.log_x = False
+        self.zoom = 1.0  # how much of the whole x range x_range is (shown in the title)
         self.log_y = False
         self.robust = True
         self.render_seconds = 0.0  # what the last rebuild cost (the live view paces itself by it)
@@ -99,12 +100,12 @@ class MetricChart(PlotextPlot):
 
     def set_traces(self, traces: list[Trace], xlabel: str = "", log_y: bool = False, *,
                    x_axis: str = "iteration", x_range: tuple[float, float] | None = None, log_x: bool = False,
-                   robust: bool = False, legend: list[LegendEntry] | None = None) -> None:
+                   zoom: float = 1.0, robust: bool = False, legend: list[LegendEntry] | None = None) -> None:
         """``x_range`` fixes the x axis (the charts of a screen share one; zoomed, only the points
         inside it are drawn and scale y); ``robust`` scales y to the bulk of the points and clips
         the outliers."""
         self.traces, self.xlabel, self.log_y, self.log_x = traces, xlabel, log_y, log_x
-        self.x_axis, self.x_range, self.robust = x_axis, x_range, robust
+        self.x_axis, self.x_range, self.zoom, self.robust = x_axis, x_range, zoom, robust
         self.legend = legend or []
         self.refresh()
 
@@ -210,7 +211,8 @@ class MetricChart(PlotextPlot):
     def _header(self, width: int) -> Text:
         """The title, the note on clipped points, and the legend on one line: the first of
         ever shorter forms that fits ``width`` (then cut)."""
-        scales = ", ".join(name for name, on in (("log", self.log_y), ("log x", self.log_x)) if on)
+        scales = ", ".join(name for name, on in (("log", self.log_y), ("log x", self.log_x),
+                                                 (f"{self.zoom:.3g}x zoom", self.zoom > 1)) if on)
         log = f" ({scales})" if scales else ""
         title = self.title + log
         long_title = f"{self.title} vs {self.xlabel}{log}" if self.xlabel else title
