@@ -108,18 +108,26 @@ class Stalled(Rule):
 
 
 class LearningRateOff(Rule):
-    """Loss flat over the first ``epochs`` epochs (less than ``drop`` of the first's): the learning
-    rate is likely too low to move, or too high to settle (the LR range test tells which)."""
+    """After the first ``epochs`` epochs, a loss still above the first iteration's (it oscillated
+    or climbed: the rate is likely too high), or flat (less than ``drop`` below the first epoch's:
+    too low to move, or too high to settle). The LR range test tells which rate fits."""
 
     def __init__(self, epochs: int = 3, drop: float = 0.02):
         self.epochs, self.drop = epochs, drop
+        self.start: float | None = None  # the first iteration's loss: where an untrained model is
         self.first: float | None = None
 
     def see(self, event: Event) -> Alert | None:
+        if isinstance(event, IterationEnd) and event.iteration == 1 and math.isfinite(event.loss):
+            self.start = event.loss
         if not isinstance(event, EpochEnd) or not math.isfinite(event.loss):
             return None
         if event.epoch == 1:
             self.first = event.loss
+        elif event.epoch == self.epochs and self.start is not None and event.loss > self.start:
+            return Alert("learning_rate", f"loss above where it started after {self.epochs} epochs ({self.start:.3f} "
+                                          f"-> {event.loss:.3f}): the learning rate is likely too high "
+                                          f"(F9 on Configs: the range test)", event.iteration)
         elif event.epoch == self.epochs and self.first is not None and event.loss > (1 - self.drop) * self.first:
             return Alert("learning_rate", f"loss flat over the first {self.epochs} epochs ({self.first:.3f} -> "
                                           f"{event.loss:.3f}): the learning rate may be too low or too high "

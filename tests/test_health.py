@@ -73,6 +73,16 @@ def test_a_flat_loss_over_the_first_epochs_points_at_the_learning_rate(losses, f
         assert said[-1].kind == "learning_rate" and "range test" in said[-1].message
 
 
+def test_a_loss_above_its_start_after_the_first_epochs_says_the_rate_is_too_high():
+    """lr 10 on the demo config: the loss spikes to 60 in epoch 1, so epoch 3's mean (3.9) is well
+    below epoch 1's, but it is still above an untrained model's 2.4."""
+    rule = LearningRateOff(epochs=3)
+    assert rule.see(it(1, 2.4)) is None
+    said = [rule.see(epoch(e, loss)) for e, loss in enumerate([12.0, 4.6, 3.9], start=1)]
+    assert said[:2] == [None, None] and said[2].kind == "learning_rate"
+    assert "likely too high" in said[2].message and "2.400 -> 3.900" in said[2].message
+
+
 def test_validation_loss_rising_while_training_loss_falls_is_overfitting():
     rule = Overfitting(epochs=3)
     said = [rule.see(epoch(e, train, val)) for e, (train, val) in
