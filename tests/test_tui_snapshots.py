@@ -230,11 +230,9 @@ def test_lr_range_test_with_its_marks_and_cursor(tui_env, snap_compare, size, mo
 
     from resnet_tui.training import lr_finder
 
-    def fixed_curve(config, *, iterations, cancel, curve, on_point):
+    def fixed_curve(config, *, iterations, cancel, curve):
         for lr in np.geomspace(1e-5, 3.0, 120):
-            loss = 2.3 - 0.5 / (1 + (0.05 / lr) ** 1.5) + (lr / 1.5) ** 2
-            curve.add(float(lr), float(loss))
-            on_point(float(lr), float(loss), curve.smoothed[-1])
+            curve.add(float(lr), float(2.3 - 0.5 / (1 + (0.05 / lr) ** 1.5) + (lr / 1.5) ** 2))
         curve.stopped = "the loss diverged (4x its minimum)"
         return curve
 

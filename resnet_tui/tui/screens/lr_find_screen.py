@@ -39,6 +39,9 @@ class LrCurvePlot(PlotextPlot):
         self.refresh()
 
 
+REDRAW_SECONDS = 0.3  # how often the growing curve is drawn
+
+
 class LrFindScreen(ModalScreen[float | None]):
     """Dismissed with the chosen rate (Enter) or None (Esc, which also stops the test)."""
 
@@ -80,19 +83,27 @@ class LrFindScreen(ModalScreen[float | None]):
         self.curve = LrCurve(self.config.name)
         self._status("building the model and compiling its first step…")
         self.run_worker(self._measure, thread=True, group="lr-find", name="lr-find")
+        # Drawn on a timer, not per point: the training thread never waits for a repaint.
+        self._drawn_points = 0
+        self._draw_timer = self.set_interval(REDRAW_SECONDS, self._redraw_new_points)
+
+    def _redraw_new_points(self) -> None:
+        if len(self.curve.lrs) != self._drawn_points:
+            self._drawn_points = len(self.curve.lrs)
+            self._redraw()
 
     def _measure(self) -> None:
         from resnet_tui.training.lr_finder import find_lr
 
         try:
-            find_lr(self.config, iterations=self.iterations, cancel=self.cancel_event, curve=self.curve,
-                    on_point=lambda *_: self.app.call_from_thread(self._redraw))
+            find_lr(self.config, iterations=self.iterations, cancel=self.cancel_event, curve=self.curve)
             self.app.call_from_thread(self._done, None)
         except Exception as exc:  # a dataset missing, a model that cannot build: said, not raised
             self.app.call_from_thread(self._done, exc)
 
     def _done(self, error: Exception | None) -> None:
         self.ended = True
+        self._draw_timer.stop()
         if error is not None:
             self._status(f"✗ the range test failed: {error}", "red")
             return
