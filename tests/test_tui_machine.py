@@ -38,7 +38,9 @@ def test_the_line_fits_80_columns_keeping_every_gpus_utilization():
 async def test_a_run_shows_its_machine_live_and_its_means_in_runs(tui_env):
     """A real tiny run: the Training screen's line while it trains and after it is stopped; Runs'
     Result tab after. (Long enough to be sampled while it trains: m1's two epochs may end first.)"""
-    (tui_env.configs / "tiny_long.json").write_text(json.dumps({**tui_env.values, "EPOCHS_COUNT": 200}),
+    # 5000 epochs: JAX's compiled step ran 60 tiny epochs before a key press could (test_tui_live.py),
+    # and on a loaded CI machine 200 could end before F7 did.
+    (tui_env.configs / "tiny_long.json").write_text(json.dumps({**tui_env.values, "EPOCHS_COUNT": 5000}),
                                                      encoding="utf-8")
     app = make_app(tui_env)
     async with app.run_test(size=(80, 30)) as pilot:
