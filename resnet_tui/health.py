@@ -108,12 +108,13 @@ class Stalled(Rule):
 
 
 class LearningRateOff(Rule):
-    """After the first ``epochs`` epochs, a loss still above the first iteration's (it oscillated
-    or climbed: the rate is likely too high), or flat (less than ``drop`` below the first epoch's:
-    too low to move, or too high to settle). The LR range test tells which rate fits."""
+    """After the first ``epochs`` epochs, a loss more than ``rise`` above the first iteration's (it
+    oscillated or climbed: the rate is likely too high; one batch's loss is noisy, hence the margin),
+    or flat (less than ``drop`` below the first epoch's: too low to move, or too high to settle).
+    The LR range test tells which rate fits."""
 
-    def __init__(self, epochs: int = 3, drop: float = 0.02):
-        self.epochs, self.drop = epochs, drop
+    def __init__(self, epochs: int = 3, drop: float = 0.02, rise: float = 0.2):
+        self.epochs, self.drop, self.rise = epochs, drop, rise
         self.start: float | None = None  # the first iteration's loss: where an untrained model is
         self.first: float | None = None
 
@@ -124,7 +125,7 @@ class LearningRateOff(Rule):
             return None
         if event.epoch == 1:
             self.first = event.loss
-        elif event.epoch == self.epochs and self.start is not None and event.loss > self.start:
+        elif event.epoch == self.epochs and self.start is not None and event.loss > (1 + self.rise) * self.start:
             return Alert("learning_rate", f"loss above where it started after {self.epochs} epochs ({self.start:.3f} "
                                           f"-> {event.loss:.3f}): the learning rate is likely too high "
                                           f"(F9 on Configs: the range test)", event.iteration)
