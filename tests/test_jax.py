@@ -204,3 +204,27 @@ def test_a_process_killed_mid_run_fails_the_run_on_the_other_naming_it(tmp_path)
     assert result["error"].startswith("process 1 of 2 stopped answering"), result["error"]
     assert "process 1 of 2 stopped answering" in output(tmp_path, 0)
     assert took < 30, f"process 0 took {took:.0f} s to end"
+
+
+def test_a_stop_asked_for_while_a_step_runs_keeps_the_model_whole(tiny_config, monkeypatch):
+    """The dashboard's F7 comes from another thread at any moment. Asked for while a step runs
+    (here: as the pipeline hands the 3rd step of epoch 2 its batch, inside Keras' step function),
+    the run ends stopped with its final model saved. It failed with "Array has been deleted" when
+    working out where the stop lands read the callback's ``model``, which on JAX writes fit's state
+    back from whichever thread asks, and so marked the step's consumed arrays as the model's."""
+    from resnet_tui.data.host_pipeline import TrainBatches
+
+    trainer = Trainer(tiny_config(EPOCHS_COUNT=50))
+    hand_over = TrainBatches.__getitem__
+    asked = []
+
+    def batch_and_stop(batches, index):
+        if batches.epoch == 1 and index == 2 and not asked:  # epoch 2 (0-based)
+            asked.append(trainer.stop())
+        return hand_over(batches, index)
+
+    monkeypatch.setattr(TrainBatches, "__getitem__", batch_and_stop)
+    result = trainer.run()
+    assert asked and result.status == "stopped", result.error
+    run = RunStore.from_values(trainer.config.values).open_run(result.run_id)
+    assert run.paths.final_model.exists() and run.read_result()["iterations"] == result.iterations

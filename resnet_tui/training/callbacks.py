@@ -289,14 +289,20 @@ class UserControl(keras.callbacks.Callback):
         self.stopped_mid_epoch = False
         self._epoch_end = counter.iteration  # the iteration the epoch under way ends at
         self._stepping = False  # an execution is under way: the next check comes at its end
+        self._steps_per_execution = 1  # the model's, read in the training thread (see _next_stop)
 
     def _next_stop(self) -> int:
-        """Where a stop asked for now takes effect (called under the control's lock)."""
+        """Where a stop asked for now takes effect (called under the control's lock, from the
+        thread that asks). It must not touch ``self.model``: on JAX that property writes fit's
+        state back into the model, and done from another thread while a step runs it marked
+        the state written with the previous step's arrays, which the step had already consumed
+        (the final save then met "Array has been deleted")."""
         if self._stepping:
-            return min(self.iteration + self.model.steps_per_execution, self._epoch_end)
+            return min(self.iteration + self._steps_per_execution, self._epoch_end)
         return self.iteration
 
     def on_train_begin(self, logs=None):
+        self._steps_per_execution = int(self.model.steps_per_execution or 1)
         self.control.next_stop = self._next_stop
 
     def on_epoch_begin(self, epoch, logs=None):
