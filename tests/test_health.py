@@ -139,10 +139,10 @@ def test_the_tiny_model_memorizing_96_images_is_overfitting(tiny_config):
 
 
 def test_a_training_step_that_hangs_is_a_stall(tiny_config):
-    """The tiny model hangs 6 s at the end of its 3rd step, before the step is reported (a hung
+    """The tiny model hangs 4 s at the end of its 3rd step, before the step is reported (a hung
     input pipeline): the watch says stalled, naming the last iteration reported."""
-    watch = HealthWatch(rules=[Stalled(times=10, floor=2.0)])  # 60 s at the least, as shipped: too slow here
-    trainer = Trainer(tiny_config(EPOCHS_COUNT=1), sink=watch, extra_callbacks=[FaultAfter(3, lambda model: time.sleep(6))])
+    watch = HealthWatch(rules=[Stalled(times=10, floor=1.5)])  # 60 s at the least, as shipped: too slow here
+    trainer = Trainer(tiny_config(EPOCHS_COUNT=1), sink=watch, extra_callbacks=[FaultAfter(3, lambda model: time.sleep(4))])
     thread = threading.Thread(target=trainer.run)
     thread.start()
     said = []

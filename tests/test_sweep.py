@@ -67,6 +67,8 @@ def test_malformed_sweep_json_names_the_line_and_column(tmp_path):
         load_sweep(path)
 
 
+# slow lane: 17 s of trials; the fast lane runs a sweep from the dashboard (test_tui_sweeps.py)
+@pytest.mark.slow
 def test_a_sweep_runs_its_trials_as_runs_and_saves_the_best_config(tmp_path, capsys):
     path = write_sweep(tmp_path, trials=3, pruner="none")
     best_file = tmp_path / "m1_best.json"

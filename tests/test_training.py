@@ -349,6 +349,8 @@ def test_a_new_recipe_trains_reports_its_true_rate_and_saves_a_loadable_model(ti
     assert type(loaded.optimizer._learning_rate) is type(trainer.model.optimizer._learning_rate)
 
 
+# slow lane: 18 s, two whole runs (make test stays under 6 minutes)
+@pytest.mark.slow
 def test_new_keys_at_their_defaults_train_bit_identically_to_a_config_without_them(tmp_path):
     """m8_base as the seed wrote it (no key this issue added) against the same file with every new key
     written out at its default: the same iterations, losses and rates, to the last bit."""
