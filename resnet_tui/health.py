@@ -205,4 +205,5 @@ class HealthWatch:
         problems = [a for a in self.alerts if a.kind in ("diverging", "stalled", "learning_rate", "overfitting")]
         if not problems:
             return "health: no problem seen (divergence, stalls, a flat loss, overfitting)"
-        return "health: " + " · ".join(f"{a.kind}: {a.message}" for a in problems[-2:])
+        worst_first = sorted(problems[-2:], key=lambda a: a.severity != "error")  # a long line is cut at its end
+        return "health: " + " · ".join(f"{a.kind}: {a.message}" for a in worst_first)

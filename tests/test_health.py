@@ -110,6 +110,17 @@ def test_the_health_line_names_the_worst_and_ended_runs_say_their_figures():
     assert ended == [Alert("failed", "failed: diverged (8 iterations, 1 epochs, best val acc 25.00%)", 8, "error")]
 
 
+def test_the_health_line_puts_a_divergence_before_a_warning_said_earlier():
+    """lr 10 with momentum 0.999 on the demo config: 'learning rate too high' at iteration 75, then
+    diverging at 124; the line is cut at 160 columns, so the error leads."""
+    watch = HealthWatch()
+    watch.see(it(1, 2.7))
+    for e, loss in enumerate([12.0, 30.0, 40.4], start=1):
+        watch.see(epoch(e, loss))
+    watch.see(it(80, math.inf))
+    assert watch.line().startswith("health: diverging: loss is inf at iteration 80 · learning_rate: loss above")
+
+
 def test_a_run_keeps_what_its_health_rules_said_in_its_result(tiny_config):
     config = tiny_config(EPOCHS_COUNT=3)
     result = Trainer(config, extra_callbacks=[FaultAfter(5, poison_weights)]).run()
