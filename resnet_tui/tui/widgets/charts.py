@@ -19,7 +19,6 @@ RUN_COLORS = ("cyan+", "orange+", "magenta+", "green+", "blue+", "red+", "cyan",
 SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
 X_LABELS = {"iteration": "iteration", "epoch": "epoch", "time": "wall time", "images": "images seen"}
 TRAIN_SYMBOL, VAL_SYMBOL = "━", f"─{VAL_MARKER}─"
-ZOOM_STEP = 2.0  # each + shows half as much of the x range, each - twice as much
 PAN_STEP = 0.25  # [ and ] move the shown part by this share of its width
 MAX_ZOOM = 1024.0
 FULL_VIEW = (0.0, 1.0)
